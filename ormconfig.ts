@@ -1,0 +1,46 @@
+/**
+ * The one DataSource definition, used by the app, the TypeORM CLI and the tests.
+ * The app calls createDataSource() with the URL it resolved (embedded or DATABASE_URL);
+ * the CLI uses the default export, which reads DATABASE_URL.
+ */
+import 'reflect-metadata';
+import path from 'node:path';
+import { DataSource } from 'typeorm';
+import { AccountEntity } from './src/modules/accounts/account.entity';
+import { CreditPackEntity } from './src/modules/catalog/credit-pack.entity';
+import { GenerationModelEntity } from './src/modules/catalog/generation-model.entity';
+import { TierEntity } from './src/modules/catalog/tier.entity';
+import { CreditLotEntity } from './src/modules/ledger/credit-lot.entity';
+import { IdempotencyKeyEntity } from './src/modules/ledger/idempotency-key.entity';
+import { LedgerEntryEntity } from './src/modules/ledger/ledger-entry.entity';
+
+export const entities = [
+  TierEntity,
+  CreditPackEntity,
+  GenerationModelEntity,
+  AccountEntity,
+  CreditLotEntity,
+  LedgerEntryEntity,
+  IdempotencyKeyEntity,
+];
+
+export function createDataSource(url: string, poolSize = 20, applicationName = 'credits-service'): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url,
+    entities,
+    migrations: [path.join(__dirname, 'migrations', '*.{ts,js}')],
+    migrationsTableName: 'schema_migrations',
+    migrationsRun: false,
+    synchronize: false,
+    logging: false,
+    extra: {
+      max: poolSize,
+      application_name: applicationName,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 30000,
+    },
+  });
+}
+
+export default createDataSource(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/credits');

@@ -1,0 +1,18 @@
+import { registerEnumType } from 'type-graphql';
+
+/** Domain outcomes a client can branch on; they come back in a payload's `userErrors`. */
+export enum UserErrorCode {
+  INVALID_INPUT = 'INVALID_INPUT',
+  NOT_FOUND = 'NOT_FOUND',
+  INSUFFICIENT_CREDITS = 'INSUFFICIENT_CREDITS',
+  FEATURE_NOT_IN_TIER = 'FEATURE_NOT_IN_TIER',
+  QUOTE_EXPIRED = 'QUOTE_EXPIRED',
+  QUOTE_MISMATCH = 'QUOTE_MISMATCH',
+  INVALID_STATE = 'INVALID_STATE',
+  IDEMPOTENCY_KEY_REUSED = 'IDEMPOTENCY_KEY_REUSED',
+  REFUND_WINDOW_EXPIRED = 'REFUND_WINDOW_EXPIRED',
+  CREDITS_ALREADY_USED = 'CREDITS_ALREADY_USED',
+  REFUND_ALREADY_REQUESTED = 'REFUND_ALREADY_REQUESTED',
+  PAYMENT_FAILED = 'PAYMENT_FAILED',
+}
+registerEnumType(UserErrorCode, { name: 'UserErrorCode' });

@@ -1,0 +1,128 @@
+/**
+ * Every environment variable the service reads, parsed and validated in one place.
+ * A bad value stops the start with a message naming the variable and what it accepts.
+ */
+import path from 'node:path';
+
+export type PaymentProviderName = 'sandbox' | 'stripe';
+
+export interface Config {
+  nodeEnv: string;
+  production: boolean;
+  port: number;
+  host: string;
+  /** External PostgreSQL; undefined means the embedded database under dataDir. */
+  databaseUrl?: string;
+  dataDir: string;
+  /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
+  embeddedPgPort: number;
+  dbPoolSize: number;
+  jwtSecret?: string;
+  jwtJwksUrl?: string;
+  /** True when the secret was generated at start (development only). */
+  jwtSecretGenerated: boolean;
+  paymentProvider: PaymentProviderName;
+  simulatedWorker: boolean;
+  testClock: boolean;
+  jobLeaseSeconds: number;
+  maxQueryDepth: number;
+  maxQueryCost: number;
+  logLevel: string;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, accepts: string, got: string) {
+    super(`Invalid ${variable}=${JSON.stringify(got)}: ${accepts}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `accepts a whole number from ${min} to ${max}`, raw);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(name, `accepts a whole number from ${min} to ${max}`, raw);
+  }
+  return n;
+}
+
+function flag(env: Env, name: string, def: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(name, 'accepts 1 or 0 (also true/false, yes/no, on/off)', raw);
+}
+
+function oneOf<T extends string>(env: Env, name: string, options: readonly T[], def: T): T {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (!(options as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `accepts one of ${options.join(', ')}`, raw);
+  }
+  return raw as T;
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `accepts a URL starting with ${protocols.join(' or ')}`, raw);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `accepts a URL starting with ${protocols.join(' or ')}`, raw);
+  }
+  return raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
+  const production = nodeEnv === 'production';
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const jwtSecretRaw = str(env, 'JWT_SECRET');
+  if (jwtSecretRaw !== undefined && jwtSecretRaw.length < 16) {
+    throw new ConfigError('JWT_SECRET', 'accepts a secret of at least 16 characters', '<hidden>');
+  }
+  const jwtJwksUrl = url(env, 'JWT_JWKS_URL', ['https:', 'http:']);
+  if (production && !jwtSecretRaw && !jwtJwksUrl) {
+    throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production (or set JWT_JWKS_URL)', '');
+  }
+  const testClock = flag(env, 'TEST_CLOCK', false);
+  if (testClock && production) {
+    throw new ConfigError('TEST_CLOCK', 'accepts only 0 when NODE_ENV=production', str(env, 'TEST_CLOCK') ?? '');
+  }
+  return {
+    nodeEnv,
+    production,
+    port: int(env, 'PORT', 4000, 0, 65535),
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    databaseUrl,
+    dataDir: path.resolve(str(env, 'DATA_DIR') ?? './.data'),
+    embeddedPgPort: int(env, 'EMBEDDED_PG_PORT', 0, 0, 65535),
+    dbPoolSize: int(env, 'DB_POOL_SIZE', 20, 1, 500),
+    jwtSecret: jwtSecretRaw,
+    jwtJwksUrl,
+    jwtSecretGenerated: false,
+    paymentProvider: oneOf(env, 'PAYMENT_PROVIDER', ['sandbox', 'stripe'] as const, 'sandbox'),
+    simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),
+    testClock,
+    jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),
+    maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 10, 2, 100),
+    maxQueryCost: int(env, 'MAX_QUERY_COST', 5000, 10, 1_000_000),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
+  };
+}

@@ -1,0 +1,22 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { BillingInterval, TierCode } from '../catalog/catalog.enums';
+import { PlanStatus } from './plan-status.enum';
+
+@Entity('accounts')
+export class AccountEntity {
+  /** The token subject (`sub`). */
+  @PrimaryColumn({ type: 'text' }) id: string;
+  @Column({ type: 'text' }) tier: TierCode;
+  @Column({ name: 'billing_interval', type: 'text', nullable: true }) billingInterval: BillingInterval | null;
+  @Column({ name: 'plan_status', type: 'text' }) planStatus: PlanStatus;
+  @Column({ name: 'current_period_start', type: 'timestamptz', nullable: true }) currentPeriodStart: Date | null;
+  @Column({ name: 'current_period_end', type: 'timestamptz', nullable: true }) currentPeriodEnd: Date | null;
+  @Column({ name: 'cancel_at_period_end', type: 'boolean' }) cancelAtPeriodEnd: boolean;
+  /** Available balance; CHECK (available >= 0) in the database. */
+  @Column({ type: 'int' }) available: number;
+  @Column({ name: 'low_credit_threshold', type: 'int' }) lowCreditThreshold: number;
+  @Column({ name: 'low_warning_armed', type: 'boolean' }) lowWarningArmed: boolean;
+  @Column({ name: 'depleted_warning_armed', type: 'boolean' }) depletedWarningArmed: boolean;
+  @Column({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
+  @Column({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
+}

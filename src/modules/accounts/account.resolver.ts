@@ -1,0 +1,59 @@
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { Role } from '../../common/auth/role.enum';
+import { ConnectionArgs } from '../../common/relay/connection.args';
+import type { ConnectionShape } from '../../common/relay/connection.type';
+import { paginate } from '../../common/relay/paginate';
+import { callerId, type Context } from '../../context';
+import { Balance } from '../ledger/balance.type';
+import { LedgerEntry, LedgerEntryConnection } from '../ledger/ledger-entry.type';
+import { Account } from './account.type';
+import { Plan } from './plan.type';
+
+@Resolver(_of => Account)
+export class AccountResolver {
+  @Authorized()
+  @Query(_returns => Account, { description: "The caller's own account (opened on first use)." })
+  async me(@Ctx() ctx: Context): Promise<Account> {
+    const id = callerId(ctx);
+    await ctx.services.accounts.ensureOpen(id);
+    const row = await ctx.services.accounts.get(id);
+    if (!row) throw new Error(`account ${id} vanished`);
+    return Account.of(row);
+  }
+
+  @Authorized(Role.ADMIN)
+  @Query(_returns => Account, { nullable: true, description: 'Any account by id (admin).' })
+  async account(@Arg('id', _type => ID) id: string, @Ctx() ctx: Context): Promise<Account | null> {
+    const row = id.length <= 128 ? await ctx.services.accounts.get(id) : null;
+    return row ? Account.of(row) : null;
+  }
+
+  @FieldResolver(_returns => Plan)
+  async plan(@Root() account: Account, @Ctx() ctx: Context): Promise<Plan> {
+    const r = account.row;
+    return {
+      tier: await ctx.services.catalog.tier(r.tier),
+      interval: r.billingInterval,
+      status: r.planStatus,
+      currentPeriodStart: r.currentPeriodStart,
+      currentPeriodEnd: r.currentPeriodEnd,
+      cancelAtPeriodEnd: r.cancelAtPeriodEnd,
+    };
+  }
+
+  @FieldResolver(_returns => Balance)
+  balance(@Root() account: Account): Balance {
+    return Balance.of({ accountId: account.id, available: account.row.available, lowCreditThreshold: account.row.lowCreditThreshold });
+  }
+
+  @FieldResolver(_returns => LedgerEntryConnection, { description: 'Every change to the balance, newest first.' })
+  ledger(@Root() account: Account, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<LedgerEntry>> {
+    return paginate(ctx.services.db, {
+      table: 'ledger_entries',
+      where: 'account_id = $1',
+      params: [account.id],
+      page,
+      map: LedgerEntry.fromRow,
+    });
+  }
+}

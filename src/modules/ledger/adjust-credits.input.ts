@@ -1,0 +1,25 @@
+import { IsInt, IsOptional, Length, Max, Min, NotEquals } from 'class-validator';
+import { Field, ID, InputType, Int } from 'type-graphql';
+
+@InputType({ description: 'An operator correction. Positive: a new ADJUSTMENT lot. Negative: taken in spending order.' })
+export class AdjustCreditsInput {
+  @Field(_type => ID)
+  @Length(1, 128)
+  accountId: string;
+
+  @Field(_type => Int, { description: 'Signed, non-zero' })
+  @IsInt()
+  @NotEquals(0, { message: 'amount must not be 0' })
+  @Min(-1_000_000_000)
+  @Max(1_000_000_000)
+  amount: number;
+
+  @Field(_type => String, { description: 'Why; shown in the ledger (1-500 characters)' })
+  @Length(1, 500)
+  reason: string;
+
+  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
+  @IsOptional()
+  @Length(1, 255)
+  idempotencyKey?: string | null;
+}

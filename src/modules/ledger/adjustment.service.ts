@@ -1,0 +1,72 @@
+/** Operator adjustments: idempotent, one transaction, never below zero. */
+import type { DataSource } from 'typeorm';
+import type { Clock } from '../../common/clock';
+import { UserErrorCode } from '../../common/errors/user-error-code.enum';
+import { idempotent, KeyReused } from './idempotency';
+import { LedgerEntryKind, LotSource } from './ledger.enums';
+import { BalanceOverflow, type BalanceSnapshot, type LedgerService } from './ledger.service';
+
+export interface AdjustRequest {
+  accountId: string;
+  amount: number;
+  reason: string;
+  idempotencyKey?: string | null;
+}
+
+export interface AdjustOutcome {
+  entryId?: string;
+  balance?: BalanceSnapshot;
+  error?: { code: UserErrorCode; message: string; field?: string[] };
+}
+
+export class AdjustmentService {
+  constructor(private readonly db: DataSource, private readonly clock: Clock, private readonly ledger: LedgerService) {}
+
+  async adjust(actor: string, req: AdjustRequest): Promise<AdjustOutcome> {
+    const { idempotencyKey, ...input } = req;
+    const out = await idempotent<AdjustOutcome, AdjustOutcome>(
+      this.db,
+      { scope: actor, key: idempotencyKey, operation: 'adjustCredits', input },
+      () => this.clock.now(),
+      async (tx) => {
+        const common = { accountId: req.accountId, description: req.reason, actor, idempotencyKey };
+        let outcome: AdjustOutcome;
+        try {
+          const written =
+            req.amount > 0
+              ? await this.ledger.grant(tx, { ...common, amount: req.amount, source: LotSource.ADJUSTMENT, kind: LedgerEntryKind.ADJUSTMENT })
+              : await this.ledger.debit(tx, { ...common, amount: -req.amount, kind: LedgerEntryKind.ADJUSTMENT });
+          if (written === undefined) {
+            outcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No account has this id', field: ['input', 'accountId'] } };
+          } else if (written === 'insufficient') {
+            const balance = await this.ledger.balance(req.accountId);
+            outcome = {
+              balance,
+              error: {
+                code: UserErrorCode.INSUFFICIENT_CREDITS,
+                message: `Cannot take ${-req.amount} credits: the balance is ${balance?.available ?? 0}`,
+                field: ['input', 'amount'],
+              },
+            };
+          } else {
+            outcome = written;
+          }
+        } catch (e) {
+          if (!(e instanceof BalanceOverflow)) throw e;
+          outcome = { error: { code: UserErrorCode.INVALID_INPUT, message: 'The balance would exceed 2147483647 credits', field: ['input', 'amount'] } };
+        }
+        return { result: outcome, store: outcome };
+      },
+    );
+    if (out instanceof KeyReused) {
+      return {
+        error: {
+          code: UserErrorCode.IDEMPOTENCY_KEY_REUSED,
+          message: 'This idempotency key was already used with other input',
+          field: ['input', 'idempotencyKey'],
+        },
+      };
+    }
+    return 'fresh' in out ? out.fresh : out.stored;
+  }
+}

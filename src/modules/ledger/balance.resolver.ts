@@ -1,0 +1,39 @@
+import { Arg, Authorized, Ctx, FieldResolver, Int, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import { badUserInput } from '../../common/errors/graphql-errors';
+import { transaction } from '../../common/db/transaction';
+import type { BalanceChangedEvent } from '../../common/events/events';
+import { callerId, type Context } from '../../context';
+import { Balance } from './balance.type';
+import { CreditLot } from './credit-lot.type';
+
+export const MAX_LOW_CREDIT_THRESHOLD = 1_000_000;
+
+@Resolver(_of => Balance)
+export class BalanceResolver {
+  @FieldResolver(_returns => [CreditLot])
+  lots(@Root() balance: Balance, @Ctx() ctx: Context): Promise<CreditLot[]> {
+    return ctx.services.ledger.lots(balance.accountId);
+  }
+
+  @Authorized()
+  @Mutation(_returns => Balance, { description: `Sets the caller's low-credit warning level (0 to ${MAX_LOW_CREDIT_THRESHOLD}).` })
+  async setLowCreditThreshold(@Arg('threshold', _type => Int) threshold: number, @Ctx() ctx: Context): Promise<Balance> {
+    if (threshold < 0 || threshold > MAX_LOW_CREDIT_THRESHOLD) {
+      throw badUserInput(`threshold must be between 0 and ${MAX_LOW_CREDIT_THRESHOLD}`, 'threshold');
+    }
+    const id = callerId(ctx);
+    await ctx.services.accounts.ensureOpen(id);
+    const b = await transaction(ctx.services.db, (tx) => ctx.services.ledger.setLowCreditThreshold(tx, id, threshold));
+    if (!b) throw new Error(`account ${id} vanished`);
+    return Balance.of(b);
+  }
+
+  @Authorized()
+  @Subscription(_returns => Balance, {
+    description: "The caller's balance after every committed change to it.",
+    subscribe: ({ context }) => (context as Context).services.events.subscribe('balance', callerId(context as Context)),
+  })
+  balanceChanged(@Root() event: BalanceChangedEvent): Balance {
+    return Balance.of(event);
+  }
+}

@@ -1,0 +1,37 @@
+import path from 'node:path';
+import { createPubSub } from '@graphql-yoga/subscription';
+import { DateTimeResolver } from 'graphql-scalars';
+import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { buildSchema } from 'type-graphql';
+import { authChecker } from './common/auth/auth-checker';
+import { AccountResolver } from './modules/accounts/account.resolver';
+import { CatalogResolver } from './modules/catalog/catalog.resolver';
+import { AdjustmentResolver } from './modules/ledger/adjustment.resolver';
+import { BalanceResolver } from './modules/ledger/balance.resolver';
+
+export const resolvers = [AccountResolver, BalanceResolver, AdjustmentResolver, CatalogResolver] as const;
+
+export const SCHEMA_FILE = path.resolve(__dirname, '..', 'schema', 'schema.graphql');
+
+let built: Promise<GraphQLSchema> | undefined;
+
+/**
+ * Builds the schema (once per process: type-graphql's metadata is global).
+ * Subscriptions read their events from the per-instance event bus in the context, so the
+ * pubSub given here only satisfies type-graphql's check.
+ */
+export function buildAppSchema(): Promise<GraphQLSchema> {
+  built ??= buildSchema({
+    resolvers,
+    authChecker,
+    validate: { forbidUnknownValues: false },
+    pubSub: createPubSub(),
+    scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
+  });
+  return built;
+}
+
+/** The committed SDL: sorted, so diffs show real changes only. */
+export function printAppSchema(schema: GraphQLSchema): string {
+  return `# Generated from the code by \`npm run schema\`; do not edit. The contract is ../shared/API.md.\n\n${printSchema(lexicographicSortSchema(schema))}\n`;
+}

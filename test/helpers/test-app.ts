@@ -1,0 +1,160 @@
+/**
+ * A real server (express + Apollo + graphql-ws) on a fresh database cloned from the migrated
+ * template, clients for HTTP and websockets, and an auditor connection that checks the ledger
+ * invariants after every test.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print, type GraphQLFormattedError } from 'graphql';
+import { createClient, type Client as WsClient } from 'graphql-ws';
+import { Client, Pool } from 'pg';
+import pino from 'pino';
+import WebSocket from 'ws';
+import { signToken } from '../../src/common/auth/jwt';
+import { Role } from '../../src/common/auth/role.enum';
+import { loadConfig, type Config } from '../../src/config';
+import { createServer, type RunningServer } from '../../src/server';
+import { assertLedgerInvariants } from './invariants';
+
+export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
+
+export interface GqlResult<T> {
+  status: number;
+  data?: T | null;
+  errors?: GraphQLFormattedError[];
+}
+
+export class TestApp {
+  constructor(
+    readonly server: RunningServer,
+    readonly databaseUrl: string,
+    readonly audit: Pool,
+    readonly config: Config,
+  ) {}
+
+  get url(): string {
+    return this.server.url;
+  }
+
+  token(sub: string, role: Role = Role.USER, ttlSeconds?: number): Promise<string> {
+    return signToken(TEST_JWT_SECRET, sub, role, ttlSeconds);
+  }
+
+  /** Sends a typed operation over HTTP as `sub` (or with a raw token, or none). */
+  async gql<TData, TVars>(
+    doc: TypedDocumentNode<TData, TVars>,
+    variables: TVars | undefined,
+    as?: { sub: string; role?: Role } | { token: string } | null,
+  ): Promise<GqlResult<TData>> {
+    return this.raw(print(doc), variables as Record<string, unknown> | undefined, as);
+  }
+
+  async raw<TData = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    as?: { sub: string; role?: Role } | { token: string } | null,
+  ): Promise<GqlResult<TData>> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (as) headers.authorization = `Bearer ${'token' in as ? as.token : await this.token(as.sub, as.role)}`;
+    const res = await fetch(this.url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+    const body = (await res.json()) as { data?: TData; errors?: GraphQLFormattedError[] };
+    return { status: res.status, data: body.data, errors: body.errors };
+  }
+
+  /** A graphql-ws client (the library's own) connected as `sub`. */
+  ws(auth: { sub: string; role?: Role } | { token: string } | { params: Record<string, unknown> }, onClose?: (code: number, reason: string) => void): WsClient {
+    return createClient({
+      url: this.server.wsUrl,
+      webSocketImpl: WebSocket,
+      lazy: false,
+      retryAttempts: 0,
+      connectionParams: async () => {
+        if ('params' in auth) return auth.params;
+        const token = 'token' in auth ? auth.token : await this.token(auth.sub, auth.role);
+        return { authorization: `Bearer ${token}` };
+      },
+      on: { closed: (e) => onClose?.((e as { code: number }).code, (e as { reason: string }).reason) },
+      onNonLazyError: () => undefined,
+    });
+  }
+
+  async checkInvariants(): Promise<void> {
+    await assertLedgerInvariants(this.audit);
+  }
+
+  async stop(): Promise<void> {
+    await this.server.stop();
+    await this.audit.end();
+  }
+}
+
+export async function createTestDatabase(): Promise<string> {
+  const adminUrl = process.env.TEST_PG_ADMIN_URL!;
+  const name = `credits_t_${process.env.TEST_RUN_ID}_${randomBytes(5).toString('hex')}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.query(`CREATE DATABASE ${name} TEMPLATE ${process.env.TEST_PG_TEMPLATE}`);
+        break;
+      } catch (e) {
+        // Two files cloning the template at the same moment: try again shortly.
+        if (attempt > 20 || !/being accessed by other users/.test(String(e))) throw e;
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: TEST_JWT_SECRET,
+    SIMULATED_WORKER: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    DB_POOL_SIZE: '20',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    ...env,
+  });
+}
+
+export async function startTestApp(env: Record<string, string> = {}, databaseUrl?: string): Promise<TestApp> {
+  const url = databaseUrl ?? (await createTestDatabase());
+  const config = testConfig(url, env);
+  const server = await createServer(config, pino({ level: config.logLevel }));
+  const audit = new Pool({ connectionString: url, max: 2, application_name: 'auditor' });
+  return new TestApp(server, url, audit, config);
+}
+
+/** One server per test file; the ledger invariants are checked after every test. */
+export function useTestApp(env: Record<string, string> = {}): { readonly app: TestApp } {
+  const holder = {} as { app: TestApp };
+  beforeAll(async () => {
+    holder.app = await startTestApp(env);
+  });
+  afterEach(async () => {
+    await holder.app?.checkInvariants();
+  });
+  afterAll(async () => {
+    await holder.app?.stop();
+  });
+  return holder;
+}
+
+/** Waits until `predicate` holds (polling), or fails after `ms`. */
+export async function eventually(predicate: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

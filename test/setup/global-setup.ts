@@ -1,0 +1,51 @@
+/**
+ * Starts one real PostgreSQL for the whole run (embedded, on a free port, in a temporary
+ * folder) unless DATABASE_URL names one, and migrates a template database that every test
+ * file clones (CREATE DATABASE … TEMPLATE), so each file starts from a fresh, migrated schema.
+ */
+import 'reflect-metadata';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import pino from 'pino';
+import { createDataSource } from '../../ormconfig';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/common/db/embedded-postgres';
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __TEST_PG__: { embedded?: EmbeddedDatabase; dataDir?: string; adminUrl: string; template: string } | undefined;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+export default async function globalSetup(): Promise<void> {
+  const log = pino({ level: 'warn' });
+  let embedded: EmbeddedDatabase | undefined;
+  let dataDir: string | undefined;
+  let baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'credits-test-'));
+    embedded = await startEmbeddedPostgres({ dataDir, port: 0, database: 'postgres', log });
+    baseUrl = embedded.url;
+  }
+  const adminUrl = withDatabase(baseUrl, 'postgres');
+  const template = `credits_tpl_${process.pid}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${template}`);
+  await admin.query(`CREATE DATABASE ${template}`);
+  await admin.end();
+  const ds = createDataSource(withDatabase(baseUrl, template), 2);
+  await ds.initialize();
+  await ds.runMigrations({ transaction: 'all' });
+  await ds.destroy();
+  process.env.TEST_PG_ADMIN_URL = adminUrl;
+  process.env.TEST_PG_TEMPLATE = template;
+  process.env.TEST_RUN_ID = String(process.pid);
+  globalThis.__TEST_PG__ = { embedded, dataDir, adminUrl, template };
+}

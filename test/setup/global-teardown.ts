@@ -1,0 +1,14 @@
+import { rm } from 'node:fs/promises';
+import { Client } from 'pg';
+
+export default async function globalTeardown(): Promise<void> {
+  const t = globalThis.__TEST_PG__;
+  if (!t) return;
+  const admin = new Client({ connectionString: t.adminUrl });
+  await admin.connect();
+  const dbs = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE 'credits_t_' || $2 || '_%' OR datname = $1`, [t.template, String(process.pid)]);
+  for (const { datname } of dbs.rows) await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+  await admin.end();
+  await t.embedded?.stop();
+  if (t.dataDir) await rm(t.dataDir, { recursive: true, force: true });
+}
