@@ -46,6 +46,7 @@ type WsExtra = {
 
 /** WebSocket payloads above this are refused by ws itself (close 1009). */
 export const WS_MAX_PAYLOAD = 64 * 1024;
+const DAY_MS = 24 * 3600 * 1000;
 
 async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSource; url: string; embedded?: EmbeddedDatabase }> {
   let embedded: EmbeddedDatabase | undefined;
@@ -102,9 +103,14 @@ export async function createServer(config: Config, log: Logger = createLogger(co
           const identity = await verify(token);
           ctx.extra.identity = identity;
           if (identity.exp) {
-            const ms = identity.exp * 1000 - Date.now();
-            ctx.extra.expiryTimer = setTimeout(() => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), Math.max(0, ms));
-            ctx.extra.expiryTimer.unref();
+            const closeAtExpiry = () => {
+              const ms = identity.exp! * 1000 - Date.now();
+              if (ms <= 0) return ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired');
+              // Timers hold at most 2^31-1 ms; a far expiry is re-checked daily.
+              ctx.extra.expiryTimer = setTimeout(closeAtExpiry, Math.min(ms, DAY_MS));
+              ctx.extra.expiryTimer.unref();
+            };
+            closeAtExpiry();
           }
           return true;
         } catch {

@@ -61,12 +61,12 @@ export class TestApp {
     return { status: res.status, data: body.data, errors: body.errors };
   }
 
-  /** A graphql-ws client (the library's own) connected as `sub`. */
+  /** A graphql-ws client (the library's own) for `sub`; it connects on its first subscription. */
   ws(auth: { sub: string; role?: Role } | { token: string } | { params: Record<string, unknown> }, onClose?: (code: number, reason: string) => void): WsClient {
     return createClient({
       url: this.server.wsUrl,
       webSocketImpl: WebSocket,
-      lazy: false,
+      lazy: true,
       retryAttempts: 0,
       connectionParams: async () => {
         if ('params' in auth) return auth.params;
@@ -74,7 +74,6 @@ export class TestApp {
         return { authorization: `Bearer ${token}` };
       },
       on: { closed: (e) => onClose?.((e as { code: number }).code, (e as { reason: string }).reason) },
-      onNonLazyError: () => undefined,
     });
   }
 

@@ -39,7 +39,7 @@ export class AdjustmentService {
           if (written === undefined) {
             outcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No account has this id', field: ['input', 'accountId'] } };
           } else if (written === 'insufficient') {
-            const balance = await this.ledger.balance(req.accountId);
+            const balance = await this.ledger.balance(req.accountId, tx);
             outcome = {
               balance,
               error: {

@@ -143,9 +143,11 @@ export class LedgerService {
     return { entryId: written.entryId, balance };
   }
 
-  async balance(accountId: string): Promise<BalanceSnapshot | undefined> {
-    const [row] = (await this.db.query(`SELECT ${BALANCE_COLUMNS} FROM accounts WHERE id = $1`, [accountId])) as BalanceSnapshot[];
-    return row;
+  /** The balance now; pass the transaction when inside one (never take a second connection). */
+  async balance(accountId: string, tx?: Tx): Promise<BalanceSnapshot | undefined> {
+    const sql = `SELECT ${BALANCE_COLUMNS} FROM accounts WHERE id = $1`;
+    const rows = (tx ? await tx.query(sql, [accountId]) : await this.db.query(sql, [accountId])) as BalanceSnapshot[];
+    return rows[0];
   }
 
   /** Lots that still hold credits, in spending order. */
