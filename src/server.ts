@@ -156,6 +156,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
     introspection: !config.production,
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
+    stopOnTerminationSignals: false, // main.ts owns shutdown order
     includeStacktraceInErrorResponses: !config.production,
     validationRules: limitRules(limits),
     formatError,

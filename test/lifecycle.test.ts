@@ -1,0 +1,143 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import WebSocket from 'ws';
+import { freePort } from '../src/common/db/embedded-postgres';
+import { BalanceChangedDocument, MeDocument, SetLowCreditThresholdDocument } from './graphql/generated';
+import { startService } from './helpers/process';
+import { subscribe, untilLive } from './helpers/subscriptions';
+import { eventually, startTestApp } from './helpers/test-app';
+
+async function gql(port: number, token: string, query: string) {
+  const res = await fetch(`http://127.0.0.1:${port}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+  });
+  return (await res.json()) as { data?: any; errors?: any[] };
+}
+
+function tokens(output: string): { user: string; admin: string } {
+  const user = /user\s+\(sub demo-user\): (\S+)/.exec(output)![1];
+  const admin = /admin\s+\(sub demo-admin\): (\S+)/.exec(output)![1];
+  return { user, admin };
+}
+
+describe('configuration', () => {
+  it('refuses to start on a bad value, naming the variable and what it accepts', async () => {
+    const svc = startService({ PORT: 'eighty' });
+    expect((await svc.exited).code).toBe(2);
+    expect(svc.output()).toContain('Invalid PORT="eighty": accepts a whole number from 0 to 65535');
+  });
+
+  it('refuses to start in production without a JWT secret', async () => {
+    const svc = startService({ NODE_ENV: 'production', DATABASE_URL: 'postgres://x@127.0.0.1:1/x' });
+    expect((await svc.exited).code).toBe(2);
+    expect(svc.output()).toContain('JWT_SECRET');
+    expect(svc.output()).toContain('is required when NODE_ENV=production');
+  });
+
+  it('refuses the test clock in production', async () => {
+    const svc = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-123', TEST_CLOCK: '1' });
+    expect((await svc.exited).code).toBe(2);
+    expect(svc.output()).toContain('Invalid TEST_CLOCK="1": accepts only 0 when NODE_ENV=production');
+  });
+});
+
+describe('the service on its embedded database', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'credits-life-'));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts, prints demo tokens, stops cleanly on SIGTERM and keeps every balance across a restart', async () => {
+    const port = await freePort();
+    const env = { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' };
+
+    let started = Date.now();
+    const first = startService(env);
+    await first.waitFor(/sub demo-worker\): \S+/);
+    const firstStartMs = Date.now() - started;
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    let t = tokens(first.output());
+    const me = await gql(port, t.user, '{ me { id balance { available } } }');
+    expect(me.data.me).toEqual({ id: 'demo-user', balance: { available: 25 } });
+    const adj = await gql(port, t.admin, 'mutation { adjustCredits(input: { accountId: "demo-user", amount: -7, reason: "restart test" }) { balance { available } } }');
+    expect(adj.data.adjustCredits.balance.available).toBe(18);
+
+    // An open websocket is closed by the shutdown (1001 going away), not left hanging.
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws');
+    await new Promise((r) => socket.on('open', r));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${t.user}` } }));
+    await new Promise((r) => socket.on('message', r));
+    const socketClosed = new Promise<number>((r) => socket.on('close', (code) => r(code)));
+
+    first.child.kill('SIGTERM');
+    const firstExit = await first.exited;
+    if (firstExit.code !== 0) console.log(first.output());
+    expect(firstExit).toEqual({ code: 0, signal: null });
+    expect(first.output()).toContain('stopped cleanly');
+    expect(await socketClosed).toBe(1001);
+
+    started = Date.now();
+    const second = startService(env);
+    await second.waitFor(/sub demo-worker\): \S+/);
+    const secondStartMs = Date.now() - started;
+    t = tokens(second.output());
+    const again = await gql(port, t.user, '{ me { balance { available lots { source remaining } } ledger { totalCount } } }');
+    expect(again.data.me.balance).toEqual({ available: 18, lots: [{ source: 'SIGNUP_BONUS', remaining: 18 }] });
+    expect(again.data.me.ledger.totalCount).toBe(2);
+    second.child.kill('SIGINT');
+    expect((await second.exited).code).toBe(0);
+    process.stdout.write(`startup: first ${firstStartMs} ms (initdb + migrations), second ${secondStartMs} ms\n`);
+  });
+
+  it('recovers when the process was killed with the database left running', async () => {
+    const port = await freePort();
+    const env = { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' };
+    const killed = startService(env);
+    await killed.waitFor(/sub demo-worker\): \S+/);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    const next = startService(env);
+    await next.waitFor(/sub demo-worker\): \S+/);
+    expect(next.output()).toContain('stopping an embedded PostgreSQL left running by an earlier process');
+    const t = tokens(next.output());
+    const me = await gql(port, t.user, '{ me { balance { available } } }');
+    expect(me.data.me.balance.available).toBe(18);
+    next.child.kill('SIGTERM');
+    expect((await next.exited).code).toBe(0);
+  });
+});
+
+describe('readiness', () => {
+  it('reports 503 while the database refuses connections and recovers, events included, when it returns', async () => {
+    const app = await startTestApp();
+    const base = app.url.replace('/graphql', '');
+    const dbName = new URL(app.databaseUrl).pathname.slice(1);
+    await app.gql(MeDocument, {}, { sub: 'ready-user' });
+    const admin = new Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS false`);
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [dbName]);
+      await eventually(async () => (await fetch(`${base}/readyz`)).status === 503, 10000);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`);
+      await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 10000);
+
+      const sub = subscribe(app.ws({ sub: 'ready-user' }), BalanceChangedDocument);
+      await untilLive(sub, () => app.gql(SetLowCreditThresholdDocument, { threshold: 5 }, { sub: 'ready-user' }), 10000);
+      await sub.dispose();
+    } finally {
+      await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      await admin.end();
+      app.audit.end().catch(() => undefined);
+      await app.server.stop();
+    }
+  });
+});
