@@ -1,9 +1,10 @@
-import { SignJWT } from 'jose';
+import http from 'node:http';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { signToken } from '../src/common/auth/jwt';
 import { Role } from '../src/common/auth/role.enum';
 import { AccountByIdDocument, AdjustCreditsDocument, MeDocument } from './graphql/generated';
-import { useTestApp } from './helpers/test-app';
+import { startTestApp, useTestApp } from './helpers/test-app';
 
 const t = useTestApp();
 
@@ -97,5 +98,34 @@ describe('identity', () => {
     expect(closed.code).toBe(4403);
     expect(closed.reason).toContain('token expired');
     expect(Date.now() - started).toBeGreaterThan(500);
+  });
+});
+
+describe('identity from a JWKS URL', () => {
+  it('accepts RS256 tokens signed by a key the JWKS publishes and refuses others', async () => {
+    const good = await generateKeyPair('RS256');
+    const bad = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(good.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const jwks = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', () => r()));
+    const { port } = jwks.address() as { port: number };
+    const app = await startTestApp({ JWT_SECRET: '', JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` });
+    try {
+      const sign = (key: Parameters<SignJWT['sign']>[0], role = 'user') =>
+        new SignJWT({ role }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('jwks-user').setExpirationTime('5m').sign(key);
+      const ok = await app.gql(MeDocument, {}, { token: await sign(good.privateKey) });
+      expect(ok.errors).toBeUndefined();
+      expect(ok.data!.me.id).toBe('jwks-user');
+      const forged = await app.gql(MeDocument, {}, { token: await sign(bad.privateKey) });
+      expect(forged.errors![0].extensions!.code).toBe('UNAUTHENTICATED');
+      const hs = await app.gql(MeDocument, {}, { token: await signToken('test-secret-0123456789abcdef', 'jwks-user', Role.USER) });
+      expect(hs.errors![0].extensions!.code).toBe('UNAUTHENTICATED');
+    } finally {
+      await app.stop();
+      jwks.close();
+    }
   });
 });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import WebSocket from 'ws';
+import { Role } from '../src/common/auth/role.enum';
 import { freePort } from '../src/common/db/embedded-postgres';
 import { BalanceChangedDocument, MeDocument, SetLowCreditThresholdDocument } from './graphql/generated';
 import { startService } from './helpers/process';
@@ -139,5 +140,39 @@ describe('readiness', () => {
       app.audit.end().catch(() => undefined);
       await app.server.stop();
     }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes a request in flight before closing the pool, and refuses new connections', async () => {
+    const app = await startTestApp();
+    await app.gql(MeDocument, {}, { sub: 'inflight' });
+    // Hold the account row so the adjustment is still running when the stop begins.
+    const blocker = new Client({ connectionString: app.databaseUrl });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query(`SELECT 1 FROM accounts WHERE id = 'inflight' FOR UPDATE`);
+    const token = await app.token('ops', Role.ADMIN);
+    const inFlight = fetch(app.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: 'mutation { adjustCredits(input: { accountId: "inflight", amount: -5, reason: "in flight" }) { balance { available } } }' }),
+    });
+    await eventually(async () => {
+      const r = await app.audit.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`);
+      return r.rows[0].n > 0;
+    });
+    const stopped = app.server.stop();
+    await new Promise((r) => setTimeout(r, 200));
+    await expect(fetch(app.url.replace('/graphql', '/healthz'))).rejects.toThrow();
+    await blocker.query('COMMIT');
+    await blocker.end();
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).data.adjustCredits.balance.available).toBe(20);
+    await stopped;
+    const row = await app.audit.query(`SELECT available FROM accounts WHERE id = 'inflight'`);
+    expect(row.rows[0].available).toBe(20);
+    await app.audit.end();
   });
 });
