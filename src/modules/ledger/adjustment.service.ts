@@ -38,18 +38,18 @@ export class AdjustmentService {
               : await this.ledger.debit(tx, { ...common, amount: -req.amount, kind: LedgerEntryKind.ADJUSTMENT });
           if (written === undefined) {
             outcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No account has this id', field: ['input', 'accountId'] } };
-          } else if (written === 'insufficient') {
-            const balance = await this.ledger.balance(req.accountId, tx);
+          } else if ('insufficient' in written) {
+            const { balance } = written;
             outcome = {
               balance,
               error: {
                 code: UserErrorCode.INSUFFICIENT_CREDITS,
-                message: `Cannot take ${-req.amount} credits: the balance is ${balance?.available ?? 0}`,
+                message: `Cannot take ${-req.amount} credits: the balance is ${balance.available}`,
                 field: ['input', 'amount'],
               },
             };
           } else {
-            outcome = written;
+            outcome = { entryId: written.entryId, balance: written.balance };
           }
         } catch (e) {
           if (!(e instanceof BalanceOverflow)) throw e;

@@ -1,15 +1,16 @@
 /**
  * The credit ledger: lots, immutable entries and the available balance on the account row.
  *
- * Every change first takes the account row lock with one conditional UPDATE of `available`
- * (a debit only matches when the balance covers it), then writes the lots, the entry, its lot
- * movements and the event in one further statement. Every path that touches an account's lots
- * holds that row lock, so the lots read in the second statement are current.
+ * Money moves only through the ledger_* database functions (migrations/…-ledger-functions):
+ * each takes the account row lock with one conditional UPDATE of `available` (a debit only
+ * matches when the balance covers it), then writes lots, entry, lot movements and the balance
+ * event inside PostgreSQL, so the lock is held for one round trip of the caller at most.
  */
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import type { Tx } from '../../common/db/transaction';
 import { publishInTx } from '../../common/events/events';
+import type { TierCode } from '../catalog/catalog.enums';
 import { LedgerEntryKind, LotSource } from './ledger.enums';
 import { CreditLotEntity } from './credit-lot.entity';
 import type { LedgerEntryRow } from './ledger-entry.type';
@@ -47,6 +48,34 @@ export interface DebitInput {
 export interface EntryWritten {
   entryId: string;
   balance: BalanceSnapshot;
+  /** The available balance just before this change. */
+  balanceBefore: number;
+  tier: TierCode;
+}
+
+/** A debit the balance did not cover; nothing was written. */
+export interface Insufficient {
+  insufficient: true;
+  balance: BalanceSnapshot;
+  tier: TierCode;
+}
+
+/** What the ledger_* database functions return. */
+interface FunctionRow {
+  ok: boolean;
+  balance: number;
+  balance_before: number;
+  threshold: number;
+  account_tier: TierCode;
+  out_entry: string | null;
+}
+
+function snapshot(accountId: string, r: FunctionRow): BalanceSnapshot {
+  return { accountId, available: r.balance, lowCreditThreshold: r.threshold };
+}
+
+function written(accountId: string, r: FunctionRow): EntryWritten {
+  return { entryId: String(r.out_entry), balance: snapshot(accountId, r), balanceBefore: r.balance_before, tier: r.account_tier };
 }
 
 /** The balance would pass the largest whole number a balance can hold (2^31 - 1). */
@@ -60,87 +89,42 @@ export class LedgerService {
 
   /**
    * Adds `amount` credits as a new lot. Returns undefined when the account does not exist.
-   * Throws BalanceOverflow when the balance would exceed what it can hold.
+   * Throws BalanceOverflow (nothing written) when the balance would exceed what it can hold.
    */
   async grant(tx: Tx, g: GrantInput): Promise<EntryWritten | undefined> {
-    const now = this.clock.now();
-    const rows: BalanceSnapshot[] = await tx.query(
-      `UPDATE accounts SET available = available + $2, updated_at = $3
-       WHERE id = $1 AND available <= ${MAX_BALANCE} - $2 RETURNING ${BALANCE_COLUMNS}`,
-      [g.accountId, g.amount, now],
-    );
-    const balance = rows[0];
-    if (!balance) {
-      const exists = await tx.query('SELECT 1 FROM accounts WHERE id = $1', [g.accountId]);
-      if (exists.length) throw new BalanceOverflow(`the balance would exceed ${MAX_BALANCE} credits`);
-      return undefined;
-    }
-    const [written] = (await tx.query(
-      `WITH lot AS (
-         INSERT INTO credit_lots (account_id, source, granted, remaining, expires_at, purchase_id, created_at)
-         VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id
-       ), entry AS (
-         INSERT INTO ledger_entries (account_id, kind, amount, balance_after, description, lot_id, job_id, purchase_id,
-                                     idempotency_key, actor, created_at)
-         SELECT $1, $7, $3, $8, $9, lot.id, $10, $5, $11, $12, $6 FROM lot RETURNING id, lot_id
-       ), movement AS (
-         INSERT INTO ledger_lot_movements (entry_id, lot_id, amount) SELECT id, lot_id, $3 FROM entry
-       )
-       SELECT id::text AS "entryId" FROM entry`,
+    const [row] = await tx.query<FunctionRow>(
+      `SELECT * FROM ledger_grant($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [
-        g.accountId, g.source, g.amount, g.expiresAt ?? null, g.purchaseId ?? null, now,
-        g.kind, balance.available, g.description, g.jobId ?? null, g.idempotencyKey ?? null, g.actor ?? null,
+        g.accountId, g.amount, g.source, g.kind, g.description, g.expiresAt ?? null, g.purchaseId ?? null,
+        g.jobId ?? null, g.idempotencyKey ?? null, g.actor ?? null, this.clock.now(),
       ],
-    )) as { entryId: string }[];
-    await publishInTx(tx, { type: 'balance', ...balance });
-    return { entryId: written.entryId, balance };
+    );
+    if (!row) return undefined;
+    if (!row.ok) throw new BalanceOverflow(`the balance would exceed ${MAX_BALANCE} credits`);
+    return written(g.accountId, row);
   }
 
   /**
    * Takes `amount` credits from the account's lots in spending order (soonest expiry, then
-   * oldest). Returns 'insufficient' (and changes nothing) when the balance does not cover it,
+   * oldest). Returns 'insufficient' (nothing written) when the balance does not cover it,
    * undefined when the account does not exist.
    */
-  async debit(tx: Tx, d: DebitInput): Promise<EntryWritten | 'insufficient' | undefined> {
-    const now = this.clock.now();
-    const rows: BalanceSnapshot[] = await tx.query(
-      `UPDATE accounts SET available = available - $2, updated_at = $3
-       WHERE id = $1 AND available >= $2 RETURNING ${BALANCE_COLUMNS}`,
-      [d.accountId, d.amount, now],
-    );
-    const balance = rows[0];
-    if (!balance) {
-      const exists = await tx.query('SELECT 1 FROM accounts WHERE id = $1', [d.accountId]);
-      return exists.length ? 'insufficient' : undefined;
-    }
-    const [written] = (await tx.query(
-      `WITH ordered AS (
-         SELECT id, remaining,
-                sum(remaining) OVER (ORDER BY expires_at ASC NULLS LAST, created_at, id) AS running
-         FROM credit_lots WHERE account_id = $1 AND remaining > 0
-       ), pick AS (
-         SELECT id, LEAST(remaining, $2 - (running - remaining))::int AS take FROM ordered WHERE running - remaining < $2
-       ), spent AS (
-         UPDATE credit_lots l SET remaining = l.remaining - p.take FROM pick p WHERE l.id = p.id RETURNING l.id
-       ), entry AS (
-         INSERT INTO ledger_entries (account_id, kind, amount, balance_after, description, job_id, purchase_id,
-                                     idempotency_key, actor, created_at)
-         VALUES ($1, $3, -$2::int, $4, $5, $6, $7, $8, $9, $10) RETURNING id
-       ), movement AS (
-         INSERT INTO ledger_lot_movements (entry_id, lot_id, amount) SELECT entry.id, pick.id, -pick.take FROM entry, pick
-       )
-       SELECT entry.id::text AS "entryId", (SELECT coalesce(sum(take), 0)::int FROM pick) AS taken FROM entry`,
-      [
-        d.accountId, d.amount, d.kind, balance.available, d.description, d.jobId ?? null, d.purchaseId ?? null,
-        d.idempotencyKey ?? null, d.actor ?? null, now,
-      ],
-    )) as { entryId: string; taken: number }[];
-    if (written.taken !== d.amount) {
-      // The lots do not hold what the balance says: refuse to write an entry that hides it.
-      throw new Error(`ledger inconsistency on account ${d.accountId}: lots held ${written.taken} of ${d.amount}`);
-    }
-    await publishInTx(tx, { type: 'balance', ...balance });
-    return { entryId: written.entryId, balance };
+  async debit(tx: Tx, d: DebitInput): Promise<EntryWritten | Insufficient | undefined> {
+    const [row] = await tx.query<FunctionRow>(`SELECT * FROM ledger_debit($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+      d.accountId, d.amount, d.kind, d.description, d.jobId ?? null, d.purchaseId ?? null,
+      d.idempotencyKey ?? null, d.actor ?? null, this.clock.now(),
+    ]);
+    if (!row) return undefined;
+    if (!row.ok) return { insufficient: true, balance: snapshot(d.accountId, row), tier: row.account_tier };
+    return written(d.accountId, row);
+  }
+
+  /** Gives a job's debit back to the lots it came from. Undefined when the job had no debit. */
+  async refundJob(tx: Tx, accountId: string, jobId: string, description: string): Promise<(EntryWritten & { amount: number }) | undefined> {
+    const [row] = await tx.query<FunctionRow & { amount: number }>(`SELECT * FROM ledger_refund_job($1, $2, $3, $4)`, [
+      accountId, jobId, description, this.clock.now(),
+    ]);
+    return row ? { ...written(accountId, row), amount: row.amount } : undefined;
   }
 
   /** The balance now; pass the transaction when inside one (never take a second connection). */
