@@ -13,6 +13,8 @@ import { TierEntity } from './src/modules/catalog/tier.entity';
 import { CreditLotEntity } from './src/modules/ledger/credit-lot.entity';
 import { IdempotencyKeyEntity } from './src/modules/ledger/idempotency-key.entity';
 import { LedgerEntryEntity } from './src/modules/ledger/ledger-entry.entity';
+import { GenerationJobEntity } from './src/modules/generations/generation-job.entity';
+import { QuoteEntity } from './src/modules/quotes/quote.entity';
 
 export const entities = [
   TierEntity,
@@ -22,6 +24,8 @@ export const entities = [
   CreditLotEntity,
   LedgerEntryEntity,
   IdempotencyKeyEntity,
+  QuoteEntity,
+  GenerationJobEntity,
 ];
 
 export function createDataSource(url: string, poolSize = 20, applicationName = 'credits-service'): DataSource {

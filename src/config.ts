@@ -25,6 +25,8 @@ export interface Config {
   simulatedWorker: boolean;
   testClock: boolean;
   jobLeaseSeconds: number;
+  jobSweepIntervalMs: number;
+  quoteTtlSeconds: number;
   maxQueryDepth: number;
   maxQueryCost: number;
   logLevel: string;
@@ -120,6 +122,8 @@ export function loadConfig(env: Env = process.env): Config {
     simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),
     testClock,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),
+    jobSweepIntervalMs: int(env, 'JOB_SWEEP_INTERVAL_MS', 5000, 100, 3_600_000),
+    quoteTtlSeconds: int(env, 'QUOTE_TTL_SECONDS', 600, 10, 86400),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 10, 2, 100),
     maxQueryCost: int(env, 'MAX_QUERY_COST', 5000, 10, 1_000_000),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),

@@ -8,8 +8,20 @@ import { AccountResolver } from './modules/accounts/account.resolver';
 import { CatalogResolver } from './modules/catalog/catalog.resolver';
 import { AdjustmentResolver } from './modules/ledger/adjustment.resolver';
 import { BalanceResolver } from './modules/ledger/balance.resolver';
+import { AccountJobsResolver, GenerationResolver } from './modules/generations/generation.resolver';
+import { WorkerResolver } from './modules/generations/worker.resolver';
+import { QuoteResolver } from './modules/quotes/quote.resolver';
 
-export const resolvers = [AccountResolver, BalanceResolver, AdjustmentResolver, CatalogResolver] as const;
+export const resolvers = [
+  AccountResolver,
+  AccountJobsResolver,
+  BalanceResolver,
+  AdjustmentResolver,
+  CatalogResolver,
+  QuoteResolver,
+  GenerationResolver,
+  WorkerResolver,
+] as const;
 
 export const SCHEMA_FILE = path.resolve(__dirname, '..', 'schema', 'schema.graphql');
 

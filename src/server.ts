@@ -75,6 +75,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const events = new EventBus(databaseUrl, log);
   await events.start();
   const services = createServices({ config, db, clock, log, events });
+  services.runners.start();
   const verify = createTokenVerifier({ secret: config.jwtSecret, jwksUrl: config.jwtJwksUrl });
   const schema = await buildAppSchema();
   const limits: Limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, introspection: !config.production };
@@ -219,6 +220,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
     (stopping ??= (async () => {
       await apollo.stop(); // stops accepting, drains HTTP requests in flight, closes websockets
       wsServer.close();
+      await services.runners.stop();
       await events.stop();
       await db.destroy();
       await embedded?.stop();

@@ -8,6 +8,11 @@ import { AccountService } from './modules/accounts/account.service';
 import { CatalogService } from './modules/catalog/catalog.service';
 import { AdjustmentService } from './modules/ledger/adjustment.service';
 import { LedgerService } from './modules/ledger/ledger.service';
+import { GenerationService } from './modules/generations/generation.service';
+import { JobRunners } from './modules/generations/job-runners';
+import { WorkerService } from './modules/generations/worker.service';
+import { PriceBookService } from './modules/quotes/price-book.service';
+import { QuoteService } from './modules/quotes/quote.service';
 
 export interface Services {
   config: Config;
@@ -19,13 +24,26 @@ export interface Services {
   ledger: LedgerService;
   accounts: AccountService;
   adjustments: AdjustmentService;
+  priceBooks: PriceBookService;
+  quotes: QuoteService;
+  generations: GenerationService;
+  workers: WorkerService;
+  runners: JobRunners;
 }
 
 export function createServices(deps: { config: Config; db: DataSource; clock: Clock; log: Logger; events: EventBus }): Services {
-  const { db, clock } = deps;
+  const { db, clock, config, log, events } = deps;
   const catalog = new CatalogService(db);
   const ledger = new LedgerService(db, clock);
   const accounts = new AccountService(db, clock, catalog, ledger);
   const adjustments = new AdjustmentService(db, clock, ledger);
-  return { ...deps, catalog, ledger, accounts, adjustments };
+  const priceBooks = new PriceBookService(db, clock, events);
+  const quotes = new QuoteService(db, clock, catalog, priceBooks, config.quoteTtlSeconds);
+  const generations = new GenerationService(db, clock, catalog, quotes, ledger);
+  const workers = new WorkerService(db, clock, ledger, config.jobLeaseSeconds, log);
+  const runners = new JobRunners(workers, log, { simulatedWorker: config.simulatedWorker, sweepIntervalMs: config.jobSweepIntervalMs });
+  events.onEvent((e) => {
+    if (e.type === 'job' && e.status === 'QUEUED') runners.nudge();
+  });
+  return { ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners };
 }

@@ -71,9 +71,18 @@ export class EventBus {
     }, delay);
   }
 
-  /** Delivers an event to this instance's subscribers of its account. */
+  private readonly listeners = new Set<(e: DomainEvent) => void>();
+
+  /** Delivers an event to this instance's subscribers of its account, and to internal listeners. */
   dispatch(event: DomainEvent): void {
     this.pubSub.publish(`${event.type}:${event.accountId}`, event);
+    for (const l of this.listeners) l(event);
+  }
+
+  /** Internal consumers (caches, the simulated worker) that want every event. */
+  onEvent(listener: (e: DomainEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   subscribe<T extends EventType>(type: T, accountId: string): AsyncIterable<Extract<DomainEvent, { type: T }>> {

@@ -14,10 +14,31 @@ export interface BalanceChangedEvent {
   lowCreditThreshold: number;
 }
 
-export type DomainEvent = BalanceChangedEvent;
+export interface JobUpdatedEvent {
+  type: 'job';
+  accountId: string;
+  jobId: string;
+  status: string;
+  progress: number;
+}
+
+/** A new price book was published (accountId '*': for every instance, not an account). */
+export interface PriceBookEvent {
+  type: 'pricebook';
+  accountId: '*';
+  version: number;
+}
+
+export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent;
 
 export type EventType = DomainEvent['type'];
 
 export async function publishInTx(tx: Tx, event: DomainEvent): Promise<void> {
   await tx.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, JSON.stringify(event)]);
+}
+
+/** SQL that publishes a JobUpdatedEvent for the generation_jobs row aliased `t` (use in a SELECT). */
+export function jobEventSql(t: string): string {
+  return `pg_notify('${EVENTS_CHANNEL}', json_build_object('type', 'job', 'accountId', ${t}.account_id, 'jobId', ${t}.id,
+    'status', ${t}.status, 'progress', ${t}.progress)::text)`;
 }

@@ -1,0 +1,112 @@
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { IsOptional, MaxLength } from 'class-validator';
+import { UserError } from '../../common/errors/user-error.type';
+import type { JobUpdatedEvent } from '../../common/events/events';
+import { ConnectionArgs } from '../../common/relay/connection.args';
+import type { ConnectionShape } from '../../common/relay/connection.type';
+import { paginate } from '../../common/relay/paginate';
+import { callerId, type Context } from '../../context';
+import { Account } from '../accounts/account.type';
+import { Balance } from '../ledger/balance.type';
+import { GenerationJob, GenerationJobConnection, type JobRow } from './generation-job.type';
+import { isUuid, type StartOutcome } from './generation.service';
+import { JobStatus } from './job-status.enum';
+import { StartGenerationInput } from './start-generation.input';
+import { CancelGenerationPayload, StartGenerationPayload } from './start-generation.payload';
+
+@ArgsType()
+class JobsArgs extends ConnectionArgs {
+  @Field(_type => JobStatus, { nullable: true, description: 'Only jobs in this status' })
+  status?: JobStatus | null;
+}
+
+@ArgsType()
+class JobUpdatedArgs {
+  @Field(_type => ID, { nullable: true, description: 'Only this job' })
+  @IsOptional()
+  @MaxLength(64)
+  jobId?: string | null;
+}
+
+@Resolver(_of => Account)
+export class AccountJobsResolver {
+  @FieldResolver(_returns => GenerationJobConnection, { description: 'Every job of the account, newest first, whatever the balance.' })
+  jobs(@Root() account: Account, @Args(_type => JobsArgs) args: JobsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<GenerationJob>> {
+    return paginate<JobRow & { created_at: Date }, GenerationJob>(ctx.services.db, {
+      table: 'generation_jobs',
+      where: args.status ? 'account_id = $1 AND status = $2' : 'account_id = $1',
+      params: args.status ? [account.id, args.status] : [account.id],
+      page: args,
+      map: GenerationJob.fromRow,
+    });
+  }
+}
+
+@Resolver()
+export class GenerationResolver {
+  @Authorized()
+  @Mutation(_returns => StartGenerationPayload, { description: 'Takes the credits and queues the job, or refuses with userErrors and changes nothing.' })
+  async startGeneration(@Arg('input', _type => StartGenerationInput) input: StartGenerationInput, @Ctx() ctx: Context): Promise<StartGenerationPayload> {
+    const out = await ctx.services.generations.start(callerId(ctx), input);
+    return this.payload(ctx, out);
+  }
+
+  private async payload(ctx: Context, out: StartOutcome): Promise<StartGenerationPayload> {
+    const { services } = ctx;
+    const job = out.job ?? (out.jobId ? await services.generations.get(callerId(ctx), out.jobId) : undefined);
+    let quote = out.quote;
+    if (!quote && out.quoteId) {
+      // A replay: show the stored quote as it is now.
+      const q = await services.quotes.find(callerId(ctx), out.quoteId);
+      const b = await services.ledger.balance(callerId(ctx));
+      const account = await services.accounts.get(callerId(ctx));
+      if (q && b && account) quote = await services.quotes.view(q, b.available, account.tier, { settings: q.settings, model: (await services.catalog.models()).find((m) => m.code === q.settings.model)! });
+    }
+    const packs = out.topUpPacks?.length ? (await services.catalog.packs()).filter((p) => out.topUpPacks!.includes(p.code)) : [];
+    return {
+      job: job ? GenerationJob.fromRow(job) : null,
+      quote: quote ?? null,
+      balance: out.balance ? Balance.of(out.balance) : null,
+      topUpOptions: out.topUpPacks ? out.topUpPacks.map((c) => packs.find((p) => p.code === c)!).filter(Boolean) : [],
+      userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
+    };
+  }
+
+  @Authorized()
+  @Mutation(_returns => CancelGenerationPayload, { description: 'A QUEUED job becomes CANCELED and its credits come back; a RUNNING job runs to its end.' })
+  async cancelGeneration(@Arg('jobId', _type => ID) jobId: string, @Ctx() ctx: Context): Promise<CancelGenerationPayload> {
+    const out = await ctx.services.generations.cancel(callerId(ctx), jobId);
+    return {
+      job: out.job ? GenerationJob.fromRow(out.job) : null,
+      balance: out.balance ? Balance.of(out.balance) : null,
+      userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
+    };
+  }
+
+  @Authorized()
+  @Query(_returns => GenerationJob, { nullable: true, description: 'One of your own jobs (null for any other id).' })
+  async job(@Arg('id', _type => ID) id: string, @Ctx() ctx: Context): Promise<GenerationJob | null> {
+    const row = await ctx.services.generations.get(callerId(ctx), id);
+    return row ? GenerationJob.fromRow(row) : null;
+  }
+
+  @Authorized()
+  @Subscription(_returns => GenerationJob, {
+    description: "Every state and progress change of the caller's own jobs (or of one job), after commit.",
+    subscribe: ({ context, args }) => {
+      const ctx = context as Context;
+      const source = ctx.services.events.subscribe('job', callerId(ctx));
+      const only = (args as JobUpdatedArgs).jobId;
+      if (!only) return source;
+      return (async function* () {
+        for await (const e of source) if (e.jobId === only) yield e;
+      })();
+    },
+  })
+  async jobUpdated(@Root() event: JobUpdatedEvent, @Args(_type => JobUpdatedArgs) _args: JobUpdatedArgs, @Ctx() ctx: Context): Promise<GenerationJob> {
+    const row = isUuid(event.jobId) ? await ctx.services.generations.get(event.accountId, event.jobId) : undefined;
+    if (!row) throw new Error(`job ${event.jobId} vanished`);
+    // The event carries the state it announces; the row may already be further along.
+    return GenerationJob.fromRow({ ...row, status: event.status as JobStatus, progress: event.progress });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Background work of an instance: the lease sweep (every instance runs it; it is safe to run
+ * concurrently) and, with SIMULATED_WORKER=1, an in-process worker that takes queued jobs
+ * through the same service paths as real workers and finishes them within seconds.
+ */
+import type { Logger } from 'pino';
+import type { JobRow } from './generation-job.type';
+import type { WorkerService } from './worker.service';
+
+export const SIMULATED_WORKER_ID = 'simulated-worker';
+
+export class JobRunners {
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+  private readonly sleepers = new Set<() => void>();
+  private wakeWorker?: () => void;
+
+  constructor(
+    private readonly workers: WorkerService,
+    private readonly log: Logger,
+    private readonly opts: { simulatedWorker: boolean; sweepIntervalMs: number; stepMs?: number },
+  ) {}
+
+  start(): void {
+    this.loops.push(this.every(this.opts.sweepIntervalMs, () => this.workers.sweepExpiredLeases().then(() => undefined)));
+    if (this.opts.simulatedWorker) this.loops.push(this.simulate());
+  }
+
+  /** Called when a job was queued on this instance, so the simulated worker need not wait. */
+  nudge(): void {
+    this.wakeWorker?.();
+  }
+
+  /** A sleep that stop() (and, for the worker, nudge()) cuts short. */
+  private sleep(ms: number, worker = false): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
+      if (worker) this.wakeWorker = done;
+    });
+  }
+
+  private async every(ms: number, task: () => Promise<void>): Promise<void> {
+    while (!this.stopped) {
+      await this.sleep(ms);
+      if (this.stopped) break;
+      await task().catch((e) => this.log.error({ err: e }, 'background task failed'));
+    }
+  }
+
+  private async simulate(): Promise<void> {
+    const step = this.opts.stepMs ?? 500;
+    while (!this.stopped) {
+      let job: JobRow | undefined;
+      try {
+        job = await this.workers.claim(SIMULATED_WORKER_ID);
+        if (!job) {
+          await this.sleep(500, true);
+          continue;
+        }
+        await this.sleep(step);
+        await this.workers.progress(SIMULATED_WORKER_ID, job.id, 50);
+        await this.sleep(step);
+        const n = job.type === 'IMAGE' ? ((job as JobRow & { settings?: { count?: number } }).settings?.count ?? 1) : 1;
+        const ext = job.type === 'IMAGE' ? 'png' : 'mp4';
+        const urls = Array.from({ length: n }, (_, i) => `https://results.example.invalid/${job!.id}/${i + 1}.${ext}`);
+        await this.workers.complete(SIMULATED_WORKER_ID, job.id, urls);
+      } catch (e) {
+        if (!this.stopped) this.log.error({ err: e, job: job?.id }, 'simulated worker step failed');
+        await this.sleep(500);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const wake of [...this.sleepers]) wake();
+    await Promise.allSettled(this.loops);
+  }
+}

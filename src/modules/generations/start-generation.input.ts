@@ -1,0 +1,25 @@
+import { IsOptional, Length, Matches, MaxLength, ValidateNested } from 'class-validator';
+import { Field, ID, InputType } from 'type-graphql';
+import { GenerationSettingsInput } from '../quotes/generation-settings.input';
+
+@InputType()
+export class StartGenerationInput {
+  @Field(_type => GenerationSettingsInput)
+  @ValidateNested()
+  settings: GenerationSettingsInput;
+
+  @Field(_type => String, { description: '1 to 2000 characters, not blank' })
+  @Length(1, 2000)
+  @Matches(/\S/, { message: 'prompt must not be blank' })
+  prompt: string;
+
+  @Field(_type => ID, { nullable: true, description: 'Start at the price of this quote (same settings, not expired)' })
+  @IsOptional()
+  @MaxLength(64)
+  quoteId?: string | null;
+
+  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
+  @IsOptional()
+  @Length(1, 255)
+  idempotencyKey?: string | null;
+}

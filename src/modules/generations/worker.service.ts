@@ -1,0 +1,133 @@
+/**
+ * The worker protocol. Each transition is one conditional UPDATE of the job row, so a
+ * concurrent duplicate (two failure reports, say) waits for the first and then finds the job
+ * no longer RUNNING. A failure refunds the job's credits in the same transaction, once.
+ */
+import type { DataSource } from 'typeorm';
+import type { Logger } from 'pino';
+import type { Clock } from '../../common/clock';
+import { transaction, type Tx } from '../../common/db/transaction';
+import { jobEventSql } from '../../common/events/events';
+import type { LedgerService } from '../ledger/ledger.service';
+import { jobError } from './generation.errors';
+import type { JobRow } from './generation-job.type';
+import { isUuid } from './generation.service';
+import { JobStatus } from './job-status.enum';
+
+export const MAX_RESULT_URLS = 16;
+export const MAX_RESULT_URL_LENGTH = 2048;
+
+export class WorkerService {
+  constructor(
+    private readonly db: DataSource,
+    private readonly clock: Clock,
+    private readonly ledger: LedgerService,
+    private readonly leaseSeconds: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** The next QUEUED job by queue class (INSTANT first), then age; now RUNNING for this worker. */
+  async claim(workerId: string): Promise<JobRow | undefined> {
+    const now = this.clock.now();
+    const [job] = (await this.db.query(
+      `WITH next AS (
+         SELECT id FROM generation_jobs WHERE status = 'QUEUED'
+          ORDER BY queue_rank, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+       ), claimed AS (
+         UPDATE generation_jobs j SET status = 'RUNNING', worker_id = $1, started_at = $2, last_report_at = $2
+           FROM next WHERE j.id = next.id RETURNING j.*
+       ) SELECT claimed.*, ${jobEventSql('claimed')} AS notified FROM claimed`,
+      [workerId, now],
+    )) as JobRow[];
+    return job;
+  }
+
+  async progress(workerId: string, jobId: string, progress: number): Promise<JobRow> {
+    if (!Number.isInteger(progress) || progress < 0 || progress > 100) throw jobError('BAD_USER_INPUT', 'progress must be 0 to 100');
+    return this.transition(workerId, jobId, `progress = $3, last_report_at = $4`, `progress <= $3`, [progress, this.clock.now()], (job) =>
+      job.status === JobStatus.RUNNING ? `progress never goes backwards (now ${job.progress})` : undefined,
+    );
+  }
+
+  async complete(workerId: string, jobId: string, resultUrls: string[]): Promise<JobRow> {
+    if (resultUrls.length > MAX_RESULT_URLS) throw jobError('BAD_USER_INPUT', `at most ${MAX_RESULT_URLS} result URLs`);
+    for (const u of resultUrls) {
+      if (u.length > MAX_RESULT_URL_LENGTH || !/^https?:\/\/\S+$/.test(u)) throw jobError('BAD_USER_INPUT', `not an http(s) URL: ${u.slice(0, 100)}`);
+    }
+    const now = this.clock.now();
+    return this.transition(workerId, jobId, `status = 'SUCCEEDED', progress = 100, result_urls = $3, finished_at = $4, last_report_at = $4`, 'true', [resultUrls, now]);
+  }
+
+  /** FAILED, and the credits come back in the same transaction. */
+  async fail(workerId: string, jobId: string, reason: string): Promise<JobRow> {
+    const text = reason.trim().slice(0, 1000);
+    if (!text) throw jobError('BAD_USER_INPUT', 'reason must not be blank');
+    return transaction(this.db, async (tx) => {
+      const job = await this.transitionIn(tx, workerId, jobId, `status = 'FAILED', failure_reason = $3, finished_at = $4, refunded = true`, 'true', [text, this.clock.now()]);
+      await this.refund(tx, job, `Refund: generation failed (${text.slice(0, 80)})`);
+      return job;
+    });
+  }
+
+  /**
+   * Fails and refunds RUNNING jobs whose worker has not reported for the lease. Safe to run
+   * on every instance at once: one holds the sweep lock, and each job is taken with SKIP LOCKED
+   * and a status check, so it is failed and refunded exactly once. Returns the jobs it failed.
+   */
+  async sweepExpiredLeases(limit = 100): Promise<string[]> {
+    return transaction(this.db, async (tx) => {
+      const [lock] = await tx.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('credits:lease-sweep')) AS got`);
+      if (!lock.got) return [];
+      const now = this.clock.now();
+      const cutoff = new Date(now.getTime() - this.leaseSeconds * 1000);
+      const expired = await tx.query<JobRow>(
+        `WITH stale AS (
+           SELECT id FROM generation_jobs WHERE status = 'RUNNING' AND last_report_at < $1
+            ORDER BY last_report_at LIMIT $3 FOR UPDATE SKIP LOCKED
+         ), failed AS (
+           UPDATE generation_jobs j SET status = 'FAILED', finished_at = $2, refunded = true,
+                  failure_reason = 'No report from the worker for ' || $4 || ' s: lease expired'
+             FROM stale WHERE j.id = stale.id AND j.status = 'RUNNING' RETURNING j.*
+         ) SELECT failed.*, ${jobEventSql('failed')} AS notified FROM failed`,
+        [cutoff, now, limit, String(this.leaseSeconds)],
+      );
+      for (const job of expired) await this.refund(tx, job, 'Refund: the worker stopped reporting (lease expired)');
+      if (expired.length) this.log.warn({ jobs: expired.map((j) => j.id) }, 'failed and refunded jobs whose lease expired');
+      return expired.map((j) => j.id);
+    });
+  }
+
+  private async refund(tx: Tx, job: JobRow, description: string): Promise<void> {
+    const refund = await this.ledger.refundJob(tx, job.account_id, job.id, description);
+    if (!refund) throw new Error(`job ${job.id} has no debit to refund`);
+  }
+
+  private transition(workerId: string, jobId: string, set: string, extraCondition: string, params: unknown[], explain?: (job: JobRow) => string | undefined): Promise<JobRow> {
+    return transaction(this.db, (tx) => this.transitionIn(tx, workerId, jobId, set, extraCondition, params, explain));
+  }
+
+  /** Applies `set` to the worker's RUNNING job, or explains why not (and changes nothing). */
+  private async transitionIn(
+    tx: Tx,
+    workerId: string,
+    jobId: string,
+    set: string,
+    extraCondition: string,
+    params: unknown[],
+    explain?: (job: JobRow) => string | undefined,
+  ): Promise<JobRow> {
+    if (!isUuid(jobId)) throw jobError('NOT_FOUND', 'No job has this id');
+    const [job] = await tx.query<JobRow>(
+      `WITH t AS (
+         UPDATE generation_jobs SET ${set}
+          WHERE id = $1 AND worker_id = $2 AND status = 'RUNNING' AND ${extraCondition} RETURNING *
+       ) SELECT t.*, ${jobEventSql('t')} AS notified FROM t`,
+      [jobId, workerId, ...params],
+    );
+    if (job) return job;
+    const [current] = await tx.query<JobRow & { worker_id: string | null }>('SELECT * FROM generation_jobs WHERE id = $1', [jobId]);
+    if (!current) throw jobError('NOT_FOUND', 'No job has this id');
+    if (current.worker_id !== null && current.worker_id !== workerId) throw jobError('FORBIDDEN', 'This job was claimed by another worker');
+    throw jobError('INVALID_STATE', explain?.(current) ?? `The job is ${current.status}, not RUNNING`);
+  }
+}
