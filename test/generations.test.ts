@@ -1,0 +1,408 @@
+import { Role } from '../src/common/auth/role.enum';
+import {
+  AdjustCreditsDocument,
+  CancelGenerationDocument,
+  ClaimJobDocument,
+  CompleteJobDocument,
+  FailJobDocument,
+  JobDocument,
+  JobUpdatedDocument,
+  MeDocument,
+  MyJobsDocument,
+  QuoteDocument,
+  ReportProgressDocument,
+  StartGenerationDocument,
+  type GenerationSettingsInput,
+} from './graphql/generated';
+import { subscribe } from './helpers/subscriptions';
+import { startTestApp, useTestApp, type TestApp } from './helpers/test-app';
+
+const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '60' });
+const admin = { sub: 'ops', role: Role.ADMIN };
+const worker = (sub = 'gpu-1') => ({ sub, role: Role.WORKER });
+
+const STANDARD_IMAGE: GenerationSettingsInput = { type: 'IMAGE', imageQuality: 'STANDARD' }; // 1 credit
+const HIGH_IMAGE: GenerationSettingsInput = { type: 'IMAGE', imageQuality: 'HIGH' }; // 3 credits
+const SHORT_VIDEO: GenerationSettingsInput = { type: 'VIDEO', durationSeconds: 5 }; // 9 credits
+
+async function open(sub: string, tier?: string, balance?: number): Promise<void> {
+  await t.app.gql(MeDocument, {}, { sub });
+  if (tier) await t.app.audit.query('UPDATE accounts SET tier = $2 WHERE id = $1', [sub, tier]);
+  if (balance !== undefined && balance !== 25) {
+    const r = await t.app.gql(AdjustCreditsDocument, { input: { accountId: sub, amount: balance - 25, reason: 'test setup' } }, admin);
+    expect(r.data!.adjustCredits.userErrors).toEqual([]);
+  }
+}
+
+function start(sub: string, settings: GenerationSettingsInput, extra: { prompt?: string; quoteId?: string; idempotencyKey?: string } = {}) {
+  return t.app.gql(StartGenerationDocument, { input: { settings, prompt: extra.prompt ?? 'a lighthouse at dusk', quoteId: extra.quoteId, idempotencyKey: extra.idempotencyKey } }, { sub });
+}
+
+/** Balance, ledger and jobs of an account: what a refusal must leave as it was. */
+async function state(sub: string) {
+  const q = (sql: string) => t.app.audit.query(sql, [sub]).then((r) => r.rows);
+  return {
+    balance: (await q('SELECT available FROM accounts WHERE id = $1'))[0].available as number,
+    entries: await q('SELECT id, amount FROM ledger_entries WHERE account_id = $1 ORDER BY id'),
+    lots: await q('SELECT id, remaining FROM credit_lots WHERE account_id = $1 ORDER BY id'),
+    jobs: await q('SELECT id, status FROM generation_jobs WHERE account_id = $1 ORDER BY id'),
+  };
+}
+
+/** Claims jobs until it gets `id` (other tests' leftovers are completed on the way). */
+async function claim(id: string, as = worker()) {
+  for (let i = 0; i < 50; i++) {
+    const r = await t.app.gql(ClaimJobDocument, {}, as);
+    const job = r.data!.claimGenerationJob;
+    if (!job) throw new Error(`job ${id} was never handed out`);
+    if (job.id === id) return job;
+    await t.app.gql(CompleteJobDocument, { jobId: job.id, resultUrls: [] }, as);
+  }
+  throw new Error('too many jobs in the queue');
+}
+
+describe('startGeneration', () => {
+  it('takes the credits, queues the job with the account queue class and links the DEBIT entry to it', async () => {
+    await open('starter');
+    const res = await start('starter', SHORT_VIDEO, { prompt: 'waves' });
+    const out = res.data!.startGeneration;
+    expect(out.userErrors).toEqual([]);
+    expect(out.balance).toEqual({ available: 16 });
+    expect(out.job).toMatchObject({ status: 'QUEUED', type: 'VIDEO', prompt: 'waves', costClass: 'VIDEO_SHORT', credits: 9, priceBookVersion: 1, queueClass: 'STANDARD', progress: 0, resultUrls: [], refunded: false, startedAt: null });
+    const entries = await t.app.audit.query(`SELECT kind, amount, balance_after, job_id FROM ledger_entries WHERE account_id = 'starter' ORDER BY id`);
+    expect(entries.rows.map((r) => [r.kind, r.amount, r.balance_after, r.job_id])).toEqual([
+      ['GRANT', 25, 25, null],
+      ['DEBIT', -9, 16, out.job!.id],
+    ]);
+  });
+
+  it('uses the queue class of the account tier', async () => {
+    await open('max-user', 'MAX');
+    const res = await start('max-user', HIGH_IMAGE);
+    expect(res.data!.startGeneration.job!.queueClass).toBe('INSTANT');
+  });
+
+  it('refuses with INSUFFICIENT_CREDITS, names the packs that cover the shortfall and changes nothing', async () => {
+    await open('short', undefined, 4);
+    const before = await state('short');
+    const res = await start('short', SHORT_VIDEO);
+    const out = res.data!.startGeneration;
+    expect(out.job).toBeNull();
+    expect(out.userErrors).toEqual([{ code: 'INSUFFICIENT_CREDITS', message: 'This generation costs 9 credits and your balance is 4: 5 more needed', field: null }]);
+    expect(out.topUpOptions).toEqual([{ code: 'STARTER', credits: 50 }, { code: 'CREATOR', credits: 200 }, { code: 'PRO', credits: 500 }]);
+    expect(out.balance).toEqual({ available: 4 });
+    expect(out.quote).toMatchObject({ credits: 9, affordable: false, balanceAfter: -5 });
+    expect(await state('short')).toEqual(before);
+  });
+
+  it('names only the packs that cover a larger shortfall, smallest first', async () => {
+    await open('big-short', 'MAX', 0);
+    const res = await start('big-short', { type: 'VIDEO', durationSeconds: 60, model: 'lumen-video-pro', videoQuality: 'PREMIUM', width: 4096, height: 4096 });
+    const out = res.data!.startGeneration;
+    expect(out.userErrors[0].code).toBe('INSUFFICIENT_CREDITS');
+    const cost = out.quote!.credits;
+    expect(cost).toBe(20 + 2 * 59 + 5 + 10 + 10);
+    expect(out.topUpOptions.map((p) => p.code)).toEqual(['CREATOR', 'PRO']);
+  });
+
+  it('refuses settings outside the tier with FEATURE_NOT_IN_TIER and changes nothing', async () => {
+    await open('free-user');
+    const before = await state('free-user');
+    const res = await start('free-user', { type: 'IMAGE', imageQuality: 'ULTRA' });
+    const out = res.data!.startGeneration;
+    expect(out.job).toBeNull();
+    expect(out.userErrors).toEqual([{ code: 'FEATURE_NOT_IN_TIER', message: 'Your FREE plan does not include ULTRA_IMAGES; the CREATOR plan does', field: ['input', 'settings'] }]);
+    expect(out.quote).toMatchObject({ credits: 5, missingFeatures: ['ULTRA_IMAGES'], requiredTier: 'CREATOR' });
+    expect(await state('free-user')).toEqual(before);
+  });
+
+  it('refuses bad input with BAD_USER_INPUT and changes nothing', async () => {
+    await open('bad-input');
+    const before = await state('bad-input');
+    for (const [settings, prompt] of [
+      [STANDARD_IMAGE, ''],
+      [STANDARD_IMAGE, '   \n '],
+      [STANDARD_IMAGE, 'x'.repeat(2001)],
+      [{ type: 'IMAGE' }, 'p'],
+      [{ type: 'VIDEO', durationSeconds: 61 }, 'p'],
+      [{ type: 'VIDEO', durationSeconds: 5, count: 2 }, 'p'],
+      [{ type: 'IMAGE', imageQuality: 'HIGH', count: 5 }, 'p'],
+      [{ type: 'IMAGE', imageQuality: 'HIGH', model: 'nope' }, 'p'],
+    ] as [GenerationSettingsInput, string][]) {
+      const res = await start('bad-input', settings, { prompt });
+      expect(res.errors?.[0].extensions!.code).toBe('BAD_USER_INPUT');
+    }
+    expect(await state('bad-input')).toEqual(before);
+  });
+
+  it('starts at the quoted price; refuses an expired quote, other settings and another user’s quote', async () => {
+    await open('quoter');
+    await open('other-quoter');
+    const q = await t.app.gql(QuoteDocument, { settings: HIGH_IMAGE }, { sub: 'quoter' });
+    const quote = q.data!.quote;
+    expect(quote.credits).toBe(3);
+
+    const mismatch = await start('quoter', STANDARD_IMAGE, { quoteId: quote.id });
+    expect(mismatch.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['QUOTE_MISMATCH']);
+    const foreign = await start('other-quoter', HIGH_IMAGE, { quoteId: quote.id });
+    expect(foreign.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+
+    const ok = await start('quoter', HIGH_IMAGE, { quoteId: quote.id });
+    expect(ok.data!.startGeneration.job).toMatchObject({ credits: 3, quoteId: quote.id });
+
+    const late = (await t.app.gql(QuoteDocument, { settings: HIGH_IMAGE }, { sub: 'quoter' })).data!.quote;
+    const before = await state('quoter');
+    t.app.server.services.clock.advance(601_000);
+    const expired = await start('quoter', HIGH_IMAGE, { quoteId: late.id });
+    expect(expired.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['QUOTE_EXPIRED']);
+    expect(await state('quoter')).toEqual(before);
+  });
+
+  it('replays a start with the same key and refuses the key with other input', async () => {
+    await open('retrier');
+    const first = await start('retrier', HIGH_IMAGE, { idempotencyKey: 'gen-1' });
+    const again = await start('retrier', HIGH_IMAGE, { idempotencyKey: 'gen-1' });
+    expect(again.data!.startGeneration.job!.id).toBe(first.data!.startGeneration.job!.id);
+    expect(again.data!.startGeneration.balance).toEqual({ available: 22 });
+    const other = await start('retrier', STANDARD_IMAGE, { idempotencyKey: 'gen-1' });
+    expect(other.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+    expect((await state('retrier')).jobs).toHaveLength(1);
+    expect((await state('retrier')).balance).toBe(22);
+  });
+
+  it('accepts exactly as many of 200 racing starts as the balance pays for, and leaves zero', async () => {
+    await open('racer', undefined, 63); // 21 jobs of 3 credits
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => start('racer', HIGH_IMAGE, { idempotencyKey: `race-${i}` })));
+    const accepted = results.filter((r) => r.data?.startGeneration.job);
+    const refused = results.filter((r) => r.data?.startGeneration.userErrors[0]?.code === 'INSUFFICIENT_CREDITS');
+    expect(accepted).toHaveLength(21);
+    expect(refused).toHaveLength(179);
+    const s = await state('racer');
+    expect(s.balance).toBe(0);
+    expect(s.jobs).toHaveLength(21);
+    expect(s.entries.filter((e) => e.amount < 0)).toHaveLength(21);
+  });
+});
+
+describe('the worker protocol', () => {
+  it('hands out queued jobs by queue class, INSTANT first, then age', async () => {
+    const tiers = [['q-std', 'FREE'], ['q-pri', 'CREATOR'], ['q-fast', 'PRO'], ['q-inst', 'MAX']] as const;
+    for (const [sub, tier] of tiers) await open(sub, tier);
+    // Drain what earlier tests left queued.
+    while ((await t.app.gql(ClaimJobDocument, {}, worker('drain'))).data!.claimGenerationJob) { /* drained */ }
+    const ids: Record<string, string[]> = {};
+    for (const [sub] of [...tiers, ...tiers]) {
+      const r = await start(sub, STANDARD_IMAGE);
+      (ids[sub] ??= []).push(r.data!.startGeneration.job!.id);
+    }
+    const order: string[] = [];
+    for (let i = 0; i < 8; i++) order.push((await t.app.gql(ClaimJobDocument, {}, worker())).data!.claimGenerationJob!.id);
+    expect(order).toEqual([...ids['q-inst'], ...ids['q-fast'], ...ids['q-pri'], ...ids['q-std']]);
+    expect((await t.app.gql(ClaimJobDocument, {}, worker())).data!.claimGenerationJob).toBeNull();
+    for (const id of order) await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: [] }, worker());
+  });
+
+  it('runs a job: RUNNING for its worker, progress only forward, then SUCCEEDED with its results', async () => {
+    await open('runner');
+    const id = (await start('runner', HIGH_IMAGE)).data!.startGeneration.job!.id;
+    const claimed = await claim(id);
+    expect(claimed).toMatchObject({ status: 'RUNNING', progress: 0 });
+    expect(claimed.startedAt).not.toBeNull();
+    expect((await t.app.gql(ReportProgressDocument, { jobId: id, progress: 40 }, worker())).data!.reportGenerationProgress.progress).toBe(40);
+    const back = await t.app.gql(ReportProgressDocument, { jobId: id, progress: 39 }, worker());
+    expect(back.errors![0].extensions!.code).toBe('INVALID_STATE');
+    const tooMuch = await t.app.gql(ReportProgressDocument, { jobId: id, progress: 101 }, worker());
+    expect(tooMuch.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
+    const stranger = await t.app.gql(ReportProgressDocument, { jobId: id, progress: 90 }, worker('gpu-2'));
+    expect(stranger.errors![0].extensions!.code).toBe('FORBIDDEN');
+    const done = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: ['https://cdn.example.com/a.png'] }, worker());
+    expect(done.data!.completeGenerationJob).toMatchObject({ status: 'SUCCEEDED', progress: 100, resultUrls: ['https://cdn.example.com/a.png'], refunded: false });
+    const again = await t.app.gql(FailJobDocument, { jobId: id, reason: 'late' }, worker());
+    expect(again.errors![0].extensions!.code).toBe('INVALID_STATE');
+    const row = await t.app.audit.query('SELECT status, progress FROM generation_jobs WHERE id = $1', [id]);
+    expect(row.rows[0]).toEqual({ status: 'SUCCEEDED', progress: 100 });
+    expect((await state('runner')).balance).toBe(22);
+  });
+
+  it('refuses worker operations to users, and reports on unknown or unclaimed jobs', async () => {
+    await open('not-a-worker');
+    const id = (await start('not-a-worker', STANDARD_IMAGE)).data!.startGeneration.job!.id;
+    const asUser = await t.app.gql(ClaimJobDocument, {}, { sub: 'not-a-worker' });
+    expect(asUser.errors![0].extensions!.code).toBe('FORBIDDEN');
+    const unclaimed = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: [] }, worker());
+    expect(unclaimed.errors![0].extensions!.code).toBe('INVALID_STATE');
+    const unknown = await t.app.gql(FailJobDocument, { jobId: '00000000-0000-4000-8000-000000000000', reason: 'x' }, worker());
+    expect(unknown.errors![0].extensions!.code).toBe('NOT_FOUND');
+    const malformed = await t.app.gql(FailJobDocument, { jobId: 'not-an-id', reason: 'x' }, worker());
+    expect(malformed.errors![0].extensions!.code).toBe('NOT_FOUND');
+    expect((await state('not-a-worker')).jobs).toEqual([{ id, status: 'QUEUED' }]);
+  });
+
+  it('refunds a failed job once, even when the failure is reported twice at the same time', async () => {
+    await open('failing');
+    const id = (await start('failing', SHORT_VIDEO)).data!.startGeneration.job!.id;
+    await claim(id);
+    const [a, b] = await Promise.all([
+      t.app.gql(FailJobDocument, { jobId: id, reason: 'GPU out of memory' }, worker()),
+      t.app.gql(FailJobDocument, { jobId: id, reason: 'GPU out of memory' }, worker()),
+    ]);
+    const ok = [a, b].filter((r) => r.data?.failGenerationJob);
+    const refused = [a, b].filter((r) => r.errors?.[0].extensions!.code === 'INVALID_STATE');
+    expect(ok).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(ok[0].data!.failGenerationJob).toMatchObject({ status: 'FAILED', refunded: true, failureReason: 'GPU out of memory' });
+    const refunds = await t.app.audit.query(`SELECT amount FROM ledger_entries WHERE job_id = $1 AND kind = 'REFUND'`, [id]);
+    expect(refunds.rows).toEqual([{ amount: 9 }]);
+    expect((await state('failing')).balance).toBe(25);
+  });
+
+  it('fails and refunds a RUNNING job whose worker stopped reporting, once, with two instances sweeping', async () => {
+    await open('abandoned');
+    const id = (await start('abandoned', HIGH_IMAGE)).data!.startGeneration.job!.id;
+    await claim(id);
+    const other: TestApp = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '60' }, t.app.databaseUrl);
+    try {
+      other.server.services.clock.setOffset(t.app.server.services.clock.offset); // one clock for both instances
+      expect(await t.app.server.services.workers.sweepExpiredLeases()).not.toContain(id);
+      t.app.server.services.clock.advance(61_000);
+      other.server.services.clock.advance(61_000);
+      const swept = await Promise.all([
+        t.app.server.services.workers.sweepExpiredLeases(),
+        other.server.services.workers.sweepExpiredLeases(),
+        t.app.server.services.workers.sweepExpiredLeases(),
+      ]);
+      expect(swept.flat().filter((j) => j === id)).toHaveLength(1);
+      const row = await t.app.audit.query('SELECT status, refunded, failure_reason FROM generation_jobs WHERE id = $1', [id]);
+      expect(row.rows[0]).toEqual({ status: 'FAILED', refunded: true, failure_reason: 'No report from the worker for 60 s: lease expired' });
+      const refunds = await t.app.audit.query(`SELECT count(*)::int AS n FROM ledger_entries WHERE job_id = $1 AND kind = 'REFUND'`, [id]);
+      expect(refunds.rows[0].n).toBe(1);
+      expect((await state('abandoned')).balance).toBe(25);
+    } finally {
+      await other.server.stop();
+      await other.audit.end();
+    }
+  });
+
+  it('lets a job in progress finish after the balance reaches zero', async () => {
+    await open('spent', undefined, 9);
+    const id = (await start('spent', SHORT_VIDEO)).data!.startGeneration.job!.id;
+    await claim(id);
+    expect((await state('spent')).balance).toBe(0);
+    const refused = await start('spent', STANDARD_IMAGE);
+    expect(refused.data!.startGeneration.userErrors[0].code).toBe('INSUFFICIENT_CREDITS');
+    await t.app.gql(ReportProgressDocument, { jobId: id, progress: 80 }, worker());
+    const done = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: ['https://cdn.example.com/v.mp4'] }, worker());
+    expect(done.data!.completeGenerationJob.status).toBe('SUCCEEDED');
+    const jobs = await t.app.gql(MyJobsDocument, { first: 10 }, { sub: 'spent' });
+    expect(jobs.data!.me.balance.available).toBe(0);
+    expect(jobs.data!.me.jobs.edges.map((e) => [e.node.status, e.node.resultUrls])).toEqual([['SUCCEEDED', ['https://cdn.example.com/v.mp4']]]);
+  });
+});
+
+describe('canceling and reading jobs', () => {
+  it('cancels a QUEUED job and gives its credits back to the lots they came from', async () => {
+    await open('canceler');
+    const id = (await start('canceler', SHORT_VIDEO)).data!.startGeneration.job!.id;
+    const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'canceler' });
+    expect(res.data!.cancelGeneration.userErrors).toEqual([]);
+    expect(res.data!.cancelGeneration.job).toMatchObject({ status: 'CANCELED', refunded: true });
+    expect(res.data!.cancelGeneration.balance).toEqual({ available: 25 });
+    const lots = await t.app.audit.query(`SELECT granted, remaining FROM credit_lots WHERE account_id = 'canceler'`);
+    expect(lots.rows).toEqual([{ granted: 25, remaining: 25 }]);
+    const again = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'canceler' });
+    expect(again.data!.cancelGeneration.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+    expect((await state('canceler')).balance).toBe(25);
+  });
+
+  it('refuses to cancel a RUNNING job, which then runs to its end', async () => {
+    await open('too-late');
+    const id = (await start('too-late', HIGH_IMAGE)).data!.startGeneration.job!.id;
+    await claim(id);
+    const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'too-late' });
+    expect(res.data!.cancelGeneration.userErrors).toEqual([{ code: 'INVALID_STATE', message: 'The job is already running; it runs to its end', field: ['jobId'] }]);
+    expect(res.data!.cancelGeneration.job!.status).toBe('RUNNING');
+    const done = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: [] }, worker());
+    expect(done.data!.completeGenerationJob.status).toBe('SUCCEEDED');
+    expect((await state('too-late')).balance).toBe(22);
+  });
+
+  it('shows a user only their own jobs, filtered by status, newest first', async () => {
+    await open('reader');
+    await open('snoop');
+    const a = (await start('reader', STANDARD_IMAGE)).data!.startGeneration.job!.id;
+    const b = (await start('reader', HIGH_IMAGE)).data!.startGeneration.job!.id;
+    await t.app.gql(CancelGenerationDocument, { jobId: a }, { sub: 'reader' });
+    const all = await t.app.gql(MyJobsDocument, { first: 10 }, { sub: 'reader' });
+    expect(all.data!.me.jobs.totalCount).toBe(2);
+    expect(all.data!.me.jobs.edges.map((e) => e.node.id)).toEqual([b, a]);
+    const canceled = await t.app.gql(MyJobsDocument, { first: 10, status: 'CANCELED' }, { sub: 'reader' });
+    expect(canceled.data!.me.jobs.edges.map((e) => e.node.id)).toEqual([a]);
+    expect((await t.app.gql(JobDocument, { id: b }, { sub: 'reader' })).data!.job!.id).toBe(b);
+    expect((await t.app.gql(JobDocument, { id: b }, { sub: 'snoop' })).data!.job).toBeNull();
+    expect((await t.app.gql(JobDocument, { id: 'garbage' }, { sub: 'snoop' })).data!.job).toBeNull();
+    const cancelOther = await t.app.gql(CancelGenerationDocument, { jobId: b }, { sub: 'snoop' });
+    expect(cancelOther.data!.cancelGeneration.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    expect((await t.app.gql(MyJobsDocument, { first: 10 }, { sub: 'snoop' })).data!.me.jobs.totalCount).toBe(0);
+  });
+});
+
+describe('jobUpdated', () => {
+  it('pushes every state and progress change of the caller’s own jobs, and none to another user', async () => {
+    await open('watcher');
+    await open('bystander');
+    const mine = subscribe(t.app.ws({ sub: 'watcher' }), JobUpdatedDocument, {});
+    const theirs = subscribe(t.app.ws({ sub: 'bystander' }), JobUpdatedDocument, {});
+    // Live once a job of each user is announced.
+    const probe = async (sub: string, s: typeof mine) => {
+      for (let i = 0; i < 100 && s.events.length === 0; i++) {
+        const id = (await start(sub, STANDARD_IMAGE)).data!.startGeneration.job!.id;
+        await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub });
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      s.events.length = 0;
+    };
+    await probe('watcher', mine);
+    await probe('bystander', theirs);
+    await new Promise((r) => setTimeout(r, 100));
+    mine.events.length = 0;
+    theirs.events.length = 0;
+
+    const id = (await start('watcher', HIGH_IMAGE)).data!.startGeneration.job!.id;
+    await claim(id);
+    await t.app.gql(ReportProgressDocument, { jobId: id, progress: 50 }, worker());
+    await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: ['https://cdn.example.com/x.png'] }, worker());
+    const events = await mine.waitFor(4);
+    expect(events.map((e) => [e.jobUpdated.id, e.jobUpdated.status, e.jobUpdated.progress])).toEqual([
+      [id, 'QUEUED', 0],
+      [id, 'RUNNING', 0],
+      [id, 'RUNNING', 50],
+      [id, 'SUCCEEDED', 100],
+    ]);
+    expect(events[3].jobUpdated.resultUrls).toEqual(['https://cdn.example.com/x.png']);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(theirs.events).toEqual([]);
+    await mine.dispose();
+    await theirs.dispose();
+  });
+
+  it('follows one job when given its id', async () => {
+    await open('single');
+    const first = (await start('single', STANDARD_IMAGE)).data!.startGeneration.job!.id;
+    const client = t.app.ws({ sub: 'single' });
+    const one = subscribe(client, JobUpdatedDocument, { jobId: first });
+    const all = subscribe(client, JobUpdatedDocument, {}); // on the same socket, registered after `one`
+    for (let i = 0; i < 100 && all.events.length === 0; i++) {
+      const other = (await start('single', STANDARD_IMAGE)).data!.startGeneration.job!.id;
+      await t.app.gql(CancelGenerationDocument, { jobId: other }, { sub: 'single' });
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    expect(one.events).toEqual([]);
+    await t.app.gql(CancelGenerationDocument, { jobId: first }, { sub: 'single' });
+    const events = await one.waitFor(1);
+    expect(events.map((e) => [e.jobUpdated.id, e.jobUpdated.status, e.jobUpdated.refunded])).toEqual([[first, 'CANCELED', true]]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(one.events).toHaveLength(1);
+    await one.dispose();
+    await all.dispose();
+  });
+});
