@@ -184,6 +184,16 @@ describe('startGeneration', () => {
   });
 });
 
+describe('accounts of other roles', () => {
+  it('opens an account for an admin or worker who quotes or generates for itself', async () => {
+    const quoted = await t.app.gql(QuoteDocument, { settings: HIGH_IMAGE }, { sub: 'admin-quoter', role: Role.ADMIN });
+    expect(quoted.errors).toBeUndefined();
+    expect(quoted.data!.quote).toMatchObject({ credits: 3, affordable: true, balanceAfter: 22 });
+    const started = await t.app.gql(StartGenerationDocument, { input: { settings: HIGH_IMAGE, prompt: 'p' } }, worker('worker-maker'));
+    expect(started.data!.startGeneration.job).toMatchObject({ credits: 3, status: 'QUEUED' });
+  });
+});
+
 describe('the worker protocol', () => {
   it('hands out queued jobs by queue class, INSTANT first, then age', async () => {
     const tiers = [['q-std', 'FREE'], ['q-pri', 'CREATOR'], ['q-fast', 'PRO'], ['q-inst', 'MAX']] as const;

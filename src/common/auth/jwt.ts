@@ -16,7 +16,27 @@ export class InvalidTokenError extends Error {}
 
 export type TokenVerifier = (token: string) => Promise<Identity>;
 
+const CACHE_LIMIT = 10_000;
+
+/**
+ * Verifies tokens; a token that verified once is remembered (up to 10,000 of them) until it
+ * expires, so repeated requests with one token skip the signature check.
+ */
 export function createTokenVerifier(opts: { secret?: string; jwksUrl?: string }): TokenVerifier {
+  const verifyToken = createUncachedVerifier(opts);
+  const cache = new Map<string, Identity>();
+  return async (token: string) => {
+    const hit = cache.get(token);
+    if (hit && (!hit.exp || hit.exp * 1000 > Date.now())) return hit;
+    if (hit) cache.delete(token);
+    const identity = await verifyToken(token);
+    if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+    cache.set(token, identity);
+    return identity;
+  };
+}
+
+function createUncachedVerifier(opts: { secret?: string; jwksUrl?: string }): TokenVerifier {
   const secret = opts.secret ? new TextEncoder().encode(opts.secret) : undefined;
   const jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : undefined;
   return async (token: string) => {

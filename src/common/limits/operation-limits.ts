@@ -6,7 +6,9 @@
 import depthLimit from 'graphql-depth-limit';
 import {
   GraphQLError,
+  Kind,
   getNamedType,
+  visit,
   NoSchemaIntrospectionCustomRule,
   specifiedRules,
   validate,
@@ -35,8 +37,35 @@ export function limitRules(limits: Limits): ValidationRule[] {
   return rules;
 }
 
+/** Costs of documents whose page sizes are literals, so their cost does not depend on variables. */
+const fixedCosts = new WeakMap<DocumentNode, Map<string, number>>();
+
+function pageSizeFromVariables(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Argument(node) {
+      if (node.name.value === 'first' && node.value.kind === Kind.VARIABLE) found = true;
+    },
+  });
+  return found;
+}
+
 export function operationCost(schema: GraphQLSchema, document: DocumentNode, variables: Record<string, unknown> | undefined, operationName?: string | null): number {
-  return getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
+  const compute = () => getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
+  // Apollo hands out the same parsed document for the same query text, so most requests hit this cache.
+  let byOperation = fixedCosts.get(document);
+  if (!byOperation) {
+    if (pageSizeFromVariables(document)) return compute();
+    byOperation = new Map();
+    fixedCosts.set(document, byOperation);
+  }
+  const key = operationName ?? '';
+  let cost = byOperation.get(key);
+  if (cost === undefined) {
+    cost = compute();
+    byOperation.set(key, cost);
+  }
+  return cost;
 }
 
 export function costError(cost: number, max: number): GraphQLError {

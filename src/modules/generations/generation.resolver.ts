@@ -47,6 +47,7 @@ export class GenerationResolver {
   @Authorized()
   @Mutation(_returns => StartGenerationPayload, { description: 'Takes the credits and queues the job, or refuses with userErrors and changes nothing.' })
   async startGeneration(@Arg('input', _type => StartGenerationInput) input: StartGenerationInput, @Ctx() ctx: Context): Promise<StartGenerationPayload> {
+    await ctx.services.accounts.ensureOpen(callerId(ctx)); // any role generating for itself has an account
     const out = await ctx.services.generations.start(callerId(ctx), input);
     return this.payload(ctx, out);
   }

@@ -8,12 +8,13 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-import { transaction, type Tx } from '../../common/db/transaction';
+import { isUniqueViolation, sqlOf, type Sql } from '../../common/db/sql';
+import { transaction } from '../../common/db/transaction';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
-import { idempotent, KeyReused } from '../ledger/idempotency';
+import { KeyReused, record, replayOf, requestHash } from '../ledger/idempotency';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { settingsKey, type SettingsInputShape } from '../quotes/generation-settings';
 import type { QuoteEntity } from '../quotes/quote.entity';
@@ -71,29 +72,62 @@ export class GenerationService {
     private readonly catalog: CatalogService,
     private readonly quotes: QuoteService,
     private readonly ledger: LedgerService,
-  ) {}
+  ) {
+    this.sql = sqlOf(db);
+  }
+
+  private readonly sql: Sql;
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
     const priced = await this.quotes.price(req.settings, 'input.settings');
     const quote = req.quoteId ? await this.quotes.find(accountId, req.quoteId) : undefined;
-    const input = { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null };
-    const out = await idempotent<StartOutcome, StartOutcome>(
-      this.db,
-      { scope: accountId, key: req.idempotencyKey, operation: 'startGeneration', input },
-      () => this.clock.now(),
-      async (tx) => {
-        const result = await this.startInTx(tx, accountId, req, priced, quote);
-        const { job: _j, quote: _q, ...store } = result;
-        return { result, store };
-      },
-    );
-    if (out instanceof KeyReused) {
-      return { error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] } };
+    const key = req.idempotencyKey
+      ? { scope: accountId, key: req.idempotencyKey, operation: 'startGeneration', hash: requestHash('startGeneration', { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null }) }
+      : undefined;
+    let outcome: StartOutcome;
+    try {
+      outcome = await this.attempt(accountId, req, priced, quote, key?.hash);
+    } catch (e) {
+      // The key was taken (a retry, or a concurrent duplicate that committed first): this
+      // attempt rolled back whole; answer with the first request's outcome.
+      if (key && isUniqueViolation(e, 'idempotency_keys_pkey')) return this.replay(accountId, await replayOf<StartOutcome>(this.db, key));
+      throw e;
     }
-    return 'fresh' in out ? out.fresh : out.stored;
+    if (key && outcome.error) {
+      // Refusals are kept too, so that a retry after a top-up gets the same answer.
+      const { quote: _q, ...store } = outcome;
+      const first = await record<StartOutcome>(this.db, key, store, this.clock.now());
+      if (first instanceof KeyReused || first.error?.code !== outcome.error.code || first.quoteId !== outcome.quoteId) return this.replay(accountId, first);
+    }
+    return outcome;
   }
 
-  private async startInTx(tx: Tx, accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined): Promise<StartOutcome> {
+  /** Rebuilds a kept outcome: a job (with the balance its debit left) or the kept refusal. */
+  private async replay(accountId: string, stored: StartOutcome | KeyReused): Promise<StartOutcome> {
+    if (stored instanceof KeyReused) {
+      return { error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] } };
+    }
+    if (!stored.jobId) return stored;
+    const job = await this.get(accountId, stored.jobId);
+    const [debit] = (await this.db.query(
+      `SELECT e.balance_after, a.low_credit_threshold FROM ledger_entries e JOIN accounts a ON a.id = e.account_id
+        WHERE e.job_id = $1 AND e.kind = 'DEBIT' AND e.account_id = $2`,
+      [stored.jobId, accountId],
+    )) as { balance_after: number; low_credit_threshold: number }[];
+    return {
+      jobId: stored.jobId,
+      job,
+      quoteId: job?.quote_id ?? undefined,
+      balance: debit ? { accountId, available: debit.balance_after, lowCreditThreshold: debit.low_credit_threshold } : undefined,
+    };
+  }
+
+  /**
+   * One statement, hence one transaction and one round trip: the tier gate, the debit (only
+   * when the gate passed), the job (only when the debit succeeded), the job event and, with a
+   * key, the idempotency record (a taken key fails the statement and undoes all of it).
+   */
+  private async attempt(accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, hash: string | undefined): Promise<StartOutcome> {
     const now = this.clock.now();
     if (req.quoteId) {
       if (!quote) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No quote of yours has this id', field: ['input', 'quoteId'] } };
@@ -112,9 +146,7 @@ export class GenerationService {
     const jobId = randomUUID();
     const description = `Generation: ${CLASS_LABEL[costClass].toLowerCase()}${priced.settings.count > 1 ? ` ×${priced.settings.count}` : ''}`;
 
-    // Gate, debit, job and events in one statement: the debit runs only when the tier allows
-    // the settings, the job is inserted only when the debit succeeded.
-    const [row] = await tx.query<StartRow>(
+    const [row] = await this.sql<StartRow>(
       `WITH gate AS (
          SELECT a.tier, a.available, t.queue_class, (t.features @> $5::text[] AND t.max_resolution >= $6) AS allowed
            FROM accounts a JOIN tiers t ON t.code = a.tier WHERE a.id = $1
@@ -128,19 +160,23 @@ export class GenerationService {
                 ${QUEUE_RANK_SQL.replace('%s', 'allowed.queue_class')}, $8
            FROM d, allowed WHERE d.ok
          RETURNING *
+       ), idem AS (
+         INSERT INTO idempotency_keys (scope, key, operation, request_hash, response, created_at)
+         SELECT $1, $7, 'startGeneration', $15, jsonb_build_object('jobId', job.id), $8 FROM job WHERE $7::text IS NOT NULL
        )
        SELECT gate.tier, gate.allowed, gate.available AS available_now, d.ok, d.balance, d.threshold,
               job.queue_class, job.id AS job_id, (SELECT string_agg((${jobEventSql('j')})::text, '') FROM job j) AS notified
          FROM gate LEFT JOIN d ON true LEFT JOIN job ON true`,
       [
         accountId, credits, description, jobId, needs, side, req.idempotencyKey ?? null, now,
-        priced.settings.type, JSON.stringify(priced.settings), req.prompt, costClass, version, quote?.id ?? null,
+        priced.settings.type, JSON.stringify(priced.settings), req.prompt, costClass, version, quote?.id ?? null, hash ?? null,
       ],
+      'start_generation',
     );
     if (!row) throw new Error(`account ${accountId} does not exist`);
 
     if (!row.allowed) {
-      const held = quote ?? (await this.quotes.save(tx, accountId, priced));
+      const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
       const view = await this.quotes.view(held, row.available_now, row.tier, priced);
       return {
         quote: view,
@@ -156,13 +192,12 @@ export class GenerationService {
     const balance = { accountId, available: row.balance!, lowCreditThreshold: row.threshold };
     if (!row.ok) {
       const missing = credits - row.balance!;
-      const packs = await this.topUpOptions(missing);
-      const held = quote ?? (await this.quotes.save(tx, accountId, priced));
+      const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
       return {
         balance,
         quote: await this.quotes.view(held, row.balance!, row.tier, priced),
         quoteId: held.id,
-        topUpPacks: packs,
+        topUpPacks: await this.topUpOptions(missing),
         error: {
           code: UserErrorCode.INSUFFICIENT_CREDITS,
           message: `This generation costs ${credits} credits and your balance is ${row.balance}: ${missing} more needed`,

@@ -65,10 +65,35 @@ export async function idempotent<T, S>(
     return { fresh: result };
   });
   if (outcome !== 'taken') return outcome;
-  const [row] = (await db.query(
-    `SELECT operation, request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2`,
-    [opts.scope, opts.key],
-  )) as { operation: string; request_hash: string; response: S }[];
-  if (!row || row.operation !== opts.operation || row.request_hash !== hash) return new KeyReused();
-  return { stored: row.response };
+  const stored = await replayOf<S>(db, { scope: opts.scope, key: opts.key, operation: opts.operation, hash });
+  return stored instanceof KeyReused ? stored : { stored };
+}
+
+/** The record kept under a key, or undefined. */
+export async function readRecord<S>(db: DataSource, scope: string, key: string): Promise<{ operation: string; request_hash: string; response: S } | undefined> {
+  const [row] = (await db.query(`SELECT operation, request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2`, [
+    scope,
+    key,
+  ])) as { operation: string; request_hash: string; response: S }[];
+  return row;
+}
+
+/**
+ * Keeps `response` under the key unless the key is taken; returns the kept response of the
+ * first request (this one's when it was first), or KeyReused.
+ */
+export async function record<S>(db: DataSource, opts: Required<Pick<IdempotencyOptions, 'scope' | 'operation'>> & { key: string; hash: string }, response: S, now: Date): Promise<S | KeyReused> {
+  await db.query(
+    `INSERT INTO idempotency_keys (scope, key, operation, request_hash, response, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+    [opts.scope, opts.key, opts.operation, opts.hash, JSON.stringify(response), now],
+  );
+  return replayOf<S>(db, opts);
+}
+
+/** The first response under the key for this operation and input, or KeyReused. */
+export async function replayOf<S>(db: DataSource, opts: { scope: string; key: string; operation: string; hash: string }): Promise<S | KeyReused> {
+  const row = await readRecord<S>(db, opts.scope, opts.key);
+  if (!row || row.operation !== opts.operation || row.request_hash !== opts.hash) return new KeyReused();
+  return row.response;
 }

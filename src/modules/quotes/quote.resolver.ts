@@ -30,6 +30,7 @@ export class QuoteResolver {
   @Authorized()
   @Query(_returns => CostQuote, { description: 'The price of these settings for the caller, held for 10 minutes.' })
   async quote(@Arg('settings', _type => GenerationSettingsInput) settings: GenerationSettingsInput, @Ctx() ctx: Context): Promise<CostQuote> {
+    await ctx.services.accounts.ensureOpen(callerId(ctx)); // any role quoting for itself has an account
     return ctx.services.quotes.quote(callerId(ctx), settings);
   }
 

@@ -1,0 +1,275 @@
+/**
+ * npm run bench — startGeneration throughput against two baselines measured in the same run:
+ *   (a) startGeneration through the real server, spread over 200 accounts and on one hot account;
+ *   (b) the ceiling of our stack: bench/minimal-server.ts (express + Apollo + the same bearer
+ *       check) whose one mutation is the bare debit as one statement;
+ *   (c) the database's own limit: pgbench running that debit as BEGIN; UPDATE; INSERT; END.
+ * All at BENCH_CONNECTIONS (32) concurrent connections, on the same database and pool size.
+ * Figures are printed as ratios; the machines are shared and noisy, so only ratios compare.
+ */
+import 'reflect-metadata';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import pino from 'pino';
+import { createDataSource } from '../ormconfig';
+import { signToken } from '../src/common/auth/jwt';
+import { Role } from '../src/common/auth/role.enum';
+import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/common/db/embedded-postgres';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 200);
+const POOL = Number(process.env.DB_POOL_SIZE ?? 20);
+const SECRET = 'bench-secret-0123456789abcdef';
+const ROOT = path.resolve(__dirname, '..');
+
+interface Result {
+  name: string;
+  rps: number;
+  p50: number | null;
+  p99: number | null;
+  errors: number;
+  /** CPU milliseconds per request: the server process, and all PostgreSQL processes. */
+  serverCpu?: number;
+  dbCpu?: number;
+}
+
+/** CPU ticks (user + system) of a process, from /proc (Linux); 0 elsewhere. */
+function cpuTicks(pid: number): number {
+  try {
+    const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string;
+    const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(parts[11]) + Number(parts[12]);
+  } catch {
+    return 0;
+  }
+}
+
+function postgresTicks(): number {
+  const fs = require('node:fs') as typeof import('node:fs');
+  let sum = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith('postgres')) sum += cpuTicks(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return sum;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+async function database(): Promise<{ url: string; embedded?: EmbeddedDatabase; dir?: string }> {
+  const name = `credits_bench_${process.pid}`;
+  let base = process.env.DATABASE_URL;
+  let embedded: EmbeddedDatabase | undefined;
+  let dir: string | undefined;
+  if (!base) {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-'));
+    embedded = await startEmbeddedPostgres({ dataDir: dir, port: 0, database: 'postgres', log: pino({ level: 'warn' }) });
+    base = embedded.url;
+  }
+  const admin = new Client({ connectionString: withDatabase(base, 'postgres') });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = withDatabase(base, name);
+  const ds = createDataSource(url, 2);
+  await ds.initialize();
+  await ds.runMigrations({ transaction: 'all' });
+  const ids = [...Array.from({ length: ACCOUNTS }, (_, i) => `bench-${i}`), 'bench-hot'];
+  await ds.query(
+    `INSERT INTO accounts (id, tier, plan_status, available, low_credit_threshold, created_at, updated_at)
+     SELECT id, 'FREE', 'ACTIVE', 0, 0, now(), now() FROM unnest($1::text[]) id`,
+    [ids],
+  );
+  for (const id of ids) {
+    await ds.query(`SELECT * FROM ledger_grant($1, 1000000000, 'ADJUSTMENT', 'ADJUSTMENT', 'bench funds', NULL, NULL, NULL, NULL, 'bench', now())`, [id]);
+  }
+  await ds.destroy();
+  return { url, embedded, dir };
+}
+
+/** Starts a server as a child process and waits until GET `readyUrl` answers 200. */
+function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(os.tmpdir(), 'credits-bench-profiles')] : [];
+  const child = spawn(process.execPath, [...profile, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+    const poll = () =>
+      fetch(readyUrl).then(
+        (r) => (r.status === 200 ? resolve(child) : setTimeout(poll, 100)),
+        () => setTimeout(poll, 100),
+      );
+    poll();
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  child.removeAllListeners('exit');
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  child.kill('SIGKILL');
+}
+
+async function load(name: string, url: string, tokens: string[], body: string, ok: (body: string) => boolean, seconds = SECONDS, serverPid?: number): Promise<Result> {
+  let i = 0;
+  let errors = 0;
+  const cpu0 = serverPid ? cpuTicks(serverPid) : 0;
+  const db0 = postgresTicks();
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => ({
+          ...req,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[i++ % tokens.length]}` },
+          body,
+        }),
+        onResponse: (status, resBody) => {
+          if (status !== 200 || !ok(resBody)) errors++;
+        },
+      },
+    ],
+  });
+  const total = result.requests.total || 1;
+  const tick = 1000 / 100; // ms per clock tick (USER_HZ 100)
+  return {
+    name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: errors + result.errors + result.non2xx,
+    serverCpu: serverPid ? ((cpuTicks(serverPid) - cpu0) * tick) / total : undefined,
+    dbCpu: ((postgresTicks() - db0) * tick) / total,
+  };
+}
+
+function pgbench(name: string, url: string, file: string): Result | undefined {
+  const bin = ['pgbench', ...['18', '17', '16', '15'].map((v) => `/usr/lib/postgresql/${v}/bin/pgbench`)].find(
+    (b) => b === 'pgbench' ? spawnSync('pgbench', ['--version']).status === 0 : existsSync(b),
+  );
+  if (!bin) {
+    process.stdout.write('pgbench not found: (c) skipped (install postgresql-client / postgresql-contrib)\n');
+    return undefined;
+  }
+  const u = new URL(url);
+  const r = spawnSync(bin, ['-n', '-c', String(CONNECTIONS), '-j', '2', '-T', String(SECONDS), '-f', file, '-r', u.pathname.slice(1)], {
+    env: { ...process.env, PGHOST: u.hostname, PGPORT: u.port, PGUSER: decodeURIComponent(u.username), PGPASSWORD: decodeURIComponent(u.password) },
+    encoding: 'utf8',
+  });
+  const tps = /tps = ([\d.]+)/.exec(r.stdout);
+  const lat = /latency average = ([\d.]+) ms/.exec(r.stdout);
+  const failed = /number of failed transactions: (\d+)/.exec(r.stdout);
+  if (!tps) {
+    process.stdout.write(`pgbench failed:\n${r.stdout}\n${r.stderr}\n`);
+    return undefined;
+  }
+  return { name, rps: Number(tps[1]), p50: lat ? Number(lat[1]) : null, p99: null, errors: failed ? Number(failed[1]) : 0 };
+}
+
+function fmt(n: number | null, digits = 0): string {
+  return n === null ? '-' : n.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  process.stdout.write(`bench: ${CONNECTIONS} connections, ${SECONDS} s per run, ${ACCOUNTS} accounts, pool ${POOL}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model})\n`);
+  // Servers run compiled, as in production.
+  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('build failed');
+  const db = await database();
+  const spreadTokens = await Promise.all(Array.from({ length: ACCOUNTS }, (_, i) => signToken(SECRET, `bench-${i}`, Role.USER)));
+  const hotTokens = [await signToken(SECRET, 'bench-hot', Role.USER)];
+  const results: Result[] = [];
+  const env = { DATABASE_URL: db.url, JWT_SECRET: SECRET, DB_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+
+  // (a) the real server
+  const port = await freePort();
+  const server = await startChild(['dist/src/main.js'], { ...env, PORT: String(port), SIMULATED_WORKER: '0', JOB_SWEEP_INTERVAL_MS: '3600000' }, `http://127.0.0.1:${port}/readyz`);
+  const start = JSON.stringify({
+    query: 'mutation($i: StartGenerationInput!) { startGeneration(input: $i) { job { id } userErrors { code } } }',
+    variables: { i: { settings: { type: 'IMAGE', imageQuality: 'STANDARD' }, prompt: 'a lighthouse at dusk' } },
+  });
+  const accepted = (b: string) => b.includes('"userErrors":[]');
+  const url = `http://127.0.0.1:${port}/graphql`;
+  await load('warm-up', url, spreadTokens, start, accepted, 3);
+  results.push(await load('(a) startGeneration, spread', url, spreadTokens, start, accepted, SECONDS, server.pid));
+  results.push(await load('(a) startGeneration, hot account', url, hotTokens, start, accepted, SECONDS, server.pid));
+  await stopChild(server);
+
+  // (b) the minimal server on the same stack
+  const mport = await freePort();
+  const minimal = await startChild(['dist/bench/minimal-server.js'], { ...env, PORT: String(mport) }, `http://127.0.0.1:${mport}/readyz`);
+  const debit = JSON.stringify({ query: 'mutation { debit(amount: 1) }' });
+  const debited = (b: string) => /"debit":\d+/.test(b);
+  const murl = `http://127.0.0.1:${mport}/graphql`;
+  await load('warm-up', murl, spreadTokens, debit, debited, 3);
+  results.push(await load('(b) minimal stack debit, spread', murl, spreadTokens, debit, debited, SECONDS, minimal.pid));
+  results.push(await load('(b) minimal stack debit, hot account', murl, hotTokens, debit, debited, SECONDS, minimal.pid));
+  await stopChild(minimal);
+
+  // (c) pgbench: the same debit as a plain transaction
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'credits-pgbench-'));
+  const script = (account: string) => `${account}
+BEGIN;
+UPDATE accounts SET available = available - 1 WHERE id = :aid AND available >= 1;
+INSERT INTO ledger_entries (account_id, kind, amount, balance_after, description, created_at) VALUES (:aid, 'DEBIT', -1, 0, 'bench', now());
+END;
+`;
+  await writeFile(path.join(dir, 'spread.sql'), script(`\\set n random(0, ${ACCOUNTS - 1})`).replace(/:aid/g, `'bench-' || :n`));
+  await writeFile(path.join(dir, 'hot.sql'), script('').replace(/:aid/g, `'bench-hot'`));
+  const c1 = pgbench('(c) pgbench BEGIN/UPDATE/INSERT/END, spread', db.url, path.join(dir, 'spread.sql'));
+  const c2 = pgbench('(c) pgbench BEGIN/UPDATE/INSERT/END, hot account', db.url, path.join(dir, 'hot.sql'));
+  for (const c of [c1, c2]) if (c) results.push(c);
+  await rm(dir, { recursive: true, force: true });
+
+  process.stdout.write('\n| measurement | per second | p50 ms | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n');
+  for (const r of results) {
+    process.stdout.write(`| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.errors} | ${fmt(r.serverCpu ?? null, 2)} | ${fmt(r.dbCpu ?? null, 2)} |\n`);
+  }
+  const get = (prefix: string) => results.find((r) => r.name.startsWith(prefix));
+  const aS = get('(a) startGeneration, spread')!;
+  const aH = get('(a) startGeneration, hot')!;
+  const bS = get('(b) minimal stack debit, spread')!;
+  const bH = get('(b) minimal stack debit, hot')!;
+  const cS = get('(c) pgbench BEGIN/UPDATE/INSERT/END, spread');
+  const cH = get('(c) pgbench BEGIN/UPDATE/INSERT/END, hot');
+  process.stdout.write('\nratios (targets: spread ≥ 0.6 × (b); hot ≥ 0.8 × (c); (a) spread p99 < 50 ms)\n');
+  process.stdout.write(`  (a) spread / (b) spread = ${(aS.rps / bS.rps).toFixed(2)}\n`);
+  process.stdout.write(`  (a) hot / (b) hot       = ${(aH.rps / bH.rps).toFixed(2)}\n`);
+  if (cH) process.stdout.write(`  (a) hot / (c) hot       = ${(aH.rps / cH.rps).toFixed(2)}\n`);
+  if (cS) process.stdout.write(`  (a) spread / (c) spread = ${(aS.rps / cS.rps).toFixed(2)}\n`);
+  process.stdout.write(`  (a) spread p99          = ${fmt(aS.p99, 1)} ms\n`);
+
+  const admin = new Client({ connectionString: withDatabase(db.url, 'postgres') });
+  await admin.connect();
+  await admin.query(`DROP DATABASE ${new URL(db.url).pathname.slice(1)} WITH (FORCE)`);
+  await admin.end();
+  await db.embedded?.stop();
+  if (db.dir) await rm(db.dir, { recursive: true, force: true });
+  process.stdout.write(`\ndone in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e?.stack ?? e}\n`);
+  process.exit(1);
+});
