@@ -75,9 +75,8 @@ export class Foundation1764000000000 implements MigrationInterface {
         created_at timestamptz NOT NULL
       )`);
     // Spending order: soonest expiry first, never-expiring lots last, oldest first within each.
-    await q.query(`
-      CREATE INDEX credit_lots_spending_order ON credit_lots (account_id, expires_at ASC NULLS LAST, created_at, id)
-      WHERE remaining > 0`);
+    // Not partial on remaining > 0: spending then changes no indexed column (HOT updates).
+    await q.query(`CREATE INDEX credit_lots_spending_order ON credit_lots (account_id, expires_at ASC NULLS LAST, created_at, id)`);
 
     await q.query(`
       CREATE TABLE ledger_entries (

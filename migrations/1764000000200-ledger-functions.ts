@@ -55,9 +55,11 @@ export class LedgerFunctions1764000000200 implements MigrationInterface {
         ), spent AS (
           UPDATE credit_lots l SET remaining = l.remaining - pick.take FROM pick WHERE l.id = pick.id
           RETURNING pick.id AS lot_id, pick.take
+        ), moved AS (
+          INSERT INTO ledger_lot_movements (entry_id, lot_id, amount) SELECT v_entry, spent.lot_id, -spent.take FROM spent
+          RETURNING amount
         )
-        INSERT INTO ledger_lot_movements (entry_id, lot_id, amount) SELECT v_entry, spent.lot_id, -spent.take FROM spent;
-        SELECT coalesce(-sum(m.amount), 0) INTO v_taken FROM ledger_lot_movements m WHERE m.entry_id = v_entry;
+        SELECT coalesce(-sum(moved.amount), 0) INTO v_taken FROM moved;
         IF v_taken <> p_amount THEN
           RAISE EXCEPTION 'ledger inconsistency on account %: lots held % of %', p_account, v_taken, p_amount;
         END IF;
