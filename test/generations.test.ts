@@ -416,3 +416,32 @@ describe('jobUpdated', () => {
     await all.dispose();
   });
 });
+
+describe('the simulated worker', () => {
+  it('takes a queued job through the worker protocol to SUCCEEDED within seconds, with placeholder results', async () => {
+    const sim = await startTestApp({ SIMULATED_WORKER: '1' });
+    try {
+      await sim.gql(MeDocument, {}, { sub: 'demo' });
+      const started = Date.now();
+      const id = (await sim.gql(StartGenerationDocument, { input: { settings: { type: 'IMAGE', imageQuality: 'HIGH', count: 2 }, prompt: 'p' } }, { sub: 'demo' })).data!.startGeneration.job!.id;
+      let job: Awaited<ReturnType<typeof sim.gql<any, any>>>['data'];
+      for (;;) {
+        job = (await sim.gql(JobDocument, { id }, { sub: 'demo' })).data;
+        if (job!.job!.status === 'SUCCEEDED' || Date.now() - started > 10000) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(job!.job).toMatchObject({
+        status: 'SUCCEEDED',
+        progress: 100,
+        resultUrls: [`https://results.example.invalid/${id}/1.png`, `https://results.example.invalid/${id}/2.png`],
+        refunded: false,
+      });
+      expect(Date.now() - started).toBeLessThan(5000);
+      const worker = await sim.audit.query('SELECT worker_id FROM generation_jobs WHERE id = $1', [id]);
+      expect(worker.rows[0].worker_id).toBe('simulated-worker');
+      await sim.checkInvariants();
+    } finally {
+      await sim.stop();
+    }
+  });
+});
