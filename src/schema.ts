@@ -11,6 +11,7 @@ import { BalanceResolver } from './modules/ledger/balance.resolver';
 import { AccountJobsResolver, GenerationResolver } from './modules/generations/generation.resolver';
 import { WorkerResolver } from './modules/generations/worker.resolver';
 import { QuoteResolver } from './modules/quotes/quote.resolver';
+import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
 
 export const resolvers = [
   AccountResolver,
@@ -21,6 +22,8 @@ export const resolvers = [
   QuoteResolver,
   GenerationResolver,
   WorkerResolver,
+  AccountNotificationsResolver,
+  NotificationResolver,
 ] as const;
 
 export const SCHEMA_FILE = path.resolve(__dirname, '..', 'schema', 'schema.graphql');

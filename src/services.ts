@@ -13,6 +13,7 @@ import { JobRunners } from './modules/generations/job-runners';
 import { WorkerService } from './modules/generations/worker.service';
 import { PriceBookService } from './modules/quotes/price-book.service';
 import { QuoteService } from './modules/quotes/quote.service';
+import { NotificationService } from './modules/notifications/notification.service';
 
 export interface Services {
   config: Config;
@@ -29,6 +30,7 @@ export interface Services {
   generations: GenerationService;
   workers: WorkerService;
   runners: JobRunners;
+  notifications: NotificationService;
 }
 
 export function createServices(deps: { config: Config; db: DataSource; clock: Clock; log: Logger; events: EventBus }): Services {
@@ -45,5 +47,6 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   events.onEvent((e) => {
     if (e.type === 'job' && e.status === 'QUEUED') runners.nudge();
   });
-  return { ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners };
+  const notifications = new NotificationService(db, clock);
+  return { ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications };
 }

@@ -29,7 +29,19 @@ export interface PriceBookEvent {
   version: number;
 }
 
-export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent;
+/** A low-credit warning (sent by the ledger_warnings database function). */
+export interface WarningEvent {
+  type: 'warning';
+  accountId: string;
+  level: 'LOW' | 'DEPLETED';
+  balance: number;
+  threshold: number;
+  message: string;
+  notificationId: string;
+  at: string;
+}
+
+export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent;
 
 export type EventType = DomainEvent['type'];
 

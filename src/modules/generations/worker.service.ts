@@ -14,6 +14,18 @@ import type { JobRow } from './generation-job.type';
 import { isUuid } from './generation.service';
 import { JobStatus } from './job-status.enum';
 
+/** SQL (a CTE body) that keeps a JOB_FINISHED notification for finished rows of `t`. */
+function finishedNoteSql(t: string): string {
+  return `INSERT INTO notifications (account_id, kind, message, job_id, created_at)
+    SELECT ${t}.account_id, 'JOB_FINISHED',
+           CASE ${t}.status
+             WHEN 'SUCCEEDED' THEN format('Your %s generation is ready: %s result%s.', lower(${t}.type), cardinality(${t}.result_urls),
+                                          CASE WHEN cardinality(${t}.result_urls) = 1 THEN '' ELSE 's' END)
+             ELSE format('Your %s generation failed (%s); its %s credits were refunded.', lower(${t}.type), ${t}.failure_reason, ${t}.credits)
+           END, ${t}.id, ${t}.finished_at
+      FROM ${t} WHERE ${t}.status IN ('SUCCEEDED', 'FAILED')`;
+}
+
 export const MAX_RESULT_URLS = 16;
 export const MAX_RESULT_URL_LENGTH = 2048;
 
@@ -88,7 +100,8 @@ export class WorkerService {
            UPDATE generation_jobs j SET status = 'FAILED', finished_at = $2, refunded = true,
                   failure_reason = 'No report from the worker for ' || $4 || ' s: lease expired'
              FROM stale WHERE j.id = stale.id AND j.status = 'RUNNING' RETURNING j.*
-         ) SELECT failed.*, ${jobEventSql('failed')} AS notified FROM failed`,
+         ), note AS (${finishedNoteSql('failed')})
+         SELECT failed.*, ${jobEventSql('failed')} AS notified FROM failed`,
         [cutoff, now, limit, String(this.leaseSeconds)],
       );
       for (const job of expired) await this.refund(tx, job, 'Refund: the worker stopped reporting (lease expired)');
@@ -121,7 +134,8 @@ export class WorkerService {
       `WITH t AS (
          UPDATE generation_jobs SET ${set}
           WHERE id = $1 AND worker_id = $2 AND status = 'RUNNING' AND ${extraCondition} RETURNING *
-       ) SELECT t.*, ${jobEventSql('t')} AS notified FROM t`,
+       ), note AS (${finishedNoteSql('t')})
+       SELECT t.*, ${jobEventSql('t')} AS notified FROM t`,
       [jobId, workerId, ...params],
     );
     if (job) return job;

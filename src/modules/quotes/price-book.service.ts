@@ -7,7 +7,7 @@ import type { Clock } from '../../common/clock';
 import { transaction } from '../../common/db/transaction';
 import type { EventBus } from '../../common/events/event-bus';
 import { publishInTx } from '../../common/events/events';
-import { validateRules, type PriceRules } from './price-rules';
+import { cheapestPrice, validateRules, type PriceRules } from './price-rules';
 
 export interface PriceBook {
   version: number;
@@ -52,9 +52,9 @@ export class PriceBookService {
     const book = await transaction(this.db, async (tx) => {
       await tx.query('LOCK TABLE price_books IN SHARE ROW EXCLUSIVE MODE'); // versions are taken one at a time
       const [row] = await tx.query<{ version: number; published_at: Date }>(
-        `INSERT INTO price_books (version, rules, note, published_by, published_at)
-         SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4 FROM price_books RETURNING version, published_at`,
-        [JSON.stringify(rules), note, actor, this.clock.now()],
+        `INSERT INTO price_books (version, rules, note, published_by, published_at, cheapest_credits)
+         SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5 FROM price_books RETURNING version, published_at`,
+        [JSON.stringify(rules), note, actor, this.clock.now(), cheapestPrice(rules)],
       );
       await publishInTx(tx, { type: 'pricebook', accountId: '*', version: row.version });
       return { version: row.version, rules, note, publishedAt: row.published_at };

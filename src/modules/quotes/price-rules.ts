@@ -138,3 +138,8 @@ export function validateRules(rules: PriceRules): string[] {
   }
   return errors;
 }
+
+/** The price of the cheapest generation the book allows: the lowest class base (no surcharges). */
+export function cheapestPrice(rules: PriceRules): number {
+  return Math.min(...Object.values(rules.classes).map((r) => r.base));
+}
