@@ -31,6 +31,9 @@ export interface Config {
   maxQueryCost: number;
   logLevel: string;
   shutdownTimeoutMs: number;
+  wsInitTimeoutMs: number;
+  wsMaxSubscriptions: number;
+  wsMaxBufferedBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -128,5 +131,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxQueryCost: int(env, 'MAX_QUERY_COST', 5000, 10, 1_000_000),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
+    wsInitTimeoutMs: int(env, 'WS_INIT_TIMEOUT_MS', 3000, 100, 60000),
+    wsMaxSubscriptions: int(env, 'WS_MAX_SUBSCRIPTIONS', 25, 1, 1000),
+    wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
   };
 }

@@ -1,5 +1,7 @@
 /** One Context shape for HTTP requests and websocket operations. */
 import type { Identity } from './common/auth/jwt';
+import { bounded } from './common/events/bounded';
+import type { DomainEvent } from './common/events/events';
 import { Role } from './common/auth/role.enum';
 import type { Services } from './services';
 
@@ -7,12 +9,21 @@ export interface Context {
   /** The verified token, when one was sent. */
   identity?: Identity;
   services: Services;
+  /** Websocket operations: drops the connection (a subscriber too slow to keep up). */
+  dropConnection?: () => void;
 }
 
 /** Builds the context for a verified identity; opens the account of a new user on first sight. */
-export async function buildContext(services: Services, identity: Identity | undefined): Promise<Context> {
+export async function buildContext(services: Services, identity: Identity | undefined, dropConnection?: () => void): Promise<Context> {
   if (identity && identity.role === Role.USER) await services.accounts.ensureOpen(identity.sub);
-  return { identity, services };
+  return { identity, services, dropConnection };
+}
+
+/** The caller's events of one type, bounded for websocket subscribers (see common/events/bounded). */
+export function eventsOf<T extends DomainEvent['type']>(ctx: Context, type: T): AsyncIterable<Extract<DomainEvent, { type: T }>> {
+  const source = ctx.services.events.subscribe(type, callerId(ctx));
+  if (!ctx.dropConnection) return source;
+  return bounded(source, ctx.services.config.wsMaxBufferedBytes, ctx.dropConnection);
 }
 
 /** The caller's account id (resolvers behind @Authorized()). */

@@ -35,6 +35,8 @@ export interface RunningServer {
   databaseUrl: string;
   services: Services;
   httpServer: http.Server;
+  /** Open websocket connections on this instance. */
+  wsConnections(): number;
   /** Graceful stop: stop accepting, finish requests in flight, close sockets, pool, database. */
   stop(): Promise<void>;
 }
@@ -42,6 +44,8 @@ export interface RunningServer {
 type WsExtra = {
   identity?: Identity;
   expiryTimer?: NodeJS.Timeout;
+  /** Operations running on this socket. */
+  operations?: Set<string>;
 };
 
 /** WebSocket payloads above this are refused by ws itself (close 1009). */
@@ -89,6 +93,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const wsCleanup = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
       schema,
+      connectionInitWaitTimeout: config.wsInitTimeoutMs,
       onConnect: async (ctx) => {
         let token: string | undefined;
         try {
@@ -121,8 +126,16 @@ export async function createServer(config: Config, log: Logger = createLogger(co
       onClose: (ctx) => {
         if (ctx.extra.expiryTimer) clearTimeout(ctx.extra.expiryTimer);
       },
-      context: (ctx) => buildContext(services, ctx.extra.identity),
-      onSubscribe: (_ctx, _id, payload) => {
+      context: (ctx) =>
+        buildContext(services, ctx.extra.identity, () => {
+          log.warn({ sub: ctx.extra.identity?.sub }, 'dropping a websocket subscriber that does not keep up');
+          ctx.extra.socket.terminate();
+        }),
+      onSubscribe: (ctx, id, payload) => {
+        const operations = (ctx.extra.operations ??= new Set());
+        if (operations.size >= config.wsMaxSubscriptions) {
+          return [new GraphQLError(`At most ${config.wsMaxSubscriptions} operations at a time on one connection`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
+        }
         let document;
         try {
           document = parse(payload.query);
@@ -131,9 +144,20 @@ export async function createServer(config: Config, log: Logger = createLogger(co
         }
         const errors = validateOperation(schema, document, payload.variables ?? undefined, payload.operationName, limits);
         if (errors.length) return errors;
+        operations.add(id);
         return { schema, document, variableValues: payload.variables, operationName: payload.operationName } as ExecutionArgs;
       },
-      onNext: (_ctx, _id, _payload, _args, result) => {
+      onComplete: (ctx, id) => {
+        ctx.extra.operations?.delete(id);
+      },
+      onNext: (ctx, _id, _payload, _args, result) => {
+        const socket = ctx.extra.socket;
+        if (socket.bufferedAmount > config.wsMaxBufferedBytes) {
+          // A consumer that does not read: drop it rather than let its buffer grow.
+          log.warn({ buffered: socket.bufferedAmount, sub: ctx.extra.identity?.sub }, 'closing a slow websocket consumer');
+          socket.terminate();
+          return;
+        }
         if (!result.errors?.length) return result;
         return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } as unknown as typeof result;
       },
@@ -226,5 +250,14 @@ export async function createServer(config: Config, log: Logger = createLogger(co
       await embedded?.stop();
     })());
 
-  return { url: `${base}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, port, databaseUrl, services, httpServer, stop };
+  return {
+    url: `${base}/graphql`,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    port,
+    databaseUrl,
+    services,
+    httpServer,
+    wsConnections: () => wsServer.clients.size,
+    stop,
+  };
 }

@@ -9,6 +9,9 @@ export interface Subscription<T> {
   client: Client;
   /** Resolves once `n` events arrived. */
   waitFor(n: number, ms?: number): Promise<T[]>;
+  /** Ends this subscription only. */
+  unsubscribe(): void;
+  /** Ends the subscription and closes its client. */
   dispose(): Promise<void>;
 }
 
@@ -29,6 +32,7 @@ export function subscribe<T, V>(client: Client, doc: TypedDocumentNode<T, V>, va
       if (errors.length) throw new Error(`subscription failed: ${JSON.stringify(errors)}`);
       return events.slice(0, n);
     },
+    unsubscribe,
     async dispose() {
       unsubscribe();
       await client.dispose();

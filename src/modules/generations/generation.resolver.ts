@@ -5,7 +5,7 @@ import type { JobUpdatedEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
 import { paginate } from '../../common/relay/paginate';
-import { callerId, type Context } from '../../context';
+import { callerId, eventsOf, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { Balance } from '../ledger/balance.type';
 import { GenerationJob, GenerationJobConnection, type JobRow } from './generation-job.type';
@@ -96,7 +96,7 @@ export class GenerationResolver {
     description: "Every state and progress change of the caller's own jobs (or of one job), after commit.",
     subscribe: ({ context, args }) => {
       const ctx = context as Context;
-      const source = ctx.services.events.subscribe('job', callerId(ctx));
+      const source = eventsOf(ctx, 'job');
       const only = (args as JobUpdatedArgs).jobId;
       if (!only) return source;
       return (async function* () {

@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, FieldResolver, Int, Mutation, Resolver, Root, Sub
 import { badUserInput } from '../../common/errors/graphql-errors';
 import { transaction } from '../../common/db/transaction';
 import type { BalanceChangedEvent } from '../../common/events/events';
-import { callerId, type Context } from '../../context';
+import { callerId, eventsOf, type Context } from '../../context';
 import { Balance } from './balance.type';
 import { CreditLot } from './credit-lot.type';
 
@@ -31,7 +31,7 @@ export class BalanceResolver {
   @Authorized()
   @Subscription(_returns => Balance, {
     description: "The caller's balance after every committed change to it.",
-    subscribe: ({ context }) => (context as Context).services.events.subscribe('balance', callerId(context as Context)),
+    subscribe: ({ context }) => eventsOf(context as Context, 'balance'),
   })
   balanceChanged(@Root() event: BalanceChangedEvent): Balance {
     return Balance.of(event);

@@ -4,7 +4,7 @@ import type { WarningEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
 import { paginate } from '../../common/relay/paginate';
-import { callerId, type Context } from '../../context';
+import { callerId, eventsOf, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { CreditWarning, Notification, NotificationConnection, type NotificationRow, WarningLevel } from './notification.type';
 
@@ -43,7 +43,7 @@ export class NotificationResolver {
   @Authorized()
   @Subscription(_returns => CreditWarning, {
     description: "Low-credit warnings of the caller's own account.",
-    subscribe: ({ context }) => (context as Context).services.events.subscribe('warning', callerId(context as Context)),
+    subscribe: ({ context }) => eventsOf(context as Context, 'warning'),
   })
   async creditWarning(@Root() e: WarningEvent, @Ctx() ctx: Context): Promise<CreditWarning> {
     return {

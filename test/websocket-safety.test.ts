@@ -1,0 +1,101 @@
+import WebSocket from 'ws';
+import { BalanceChangedDocument, MeDocument, SetLowCreditThresholdDocument } from './graphql/generated';
+import { subscribe, untilLive } from './helpers/subscriptions';
+import { eventually, useTestApp } from './helpers/test-app';
+
+const t = useTestApp({ WS_INIT_TIMEOUT_MS: '300', WS_MAX_SUBSCRIPTIONS: '3', WS_MAX_BUFFERED_BYTES: '4096' });
+
+function raw(): Promise<WebSocket> {
+  const socket = new WebSocket(t.app.server.wsUrl, 'graphql-transport-ws');
+  return new Promise((resolve, reject) => {
+    socket.on('open', () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+function closed(socket: WebSocket): Promise<{ code: number; reason: string; at: number }> {
+  return new Promise((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() })));
+}
+
+async function initialised(sub: string): Promise<WebSocket> {
+  const socket = await raw();
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await t.app.token(sub)}` } }));
+  await new Promise((r) => socket.once('message', r));
+  return socket;
+}
+
+describe('websocket safety', () => {
+  it('closes a socket that does not initialise in time with 4408', async () => {
+    const socket = await raw();
+    const opened = Date.now();
+    const c = await closed(socket);
+    expect(c.code).toBe(4408);
+    expect(c.at - opened).toBeGreaterThanOrEqual(250);
+    expect(c.at - opened).toBeLessThan(3000);
+  });
+
+  it('refuses a message above the payload limit by closing with 1009', async () => {
+    const socket = await initialised('big-sender');
+    const c = closed(socket);
+    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: `{ me { id } } # ${'x'.repeat(70 * 1024)}` } }));
+    expect((await c).code).toBe(1009);
+  });
+
+  it('caps the operations of one socket and accepts new ones as others end', async () => {
+    await t.app.gql(MeDocument, {}, { sub: 'capped' });
+    const client = t.app.ws({ sub: 'capped' });
+    const subs = [1, 2, 3].map(() => subscribe(client, BalanceChangedDocument));
+    await untilLive(subs[2], () => t.app.gql(SetLowCreditThresholdDocument, { threshold: 5 }, { sub: 'capped' }));
+    const fourth = subscribe(client, BalanceChangedDocument);
+    await eventually(() => fourth.errors.length > 0);
+    expect(JSON.stringify(fourth.errors)).toContain('At most 3 operations at a time on one connection');
+    expect(subs.map((x) => x.errors)).toEqual([[], [], []]);
+    subs[0].unsubscribe();
+    await new Promise((r) => setTimeout(r, 100));
+    const fifth = subscribe(client, BalanceChangedDocument);
+    await untilLive(fifth, () => t.app.gql(SetLowCreditThresholdDocument, { threshold: 5 }, { sub: 'capped' }));
+    expect(fifth.errors).toEqual([]);
+    await client.dispose();
+  });
+
+  it('drops a subscriber that stops reading once its backlog passes the bound, instead of growing memory', async () => {
+    await t.app.gql(MeDocument, {}, { sub: 'slow' });
+    const grants = (n: number) =>
+      t.app.audit.query(
+        `SELECT count(*) FROM generate_series(1, $1::int) g,
+           LATERAL ledger_grant('slow', 1, 'ADJUSTMENT', 'ADJUSTMENT', 'flood ' || g, NULL, NULL, NULL, NULL, 'test', now())`,
+        [n],
+      );
+    await grants(400); // every event below then carries about 400 lots (some 60 KB)
+    const socket = await initialised('slow');
+    let received = 0;
+    socket.on('message', () => received++);
+    socket.send(JSON.stringify({ id: 's1', type: 'subscribe', payload: { query: 'subscription { balanceChanged { available lots { id source granted remaining expiresAt createdAt } } }' } }));
+    // Make sure the subscription is live, then stop reading.
+    for (let i = 0; i < 100 && received === 0; i++) {
+      await t.app.gql(SetLowCreditThresholdDocument, { threshold: 5 }, { sub: 'slow' });
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    expect(received).toBeGreaterThan(0);
+    // A subscriber that reads keeps up with a burst below the bound and is not dropped.
+    const seen = received;
+    await grants(20);
+    await eventually(() => received >= seen + 20);
+    expect(t.app.server.wsConnections()).toBeGreaterThanOrEqual(1);
+    const c = closed(socket);
+    (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    // 500 changes in one transaction: 500 events of 60-130 KB each once rendered, more than the
+    // socket buffers hold, so the events the subscriber has not taken pile up past the bound (4 KiB here).
+    await grants(500);
+    const before = t.app.server.wsConnections();
+    await eventually(() => t.app.server.wsConnections() < before, 30000);
+    (socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    const closeEvent = await c;
+    expect(closeEvent.code).toBe(1006); // dropped, not closed politely
+    expect(received).toBeLessThan(500);
+    // Other sockets are unaffected.
+    const fine = subscribe(t.app.ws({ sub: 'slow' }), BalanceChangedDocument);
+    await untilLive(fine, () => t.app.gql(SetLowCreditThresholdDocument, { threshold: 5 }, { sub: 'slow' }));
+    await fine.dispose();
+  });
+});
