@@ -8,128 +8,21 @@
  * Figures are printed as ratios; the machines are shared and noisy, so only ratios compare.
  */
 import 'reflect-metadata';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { Client } from 'pg';
-import pino from 'pino';
-import { createDataSource } from '../ormconfig';
 import { signToken } from '../src/common/auth/jwt';
 import { Role } from '../src/common/auth/role.enum';
-import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/common/db/embedded-postgres';
+import { freePort } from '../src/common/db/embedded-postgres';
+import { cpuTicks, database, dropDatabase, postgresTicks, ROOT, SECRET, startChild, stopChild, type Result } from './support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 200);
 const POOL = Number(process.env.DB_POOL_SIZE ?? 20);
-const SECRET = 'bench-secret-0123456789abcdef';
-const ROOT = path.resolve(__dirname, '..');
-
-interface Result {
-  name: string;
-  rps: number;
-  p50: number | null;
-  p99: number | null;
-  errors: number;
-  /** CPU milliseconds per request: the server process, and all PostgreSQL processes. */
-  serverCpu?: number;
-  dbCpu?: number;
-}
-
-/** CPU ticks (user + system) of a process, from /proc (Linux); 0 elsewhere. */
-function cpuTicks(pid: number): number {
-  try {
-    const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string;
-    const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return Number(parts[11]) + Number(parts[12]);
-  } catch {
-    return 0;
-  }
-}
-
-function postgresTicks(): number {
-  const fs = require('node:fs') as typeof import('node:fs');
-  let sum = 0;
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith('postgres')) sum += cpuTicks(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return sum;
-}
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-
-async function database(): Promise<{ url: string; embedded?: EmbeddedDatabase; dir?: string }> {
-  const name = `credits_bench_${process.pid}`;
-  let base = process.env.DATABASE_URL;
-  let embedded: EmbeddedDatabase | undefined;
-  let dir: string | undefined;
-  if (!base) {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-'));
-    embedded = await startEmbeddedPostgres({ dataDir: dir, port: 0, database: 'postgres', log: pino({ level: 'warn' }) });
-    base = embedded.url;
-  }
-  const admin = new Client({ connectionString: withDatabase(base, 'postgres') });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = withDatabase(base, name);
-  const ds = createDataSource(url, 2);
-  await ds.initialize();
-  await ds.runMigrations({ transaction: 'all' });
-  const ids = [...Array.from({ length: ACCOUNTS }, (_, i) => `bench-${i}`), 'bench-hot'];
-  await ds.query(
-    `INSERT INTO accounts (id, tier, plan_status, available, low_credit_threshold, created_at, updated_at)
-     SELECT id, 'FREE', 'ACTIVE', 0, 0, now(), now() FROM unnest($1::text[]) id`,
-    [ids],
-  );
-  for (const id of ids) {
-    await ds.query(`SELECT * FROM ledger_grant($1, 1000000000, 'ADJUSTMENT', 'ADJUSTMENT', 'bench funds', NULL, NULL, NULL, NULL, 'bench', now())`, [id]);
-  }
-  await ds.destroy();
-  return { url, embedded, dir };
-}
-
-/** Starts a server as a child process and waits until GET `readyUrl` answers 200. */
-function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(os.tmpdir(), 'credits-bench-profiles')] : [];
-  const child = spawn(process.execPath, [...profile, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
-    const poll = () =>
-      fetch(readyUrl).then(
-        (r) => (r.status === 200 ? resolve(child) : setTimeout(poll, 100)),
-        () => setTimeout(poll, 100),
-      );
-    poll();
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  child.removeAllListeners('exit');
-  const exited = new Promise((r) => child.on('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-  child.kill('SIGKILL');
-}
 
 async function load(name: string, url: string, tokens: string[], body: string, ok: (body: string) => boolean, seconds = SECONDS, serverPid?: number): Promise<Result> {
   let i = 0;
@@ -196,7 +89,7 @@ async function main(): Promise<void> {
   // Servers run compiled, as in production.
   const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('build failed');
-  const db = await database();
+  const db = await database([...Array.from({ length: ACCOUNTS }, (_, i) => `bench-${i}`), 'bench-hot']);
   const spreadTokens = await Promise.all(Array.from({ length: ACCOUNTS }, (_, i) => signToken(SECRET, `bench-${i}`, Role.USER)));
   const hotTokens = [await signToken(SECRET, 'bench-hot', Role.USER)];
   const results: Result[] = [];
@@ -260,12 +153,7 @@ END;
   if (cS) process.stdout.write(`  (a) spread / (c) spread = ${(aS.rps / cS.rps).toFixed(2)}\n`);
   process.stdout.write(`  (a) spread p99          = ${fmt(aS.p99, 1)} ms\n`);
 
-  const admin = new Client({ connectionString: withDatabase(db.url, 'postgres') });
-  await admin.connect();
-  await admin.query(`DROP DATABASE ${new URL(db.url).pathname.slice(1)} WITH (FORCE)`);
-  await admin.end();
-  await db.embedded?.stop();
-  if (db.dir) await rm(db.dir, { recursive: true, force: true });
+  await dropDatabase(db);
   process.stdout.write(`\ndone in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
 

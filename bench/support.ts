@@ -1,0 +1,141 @@
+/** Shared pieces of the benchmarks: a fresh database with seeded accounts, servers as child processes, CPU readings. */
+import 'reflect-metadata';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import pino from 'pino';
+import { createDataSource } from '../ormconfig';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/common/db/embedded-postgres';
+
+export const ROOT = path.resolve(__dirname, '..');
+export const SECRET = 'bench-secret-0123456789abcdef';
+
+export interface Result {
+  name: string;
+  rps: number;
+  p50: number | null;
+  p99: number | null;
+  errors: number;
+  /** CPU milliseconds per request: the server process, and all PostgreSQL processes. */
+  serverCpu?: number;
+  dbCpu?: number;
+}
+
+/** CPU ticks (user + system) of a process, from /proc (Linux); 0 elsewhere. */
+export function cpuTicks(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(parts[11]) + Number(parts[12]);
+  } catch {
+    return 0;
+  }
+}
+
+export function postgresTicks(): number {
+  let sum = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith('postgres')) sum += cpuTicks(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return sum;
+}
+
+export function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+export interface BenchDatabase {
+  url: string;
+  embedded?: EmbeddedDatabase;
+  dir?: string;
+}
+
+/** A fresh, migrated database with accounts `ids`, each holding a billion credits. */
+export async function database(ids: string[]): Promise<BenchDatabase> {
+  const name = `credits_bench_${process.pid}`;
+  let base = process.env.DATABASE_URL;
+  let embedded: EmbeddedDatabase | undefined;
+  let dir: string | undefined;
+  if (!base) {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-'));
+    embedded = await startEmbeddedPostgres({ dataDir: dir, port: 0, database: 'postgres', log: pino({ level: 'warn' }) });
+    base = embedded.url;
+  }
+  const admin = new Client({ connectionString: withDatabase(base, 'postgres') });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = withDatabase(base, name);
+  const ds = createDataSource(url, 2);
+  await ds.initialize();
+  await ds.runMigrations({ transaction: 'all' });
+  await ds.query(
+    `INSERT INTO accounts (id, tier, plan_status, available, low_credit_threshold, created_at, updated_at)
+     SELECT id, 'FREE', 'ACTIVE', 0, 0, now(), now() FROM unnest($1::text[]) id`,
+    [ids],
+  );
+  await ds.query(
+    `SELECT count(*) FROM unnest($1::text[]) id,
+       LATERAL ledger_grant(id, 1000000000, 'ADJUSTMENT', 'ADJUSTMENT', 'bench funds', NULL, NULL, NULL, NULL, 'bench', now())`,
+    [ids],
+  );
+  await ds.destroy();
+  return { url, embedded, dir };
+}
+
+/** Starts a server as a child process and waits until GET `readyUrl` answers 200. */
+export function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(os.tmpdir(), 'credits-bench-profiles')] : [];
+  const child = spawn(process.execPath, [...profile, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+    const poll = () =>
+      fetch(readyUrl).then(
+        (r) => (r.status === 200 ? resolve(child) : setTimeout(poll, 100)),
+        () => setTimeout(poll, 100),
+      );
+    poll();
+  });
+}
+
+export async function stopChild(child: ChildProcess): Promise<void> {
+  child.removeAllListeners('exit');
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  child.kill('SIGKILL');
+}
+
+
+/** Drops the bench database and stops what database() started. */
+export async function dropDatabase(db: BenchDatabase): Promise<void> {
+  const admin = new Client({ connectionString: withDatabase(db.url, 'postgres') });
+  await admin.connect();
+  await admin.query(`DROP DATABASE ${new URL(db.url).pathname.slice(1)} WITH (FORCE)`);
+  await admin.end();
+  await db.embedded?.stop();
+  if (db.dir) await rm(db.dir, { recursive: true, force: true });
+}
+
+/** Resident memory of a process in bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
