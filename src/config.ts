@@ -121,7 +121,9 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret: jwtSecretRaw,
     jwtJwksUrl,
     jwtSecretGenerated: false,
-    paymentProvider: oneOf(env, 'PAYMENT_PROVIDER', ['sandbox', 'stripe'] as const, 'sandbox'),
+    // 'stripe' is part of the contract; until its provider lands, asking for it stops the start
+    // rather than silently taking sandbox payments.
+    paymentProvider: oneOf(env, 'PAYMENT_PROVIDER', ['sandbox'] as const, 'sandbox'),
     simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),
     testClock,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),

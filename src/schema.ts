@@ -12,6 +12,7 @@ import { AccountJobsResolver, GenerationResolver } from './modules/generations/g
 import { WorkerResolver } from './modules/generations/worker.resolver';
 import { QuoteResolver } from './modules/quotes/quote.resolver';
 import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
+import { AccountPurchasesResolver, BillingResolver } from './modules/billing/billing.resolver';
 
 export const resolvers = [
   AccountResolver,
@@ -24,6 +25,8 @@ export const resolvers = [
   WorkerResolver,
   AccountNotificationsResolver,
   NotificationResolver,
+  AccountPurchasesResolver,
+  BillingResolver,
 ] as const;
 
 export const SCHEMA_FILE = path.resolve(__dirname, '..', 'schema', 'schema.graphql');

@@ -14,6 +14,8 @@ import { WorkerService } from './modules/generations/worker.service';
 import { PriceBookService } from './modules/quotes/price-book.service';
 import { QuoteService } from './modules/quotes/quote.service';
 import { NotificationService } from './modules/notifications/notification.service';
+import { BillingService } from './modules/billing/billing.service';
+import { SandboxProvider, type PaymentProvider } from './modules/billing/payment-provider';
 
 export interface Services {
   config: Config;
@@ -31,6 +33,8 @@ export interface Services {
   workers: WorkerService;
   runners: JobRunners;
   notifications: NotificationService;
+  payments: PaymentProvider;
+  billing: BillingService;
 }
 
 export function createServices(deps: { config: Config; db: DataSource; clock: Clock; log: Logger; events: EventBus }): Services {
@@ -48,5 +52,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     if (e.type === 'job' && e.status === 'QUEUED') runners.nudge();
   });
   const notifications = new NotificationService(db, clock);
-  return { ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications };
+  const payments: PaymentProvider = new SandboxProvider();
+  const billing = new BillingService(db, clock, catalog, ledger, payments);
+  return { ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing };
 }

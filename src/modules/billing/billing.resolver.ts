@@ -1,0 +1,40 @@
+import { Arg, Args, Authorized, Ctx, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
+import { UserError } from '../../common/errors/user-error.type';
+import { ConnectionArgs } from '../../common/relay/connection.args';
+import type { ConnectionShape } from '../../common/relay/connection.type';
+import { paginate } from '../../common/relay/paginate';
+import { callerId, type Context } from '../../context';
+import { Account } from '../accounts/account.type';
+import { Balance } from '../ledger/balance.type';
+import { PurchaseCreditPackInput, PurchasePayload } from './purchase-credit-pack.input';
+import { Purchase, PurchaseConnection, type PurchaseRow } from './purchase.type';
+
+@Resolver(_of => Account)
+export class AccountPurchasesResolver {
+  @FieldResolver(_returns => PurchaseConnection, { description: 'Packs and plans bought, newest first.' })
+  purchases(@Root() account: Account, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<Purchase>> {
+    return paginate<PurchaseRow, Purchase>(ctx.services.db, {
+      table: 'purchases',
+      where: 'account_id = $1',
+      params: [account.id],
+      page,
+      map: Purchase.fromRow,
+    });
+  }
+}
+
+@Resolver()
+export class BillingResolver {
+  @Authorized()
+  @Mutation(_returns => PurchasePayload, { description: 'Buys a credit pack on any plan: a lot that never expires. Idempotent with a key.' })
+  async purchaseCreditPack(@Arg('input', _type => PurchaseCreditPackInput) input: PurchaseCreditPackInput, @Ctx() ctx: Context): Promise<PurchasePayload> {
+    await ctx.services.accounts.ensureOpen(callerId(ctx));
+    const out = await ctx.services.billing.purchasePack(callerId(ctx), input);
+    return {
+      purchase: out.purchase ? Purchase.fromRow(out.purchase) : null,
+      checkoutUrl: out.checkoutUrl ?? null,
+      balance: out.balance ? Balance.of(out.balance) : null,
+      userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
+    };
+  }
+}
