@@ -10,6 +10,7 @@ import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { isUniqueViolation, sqlOf, type Sql } from '../../common/db/sql';
 import { transaction } from '../../common/db/transaction';
+import { KeyedQueue } from '../../common/keyed-queue';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { TierCode } from '../catalog/catalog.enums';
@@ -72,11 +73,18 @@ export class GenerationService {
     private readonly catalog: CatalogService,
     private readonly quotes: QuoteService,
     private readonly ledger: LedgerService,
+    startConcurrency = 4,
   ) {
     this.sql = sqlOf(db);
+    this.inFlight = new KeyedQueue(startConcurrency);
   }
 
   private readonly sql: Sql;
+  /** Two starts per account at a time (the next waits at the row lock while one commits). */
+  private readonly perAccount = new KeyedQueue(2);
+  /** Starts in the database at once: every start commits with a NOTIFY, and PostgreSQL
+   *  serialises those commits, so more at once only add lock contention (docs/PERFORMANCE.md). */
+  private readonly inFlight: KeyedQueue;
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
     const priced = await this.quotes.price(req.settings, 'input.settings');
@@ -86,7 +94,7 @@ export class GenerationService {
       : undefined;
     let outcome: StartOutcome;
     try {
-      outcome = await this.attempt(accountId, req, priced, quote, key?.hash);
+      outcome = await this.perAccount.run(accountId, () => this.inFlight.run('all', () => this.attempt(accountId, req, priced, quote, key?.hash)));
     } catch (e) {
       // The key was taken (a retry, or a concurrent duplicate that committed first): this
       // attempt rolled back whole; answer with the first request's outcome.
