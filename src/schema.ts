@@ -13,6 +13,8 @@ import { WorkerResolver } from './modules/generations/worker.resolver';
 import { QuoteResolver } from './modules/quotes/quote.resolver';
 import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
 import { AccountPurchasesResolver, BillingResolver } from './modules/billing/billing.resolver';
+import { TestClockResolver } from './modules/clock/test-clock.resolver';
+import { AccountRefundsResolver, RefundRequestResolver } from './modules/refunds/refund.resolver';
 
 export const resolvers = [
   AccountResolver,
@@ -27,6 +29,9 @@ export const resolvers = [
   NotificationResolver,
   AccountPurchasesResolver,
   BillingResolver,
+  RefundRequestResolver,
+  AccountRefundsResolver,
+  TestClockResolver,
 ] as const;
 
 export const SCHEMA_FILE = path.resolve(__dirname, '..', 'schema', 'schema.graphql');

@@ -79,6 +79,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const events = new EventBus(databaseUrl, log);
   await events.start();
   const services = createServices({ config, db, clock, log, events });
+  if (config.testClock) await services.testClock.load();
   services.runners.start();
   const verify = createTokenVerifier({ secret: config.jwtSecret, jwksUrl: config.jwtJwksUrl });
   const schema = await buildAppSchema();

@@ -16,6 +16,9 @@ import { QuoteService } from './modules/quotes/quote.service';
 import { NotificationService } from './modules/notifications/notification.service';
 import { BillingService } from './modules/billing/billing.service';
 import { SandboxProvider, type PaymentProvider } from './modules/billing/payment-provider';
+import { TestClockService } from './modules/clock/test-clock.service';
+import { ExpiryService } from './modules/ledger/expiry.service';
+import { RefundService } from './modules/refunds/refund.service';
 
 export interface Services {
   config: Config;
@@ -35,6 +38,11 @@ export interface Services {
   notifications: NotificationService;
   payments: PaymentProvider;
   billing: BillingService;
+  refunds: RefundService;
+  expiries: ExpiryService;
+  testClock: TestClockService;
+  /** The periodic work that falls due with time: lot expiries (renewals as they land). */
+  dueWork(): Promise<void>;
 }
 
 export function createServices(deps: { config: Config; db: DataSource; clock: Clock; log: Logger; events: EventBus }): Services {
@@ -47,12 +55,25 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const quotes = new QuoteService(db, clock, catalog, priceBooks, config.quoteTtlSeconds);
   const generations = new GenerationService(db, clock, catalog, quotes, ledger, config.startConcurrency);
   const workers = new WorkerService(db, clock, ledger, config.jobLeaseSeconds, log);
-  const runners = new JobRunners(workers, log, { simulatedWorker: config.simulatedWorker, sweepIntervalMs: config.jobSweepIntervalMs });
+  const runners = new JobRunners(workers, log, {
+    simulatedWorker: config.simulatedWorker,
+    sweepIntervalMs: config.jobSweepIntervalMs,
+    dueWork: () => dueWork(),
+  });
   events.onEvent((e) => {
     if (e.type === 'job' && e.status === 'QUEUED') runners.nudge();
   });
   const notifications = new NotificationService(db, clock);
   const payments: PaymentProvider = new SandboxProvider();
   const billing = new BillingService(db, clock, catalog, ledger, payments);
-  return { ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing };
+  const refunds = new RefundService(db, clock, payments);
+  const expiries = new ExpiryService(db, clock);
+  const testClock = new TestClockService(db, clock, events, log);
+  async function dueWork(): Promise<void> {
+    await expiries.expireDue();
+  }
+  return {
+    ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
+    refunds, expiries, testClock, dueWork,
+  };
 }

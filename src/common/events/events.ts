@@ -41,7 +41,14 @@ export interface WarningEvent {
   at: string;
 }
 
-export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent;
+/** The shared test clock moved (TEST_CLOCK=1). */
+export interface ClockEvent {
+  type: 'clock';
+  accountId: '*';
+  offsetMs: number;
+}
+
+export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | ClockEvent;
 
 export type EventType = DomainEvent['type'];
 

@@ -1,6 +1,6 @@
 /**
- * Background work of an instance: the lease sweep (every instance runs it; it is safe to run
- * concurrently) and, with SIMULATED_WORKER=1, an in-process worker that takes queued jobs
+ * Background work of an instance: the lease sweep and the work due with time (lot expiries),
+ * which every instance runs and which are safe to run concurrently, and, with SIMULATED_WORKER=1, an in-process worker that takes queued jobs
  * through the same service paths as real workers and finishes them within seconds.
  */
 import type { Logger } from 'pino';
@@ -18,11 +18,16 @@ export class JobRunners {
   constructor(
     private readonly workers: WorkerService,
     private readonly log: Logger,
-    private readonly opts: { simulatedWorker: boolean; sweepIntervalMs: number; stepMs?: number },
+    private readonly opts: { simulatedWorker: boolean; sweepIntervalMs: number; stepMs?: number; dueWork?: () => Promise<void> },
   ) {}
 
   start(): void {
-    this.loops.push(this.every(this.opts.sweepIntervalMs, () => this.workers.sweepExpiredLeases().then(() => undefined)));
+    this.loops.push(
+      this.every(this.opts.sweepIntervalMs, async () => {
+        await this.workers.sweepExpiredLeases();
+        await this.opts.dueWork?.();
+      }),
+    );
     if (this.opts.simulatedWorker) this.loops.push(this.simulate());
   }
 

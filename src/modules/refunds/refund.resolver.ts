@@ -1,0 +1,56 @@
+import { Arg, Args, Authorized, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Role } from '../../common/auth/role.enum';
+import { UserError } from '../../common/errors/user-error.type';
+import { ConnectionArgs } from '../../common/relay/connection.args';
+import type { ConnectionShape } from '../../common/relay/connection.type';
+import { paginate } from '../../common/relay/paginate';
+import { callerId, type Context } from '../../context';
+import { Account } from '../accounts/account.type';
+import { Purchase } from '../billing/purchase.type';
+import { RefundRequest, RefundRequestConnection, RequestRefundInput, RequestRefundPayload, type RefundRequestRow } from './refund-request.type';
+
+@Resolver(_of => RefundRequest)
+export class RefundRequestResolver {
+  @FieldResolver(_returns => Purchase)
+  async purchase(@Root() r: RefundRequest, @Ctx() ctx: Context): Promise<Purchase> {
+    const row = await ctx.services.refunds.purchaseOf(r.accountId, r.purchaseId);
+    if (!row) throw new Error(`purchase ${r.purchaseId} vanished`);
+    return Purchase.fromRow(row);
+  }
+
+  @Authorized()
+  @Mutation(_returns => RequestRefundPayload, { description: 'Asks for a refund of your purchase; decided at once under the policy (or sent to review).' })
+  async requestRefund(@Arg('input', _type => RequestRefundInput) input: RequestRefundInput, @Ctx() ctx: Context): Promise<RequestRefundPayload> {
+    const out = await ctx.services.refunds.request(callerId(ctx), input.purchaseId, input.reason);
+    return {
+      refundRequest: out.request ? RefundRequest.fromRow(out.request) : null,
+      userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
+    };
+  }
+
+  @Authorized(Role.ADMIN)
+  @Query(_returns => RefundRequestConnection, { description: 'Admin: refund requests waiting for a decision, newest first.' })
+  refundRequestsToReview(@Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<RefundRequest>> {
+    return paginate<RefundRequestRow, RefundRequest>(ctx.services.db, {
+      table: 'refund_requests',
+      where: `status = 'PENDING_REVIEW'`,
+      params: [],
+      page,
+      map: RefundRequest.fromRow,
+    });
+  }
+}
+
+@Resolver(_of => Account)
+export class AccountRefundsResolver {
+  @FieldResolver(_returns => RefundRequestConnection, { description: 'Refund requests, newest first, with their decisions.' })
+  refundRequests(@Root() account: Account, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<RefundRequest>> {
+    return paginate<RefundRequestRow, RefundRequest>(ctx.services.db, {
+      table: 'refund_requests',
+      where: 'account_id = $1',
+      params: [account.id],
+      page,
+      map: RefundRequest.fromRow,
+    });
+  }
+}

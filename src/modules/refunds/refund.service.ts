@@ -1,0 +1,109 @@
+/**
+ * The refund policy. A purchase is refunded in full when asked within 24 hours of its
+ * completion and no credit was used since then (generations started since, net of those that
+ * were refunded); otherwise the request is kept as DENIED with CREDITS_ALREADY_USED or
+ * REFUND_WINDOW_EXPIRED. Approval revokes the purchase's unspent credits (REVOCATION entries),
+ * marks the purchase REFUNDED and refunds through the provider, in one transaction that holds
+ * the account row lock — so a refund racing a generation start ends with one of them winning.
+ */
+import type { DataSource } from 'typeorm';
+import type { Clock } from '../../common/clock';
+import { transaction, type Tx } from '../../common/db/transaction';
+import { UserErrorCode } from '../../common/errors/user-error-code.enum';
+import type { PaymentProvider } from '../billing/payment-provider';
+import { PurchaseStatus, type PurchaseRow } from '../billing/purchase.type';
+import type { RefundRequestRow } from './refund-request.type';
+
+export interface RefundOutcome {
+  request?: RefundRequestRow;
+  error?: { code: UserErrorCode; message: string; field?: string[] };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class RefundService {
+  constructor(private readonly db: DataSource, private readonly clock: Clock, private readonly provider: PaymentProvider) {}
+
+  async request(accountId: string, purchaseId: string, reason?: string | null): Promise<RefundOutcome> {
+    const notFound: RefundOutcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No purchase of yours has this id', field: ['input', 'purchaseId'] } };
+    if (!UUID.test(purchaseId)) return notFound;
+    return transaction(this.db, async (tx) => {
+      // The account row lock orders this against every ledger change of the account.
+      await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+      const [purchase] = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1 AND account_id = $2 FOR UPDATE', [purchaseId, accountId]);
+      if (!purchase) return notFound;
+      const [existing] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE purchase_id = $1', [purchaseId]);
+      if (existing) {
+        return { request: existing, error: { code: UserErrorCode.REFUND_ALREADY_REQUESTED, message: 'A refund was already requested for this purchase', field: ['input', 'purchaseId'] } };
+      }
+      if (purchase.status !== PurchaseStatus.COMPLETED) {
+        return { error: { code: UserErrorCode.INVALID_STATE, message: `The purchase is ${purchase.status}, not COMPLETED`, field: ['input', 'purchaseId'] } };
+      }
+      const now = this.clock.now();
+      if (now.getTime() > purchase.refundable_until!.getTime()) {
+        return this.deny(tx, purchase, reason, UserErrorCode.REFUND_WINDOW_EXPIRED,
+          `Refunds are possible within 24 hours of a purchase; this one completed at ${purchase.completed_at!.toISOString()}`);
+      }
+      const used = await this.creditsUsedSince(tx, accountId, purchase.completed_at!);
+      if (used > 0) {
+        return this.deny(tx, purchase, reason, UserErrorCode.CREDITS_ALREADY_USED,
+          `${used} ${used === 1 ? 'credit was' : 'credits were'} used since the purchase; it is no longer refundable`);
+      }
+      return this.approve(tx, purchase, reason, now);
+    });
+  }
+
+  /** Credits spent on generations since `since`, not counting generations that were refunded. */
+  private async creditsUsedSince(tx: Tx, accountId: string, since: Date): Promise<number> {
+    const [row] = await tx.query<{ used: number }>(
+      `SELECT coalesce(-sum(d.amount), 0)::int AS used FROM ledger_entries d
+        WHERE d.account_id = $1 AND d.kind = 'DEBIT' AND d.created_at >= $2
+          AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.job_id = d.job_id AND r.kind = 'REFUND')`,
+      [accountId, since],
+    );
+    return row.used;
+  }
+
+  private async deny(tx: Tx, p: PurchaseRow, reason: string | null | undefined, code: UserErrorCode, why: string): Promise<RefundOutcome> {
+    const now = this.clock.now();
+    const [request] = await tx.query<RefundRequestRow>(
+      `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, reason, decision_reason, created_at, decided_at)
+       VALUES ($1, $2, 'DENIED', 0, $3, $4, $5, $5) RETURNING *`,
+      [p.id, p.account_id, reason ?? null, why, now],
+    );
+    await this.notify(tx, p.account_id, `Your refund request for the ${describe(p)} was declined: ${why}.`, now);
+    return { request, error: { code, message: why } };
+  }
+
+  private async approve(tx: Tx, p: PurchaseRow, reason: string | null | undefined, now: Date): Promise<RefundOutcome> {
+    const taken = await tx.query<{ amount: number }>(
+      `SELECT t.amount FROM credit_lots l, LATERAL ledger_take_lot(l.account_id, l.id, 'REVOCATION', $3, $2, NULL, $4) t
+        WHERE l.purchase_id = $2 AND l.account_id = $1 AND l.remaining > 0`,
+      [p.account_id, p.id, `Refund of the ${describe(p)}: its credits are withdrawn`, now],
+    );
+    const revoked = taken.reduce((sum, r) => sum + r.amount, 0);
+    await tx.query(`UPDATE purchases SET status = 'REFUNDED' WHERE id = $1`, [p.id]);
+    const refund = p.amount_cents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, p.amount_cents) : undefined;
+    const [request] = await tx.query<RefundRequestRow>(
+      `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, credits_revoked, reason, decision_reason, provider_ref, created_at, decided_at)
+       VALUES ($1, $2, 'APPROVED', $3, $4, $5, $6, $7, $8, $8) RETURNING *`,
+      [p.id, p.account_id, p.amount_cents, revoked, reason ?? null, 'Refunded in full: asked within 24 hours and no credits used since', refund?.ref ?? null, now],
+    );
+    await this.notify(tx, p.account_id, `Your ${describe(p)} was refunded: ${(p.amount_cents / 100).toFixed(2)} ${p.currency.trim()} is on its way back and its ${revoked} credits were withdrawn.`, now);
+    return { request };
+  }
+
+  private async notify(tx: Tx, accountId: string, message: string, now: Date): Promise<void> {
+    await tx.query(`INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, 'REFUND_DECIDED', $2, $3)`, [accountId, message, now]);
+  }
+
+  async purchaseOf(accountId: string, purchaseId: string): Promise<PurchaseRow | undefined> {
+    const [row] = (await this.db.query('SELECT * FROM purchases WHERE id = $1 AND account_id = $2', [purchaseId, accountId])) as PurchaseRow[];
+    return row;
+  }
+}
+
+function describe(p: PurchaseRow): string {
+  return p.pack_code ? `${p.pack_code} credit pack` : `${p.tier} plan`;
+}
+

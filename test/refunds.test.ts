@@ -1,0 +1,157 @@
+import { Role } from '../src/common/auth/role.enum';
+import { transaction } from '../src/common/db/transaction';
+import type { SandboxProvider } from '../src/modules/billing/payment-provider';
+import { LedgerEntryKind, LotSource } from '../src/modules/ledger/ledger.enums';
+import {
+  AdjustCreditsDocument,
+  AdvanceTestClockDocument,
+  CancelGenerationDocument,
+  MeDocument,
+  MyNotificationsDocument,
+  MyRefundRequestsDocument,
+  PurchaseCreditPackDocument,
+  RequestRefundDocument,
+  StartGenerationDocument,
+} from './graphql/generated';
+import { startTestApp, useTestApp } from './helpers/test-app';
+
+const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
+const admin = { sub: 'ops', role: Role.ADMIN };
+
+async function buy(sub: string, packCode = 'STARTER'): Promise<string> {
+  const r = await t.app.gql(PurchaseCreditPackDocument, { input: { packCode } }, { sub });
+  expect(r.data!.purchaseCreditPack.userErrors).toEqual([]);
+  return r.data!.purchaseCreditPack.purchase!.id;
+}
+
+function refund(sub: string, purchaseId: string, reason?: string) {
+  return t.app.gql(RequestRefundDocument, { input: { purchaseId, reason } }, { sub });
+}
+
+function start(sub: string) {
+  return t.app.gql(StartGenerationDocument, { input: { settings: { type: 'VIDEO', durationSeconds: 5 }, prompt: 'waves' } }, { sub });
+}
+
+async function balance(sub: string): Promise<number> {
+  return (await t.app.audit.query('SELECT available FROM accounts WHERE id = $1', [sub])).rows[0].available;
+}
+
+describe('refunds of credit packs', () => {
+  it('refunds in full within 24 hours when no credit was used: credits withdrawn, purchase REFUNDED, money back', async () => {
+    const id = await buy('refunder');
+    const provider = t.app.server.services.payments as SandboxProvider;
+    const before = provider.refunds.length;
+    const res = await refund('refunder', id, 'bought by mistake');
+    const out = res.data!.requestRefund;
+    expect(out.userErrors).toEqual([]);
+    expect(out.refundRequest).toMatchObject({
+      status: 'APPROVED', amountCents: 500, creditsRevoked: 50, reason: 'bought by mistake',
+      decisionReason: 'Refunded in full: asked within 24 hours and no credits used since',
+      purchase: { id, status: 'REFUNDED', packCode: 'STARTER' },
+    });
+    expect(await balance('refunder')).toBe(25);
+    expect(provider.refunds.slice(before)).toEqual([{ ref: `sandbox_${id}`, amountCents: 500 }]);
+    const entry = await t.app.audit.query(`SELECT kind, amount, purchase_id FROM ledger_entries WHERE account_id = 'refunder' ORDER BY id DESC LIMIT 1`);
+    expect(entry.rows[0]).toEqual({ kind: 'REVOCATION', amount: -50, purchase_id: id });
+    const notes = await t.app.gql(MyNotificationsDocument, {}, { sub: 'refunder' });
+    expect(notes.data!.me.notifications.edges[0].node).toMatchObject({
+      kind: 'REFUND_DECIDED',
+      message: 'Your STARTER credit pack was refunded: 5.00 USD is on its way back and its 50 credits were withdrawn.',
+    });
+  });
+
+  it('denies a refund once a credit was used since the purchase, and keeps the decision', async () => {
+    const id = await buy('user-of-credits');
+    expect((await start('user-of-credits')).data!.startGeneration.job).not.toBeNull();
+    const res = await refund('user-of-credits', id);
+    const out = res.data!.requestRefund;
+    expect(out.userErrors).toEqual([{ code: 'CREDITS_ALREADY_USED', message: '9 credits were used since the purchase; it is no longer refundable', field: null }]);
+    expect(out.refundRequest).toMatchObject({ status: 'DENIED', amountCents: 0, creditsRevoked: 0, purchase: { status: 'COMPLETED' } });
+    expect(await balance('user-of-credits')).toBe(66);
+    const kept = await t.app.gql(MyRefundRequestsDocument, {}, { sub: 'user-of-credits' });
+    expect(kept.data!.me.refundRequests.edges.map((e) => [e.node.status, e.node.purchase.id])).toEqual([['DENIED', id]]);
+  });
+
+  it('does not count generations that were refunded', async () => {
+    const id = await buy('changed-mind');
+    const job = (await start('changed-mind')).data!.startGeneration.job!.id;
+    await t.app.gql(CancelGenerationDocument, { jobId: job }, { sub: 'changed-mind' });
+    const res = await refund('changed-mind', id);
+    expect(res.data!.requestRefund.refundRequest!.status).toBe('APPROVED');
+    expect(await balance('changed-mind')).toBe(25);
+  });
+
+  it('takes one request per purchase, from its owner only', async () => {
+    const id = await buy('once');
+    await t.app.gql(MeDocument, {}, { sub: 'stranger' });
+    const foreign = await refund('stranger', id);
+    expect(foreign.data!.requestRefund).toEqual({
+      refundRequest: null,
+      userErrors: [{ code: 'NOT_FOUND', message: 'No purchase of yours has this id', field: ['input', 'purchaseId'] }],
+    });
+    expect((await refund('once', id)).data!.requestRefund.refundRequest!.status).toBe('APPROVED');
+    const again = await refund('once', id);
+    expect(again.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['REFUND_ALREADY_REQUESTED']);
+    const rows = await t.app.audit.query('SELECT count(*)::int AS n FROM refund_requests WHERE purchase_id = $1', [id]);
+    expect(rows.rows[0].n).toBe(1);
+  });
+
+  it('lets exactly one of a refund and a racing generation start win', async () => {
+    for (let i = 0; i < 8; i++) {
+      const sub = `racer-${i}`;
+      await t.app.gql(MeDocument, {}, { sub });
+      await t.app.gql(AdjustCreditsDocument, { input: { accountId: sub, amount: -25, reason: 'spend the bonus before buying' } }, admin);
+      const id = await buy(sub);
+      const [s, r] = await Promise.all([start(sub), refund(sub, id)]);
+      const started = s.data!.startGeneration.job !== null;
+      const refunded = r.data!.requestRefund.refundRequest?.status === 'APPROVED';
+      expect(started !== refunded).toBe(true);
+      if (started) expect(r.data!.requestRefund.userErrors[0].code).toBe('CREDITS_ALREADY_USED');
+      else expect(s.data!.startGeneration.userErrors[0].code).toBe('INSUFFICIENT_CREDITS');
+      expect(await balance(sub)).toBe(started ? 41 : 0);
+    }
+  });
+
+  it('denies a refund asked after 24 hours', async () => {
+    const id = await buy('late');
+    const moved = await t.app.gql(AdvanceTestClockDocument, { hours: 24.5 }, admin);
+    expect(moved.errors).toBeUndefined();
+    const res = await refund('late', id);
+    expect(res.data!.requestRefund.userErrors[0].code).toBe('REFUND_WINDOW_EXPIRED');
+    expect(res.data!.requestRefund.refundRequest!.status).toBe('DENIED');
+    expect(await balance('late')).toBe(75);
+  });
+});
+
+describe('the test clock', () => {
+  it('moves forward for admins and expires the lots that fell due before it returns', async () => {
+    await t.app.gql(MeDocument, {}, { sub: 'expiring' });
+    const { clock, ledger, db } = t.app.server.services;
+    const inTwoHours = new Date(clock.now().getTime() + 2 * 3600 * 1000);
+    await transaction(db, (tx) =>
+      ledger.grant(tx, { accountId: 'expiring', amount: 40, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT, description: 'allowance', expiresAt: inTwoHours }),
+    );
+    await t.app.gql(AdjustCreditsDocument, { input: { accountId: 'expiring', amount: -10, reason: 'use' } }, admin); // from the expiring lot first
+    const before = clock.now().getTime();
+    const res = await t.app.gql(AdvanceTestClockDocument, { hours: 3 }, admin);
+    expect(new Date(res.data!.advanceTestClock).getTime() - before).toBeGreaterThanOrEqual(3 * 3600 * 1000);
+    expect(await balance('expiring')).toBe(25);
+    const expiry = await t.app.audit.query(`SELECT kind, amount, description FROM ledger_entries WHERE account_id = 'expiring' ORDER BY id DESC LIMIT 1`);
+    expect(expiry.rows[0]).toEqual({ kind: 'EXPIRY', amount: -30, description: 'Credits expired' });
+    const user = await t.app.gql(AdvanceTestClockDocument, { hours: 1 }, { sub: 'expiring' });
+    expect(user.errors![0].extensions!.code).toBe('FORBIDDEN');
+    const bad = await t.app.gql(AdvanceTestClockDocument, { hours: -1 }, admin);
+    expect(bad.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('is refused when the test clock is not enabled', async () => {
+    const plain = await startTestApp();
+    try {
+      const res = await plain.gql(AdvanceTestClockDocument, { hours: 1 }, admin);
+      expect(res.errors![0].extensions!.code).toBe('FORBIDDEN');
+      expect(res.errors![0].message).toContain('The test clock is not enabled');
+    } finally {
+      await plain.stop();
+    }
+  });
+});
