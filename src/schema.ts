@@ -12,7 +12,7 @@ import { AccountJobsResolver, GenerationResolver } from './modules/generations/g
 import { WorkerResolver } from './modules/generations/worker.resolver';
 import { QuoteResolver } from './modules/quotes/quote.resolver';
 import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
-import { AccountPurchasesResolver, BillingResolver } from './modules/billing/billing.resolver';
+import { AccountPurchasesResolver, BillingResolver, PlanResolver } from './modules/billing/billing.resolver';
 import { TestClockResolver } from './modules/clock/test-clock.resolver';
 import { AccountRefundsResolver, RefundRequestResolver } from './modules/refunds/refund.resolver';
 
@@ -29,6 +29,7 @@ export const resolvers = [
   NotificationResolver,
   AccountPurchasesResolver,
   BillingResolver,
+  PlanResolver,
   RefundRequestResolver,
   AccountRefundsResolver,
   TestClockResolver,

@@ -17,6 +17,7 @@ import { NotificationService } from './modules/notifications/notification.servic
 import { BillingService } from './modules/billing/billing.service';
 import { SandboxProvider, type PaymentProvider } from './modules/billing/payment-provider';
 import { TestClockService } from './modules/clock/test-clock.service';
+import { PlanService } from './modules/billing/plan.service';
 import { ExpiryService } from './modules/ledger/expiry.service';
 import { RefundService } from './modules/refunds/refund.service';
 
@@ -39,6 +40,7 @@ export interface Services {
   payments: PaymentProvider;
   billing: BillingService;
   refunds: RefundService;
+  plans: PlanService;
   expiries: ExpiryService;
   testClock: TestClockService;
   /** The periodic work that falls due with time: lot expiries (renewals as they land). */
@@ -67,13 +69,15 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const payments: PaymentProvider = new SandboxProvider();
   const billing = new BillingService(db, clock, catalog, ledger, payments);
   const refunds = new RefundService(db, clock, payments);
+  const plans = new PlanService(db, clock, catalog, ledger, payments);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   async function dueWork(): Promise<void> {
+    await plans.renewDue();
     await expiries.expireDue();
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
-    refunds, expiries, testClock, dueWork,
+    refunds, plans, expiries, testClock, dueWork,
   };
 }

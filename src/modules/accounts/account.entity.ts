@@ -17,6 +17,10 @@ export class AccountEntity {
   @Column({ name: 'low_credit_threshold', type: 'int' }) lowCreditThreshold: number;
   @Column({ name: 'low_warning_armed', type: 'boolean' }) lowWarningArmed: boolean;
   @Column({ name: 'depleted_warning_armed', type: 'boolean' }) depletedWarningArmed: boolean;
+  @Column({ name: 'pending_tier', type: 'text', nullable: true }) pendingTier: TierCode | null;
+  @Column({ name: 'pending_interval', type: 'text', nullable: true }) pendingInterval: BillingInterval | null;
+  @Column({ name: 'allowance_period_start', type: 'timestamptz', nullable: true }) allowancePeriodStart: Date | null;
+  @Column({ name: 'allowance_period_end', type: 'timestamptz', nullable: true }) allowancePeriodEnd: Date | null;
   @Column({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @Column({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
 }

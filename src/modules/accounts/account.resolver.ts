@@ -7,6 +7,7 @@ import { callerId, type Context } from '../../context';
 import { Balance } from '../ledger/balance.type';
 import { LedgerEntry, LedgerEntryConnection } from '../ledger/ledger-entry.type';
 import { Account } from './account.type';
+import type { AccountEntity } from './account.entity';
 import { Plan } from './plan.type';
 
 @Resolver(_of => Account)
@@ -29,16 +30,8 @@ export class AccountResolver {
   }
 
   @FieldResolver(_returns => Plan)
-  async plan(@Root() account: Account, @Ctx() ctx: Context): Promise<Plan> {
-    const r = account.row;
-    return {
-      tier: await ctx.services.catalog.tier(r.tier),
-      interval: r.billingInterval,
-      status: r.planStatus,
-      currentPeriodStart: r.currentPeriodStart,
-      currentPeriodEnd: r.currentPeriodEnd,
-      cancelAtPeriodEnd: r.cancelAtPeriodEnd,
-    };
+  plan(@Root() account: Account, @Ctx() ctx: Context): Promise<Plan> {
+    return planOf(account.row, ctx);
   }
 
   @FieldResolver(_returns => Balance)
@@ -56,4 +49,17 @@ export class AccountResolver {
       map: LedgerEntry.fromRow,
     });
   }
+}
+
+export async function planOf(r: AccountEntity, ctx: Context): Promise<Plan> {
+  return {
+    tier: await ctx.services.catalog.tier(r.tier),
+    interval: r.billingInterval,
+    status: r.planStatus,
+    currentPeriodStart: r.currentPeriodStart,
+    currentPeriodEnd: r.currentPeriodEnd,
+    cancelAtPeriodEnd: r.cancelAtPeriodEnd,
+    scheduledTier: r.pendingTier ? await ctx.services.catalog.tier(r.pendingTier) : r.pendingInterval ? await ctx.services.catalog.tier(r.tier) : null,
+    scheduledInterval: r.pendingInterval ?? (r.pendingTier ? r.billingInterval : null),
+  };
 }

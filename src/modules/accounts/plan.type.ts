@@ -11,4 +11,7 @@ export class Plan {
   @Field(_type => Date, { nullable: true }) currentPeriodStart: Date | null;
   @Field(_type => Date, { nullable: true }) currentPeriodEnd: Date | null;
   @Field(_type => Boolean) cancelAtPeriodEnd: boolean;
+  @Field(_type => Tier, { nullable: true, description: 'The tier from the next period, when a change is scheduled' }) scheduledTier: Tier | null;
+  @Field(_type => BillingInterval, { nullable: true, description: 'The interval from the next period, when a change is scheduled' })
+  scheduledInterval: BillingInterval | null;
 }

@@ -8,6 +8,9 @@ import { Account } from '../accounts/account.type';
 import { Balance } from '../ledger/balance.type';
 import { PurchaseCreditPackInput, PurchasePayload } from './purchase-credit-pack.input';
 import { Purchase, PurchaseConnection, type PurchaseRow } from './purchase.type';
+import { planOf } from '../accounts/account.resolver';
+import { ChangePlanInput, ChangePlanPayload } from './change-plan.input';
+import type { PlanOutcome } from './plan.service';
 
 @Resolver(_of => Account)
 export class AccountPurchasesResolver {
@@ -34,6 +37,36 @@ export class BillingResolver {
       purchase: out.purchase ? Purchase.fromRow(out.purchase) : null,
       checkoutUrl: out.checkoutUrl ?? null,
       balance: out.balance ? Balance.of(out.balance) : null,
+      userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
+    };
+  }
+}
+
+@Resolver()
+export class PlanResolver {
+  @Authorized()
+  @Mutation(_returns => ChangePlanPayload, { description: 'Moves to another plan: upgrades now (prorated), the rest at the period end.' })
+  async changePlan(@Arg('input', _type => ChangePlanInput) input: ChangePlanInput, @Ctx() ctx: Context): Promise<ChangePlanPayload> {
+    await ctx.services.accounts.ensureOpen(callerId(ctx));
+    return this.payload(ctx, await ctx.services.plans.changePlan(callerId(ctx), input));
+  }
+
+  @Authorized()
+  @Mutation(_returns => ChangePlanPayload, { description: 'Ends the paid plan at the period end (cancelAtPeriodEnd); the credits stay until then.' })
+  async cancelPlan(@Ctx() ctx: Context): Promise<ChangePlanPayload> {
+    await ctx.services.accounts.ensureOpen(callerId(ctx));
+    return this.payload(ctx, await ctx.services.plans.cancelPlan(callerId(ctx)));
+  }
+
+  private async payload(ctx: Context, out: PlanOutcome): Promise<ChangePlanPayload> {
+    const id = callerId(ctx);
+    const row = await ctx.services.accounts.get(id);
+    const purchase = out.purchaseId ? await ctx.services.billing.get(id, out.purchaseId) : undefined;
+    const balance = out.balance ?? (await ctx.services.ledger.balance(id));
+    return {
+      plan: row ? await planOf(row, ctx) : null,
+      purchase: purchase ? Purchase.fromRow(purchase) : null,
+      balance: balance ? Balance.of(balance) : null,
       userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
     };
   }

@@ -27,9 +27,17 @@ export class SandboxProvider implements PaymentProvider {
   /** Charges by purchase id: a second charge of one purchase returns the first. */
   readonly charges = new Map<string, ChargeRequest & { ref: string }>();
   readonly refunds: { ref: string; amountCents: number }[] = [];
+  private failures: { reason: string; accountId?: string }[] = [];
+
+  /** Tests and demos: the next `n` new charges (of one account, if given) fail with `reason`. */
+  failNext(n: number, reason = 'card declined', accountId?: string): void {
+    this.failures.push(...Array.from({ length: n }, () => ({ reason, accountId })));
+  }
 
   async charge(req: ChargeRequest): Promise<ChargeResult> {
     const existing = this.charges.get(req.purchaseId);
+    const failure = existing ? -1 : this.failures.findIndex((f) => !f.accountId || f.accountId === req.accountId);
+    if (failure >= 0) return { status: 'failed', reason: this.failures.splice(failure, 1)[0].reason };
     if (existing) return { status: 'succeeded', ref: existing.ref };
     const ref = `sandbox_${req.purchaseId}`;
     this.charges.set(req.purchaseId, { ...req, ref });

@@ -1,0 +1,26 @@
+import { IsOptional, Length } from 'class-validator';
+import { Field, InputType, ObjectType } from 'type-graphql';
+import { UserError } from '../../common/errors/user-error.type';
+import { BillingInterval, TierCode } from '../catalog/catalog.enums';
+import { Plan } from '../accounts/plan.type';
+import { Balance } from '../ledger/balance.type';
+import { Purchase } from './purchase.type';
+
+@InputType({ description: 'Upgrades take effect at once (prorated); a lower tier, another interval or FREE at the period end.' })
+export class ChangePlanInput {
+  @Field(_type => TierCode) tier: TierCode;
+  @Field(_type => BillingInterval) interval: BillingInterval;
+
+  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
+  @IsOptional()
+  @Length(1, 255)
+  idempotencyKey?: string | null;
+}
+
+@ObjectType()
+export class ChangePlanPayload {
+  @Field(_type => Plan, { nullable: true }) plan: Plan | null;
+  @Field(_type => Purchase, { nullable: true, description: 'What was charged now, if anything' }) purchase: Purchase | null;
+  @Field(_type => Balance, { nullable: true }) balance: Balance | null;
+  @Field(_type => [UserError]) userErrors: UserError[];
+}

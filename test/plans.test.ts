@@ -1,0 +1,143 @@
+import { Role } from '../src/common/auth/role.enum';
+import type { SandboxProvider } from '../src/modules/billing/payment-provider';
+import { addMonths } from '../src/modules/billing/plan.service';
+import { AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
+import { startTestApp, useTestApp } from './helpers/test-app';
+
+const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
+const admin = { sub: 'ops', role: Role.ADMIN };
+const DAY = 24 * 3600 * 1000;
+
+function change(sub: string, tier: 'FREE' | 'CREATOR' | 'PRO' | 'MAX', interval: 'MONTHLY' | 'ANNUAL' = 'MONTHLY', idempotencyKey?: string) {
+  return t.app.gql(ChangePlanDocument, { input: { tier, interval, idempotencyKey } }, { sub });
+}
+
+async function advanceDays(days: number): Promise<void> {
+  const r = await t.app.gql(AdvanceTestClockDocument, { hours: days * 24 }, admin);
+  expect(r.errors).toBeUndefined();
+}
+
+async function plan(sub: string) {
+  return (await t.app.gql(MyPlanDocument, {}, { sub })).data!.me;
+}
+
+async function rows(sql: string, params: unknown[]) {
+  return (await t.app.audit.query(sql, params)).rows;
+}
+
+describe('plans', () => {
+  it('starts a paid plan from FREE at once: full price, the month’s allowance expiring at the month end, its queue', async () => {
+    const res = await change('starter', 'PRO');
+    const out = res.data!.changePlan;
+    expect(out.userErrors).toEqual([]);
+    expect(out.purchase).toMatchObject({ kind: 'PLAN', status: 'COMPLETED', tier: 'PRO', interval: 'MONTHLY', credits: 1000, amountCents: 2900 });
+    expect(out.plan).toMatchObject({ tier: { code: 'PRO' }, interval: 'MONTHLY', status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null });
+    const start = new Date(out.plan!.currentPeriodStart!);
+    expect(new Date(out.plan!.currentPeriodEnd!).getTime()).toBe(addMonths(start, 1).getTime());
+    expect(out.balance).toEqual({ available: 1025 });
+    const me = await plan('starter');
+    expect(me.balance.lots.map((l) => [l.source, l.granted, l.expiresAt])).toEqual([
+      ['MONTHLY_ALLOWANCE', 1000, addMonths(start, 1).toISOString()],
+      ['SIGNUP_BONUS', 25, null],
+    ]);
+  });
+
+  it('upgrades at once with the charge and the credits prorated to what is left of the period', async () => {
+    await change('upgrader', 'PRO');
+    await advanceDays(10);
+    const [a] = await rows('SELECT current_period_start, current_period_end, allowance_period_start, allowance_period_end FROM accounts WHERE id = $1', ['upgrader']);
+    const now = t.app.server.services.clock.now().getTime();
+    const res = await change('upgrader', 'MAX');
+    const out = res.data!.changePlan;
+    const periodLeft = (a.current_period_end.getTime() - now) / (a.current_period_end.getTime() - a.current_period_start.getTime());
+    const monthLeft = (a.allowance_period_end.getTime() - now) / (a.allowance_period_end.getTime() - a.allowance_period_start.getTime());
+    // The clock moved a little between reading and changing: allow the last cent and credit.
+    expect(Math.abs(out.purchase!.amountCents - Math.ceil(5000 * periodLeft))).toBeLessThanOrEqual(1);
+    expect(Math.abs(out.purchase!.credits - Math.floor(2000 * monthLeft))).toBeLessThanOrEqual(1);
+    expect(out.purchase!.amountCents).toBeGreaterThan(3000);
+    expect(out.purchase!.amountCents).toBeLessThan(4000);
+    expect(out.plan!.tier.code).toBe('MAX');
+    expect(out.plan!.currentPeriodEnd).toEqual(a.current_period_end.toISOString());
+    expect(out.balance!.available).toBe(1025 + out.purchase!.credits);
+  });
+
+  it('moves to a lower tier at the period end: the unused allowance expires and the new one comes, once', async () => {
+    await change('downer', 'MAX');
+    const res = await change('downer', 'CREATOR');
+    expect(res.data!.changePlan.plan).toMatchObject({ tier: { code: 'MAX' }, scheduledTier: { code: 'CREATOR' }, scheduledInterval: 'MONTHLY' });
+    expect(res.data!.changePlan.purchase).toBeNull();
+    await advanceDays(32);
+    const me = await plan('downer');
+    expect(me.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', scheduledTier: null });
+    expect(me.balance.available).toBe(25 + 300);
+    const expired = await rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY'`, ['downer']);
+    expect(expired).toEqual([{ amount: -3000 }]);
+    const charges = await rows(`SELECT tier, amount_cents FROM purchases WHERE account_id = $1 ORDER BY created_at`, ['downer']);
+    expect(charges).toEqual([{ tier: 'MAX', amount_cents: 7900 }, { tier: 'CREATOR', amount_cents: 1200 }]);
+    const notes = await t.app.gql(MyNotificationsDocument, {}, { sub: 'downer' });
+    expect(notes.data!.me.notifications.edges[0].node.kind).toBe('PLAN_RENEWED');
+  });
+
+  it('cancels at the period end and falls back to FREE', async () => {
+    await change('leaver', 'CREATOR');
+    const c = await t.app.gql(CancelPlanDocument, {}, { sub: 'leaver' });
+    expect(c.data!.cancelPlan.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', cancelAtPeriodEnd: true });
+    await advanceDays(32);
+    const me = await plan('leaver');
+    expect(me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED', interval: null, cancelAtPeriodEnd: false });
+    expect(me.balance.available).toBe(25);
+    const again = await t.app.gql(CancelPlanDocument, {}, { sub: 'leaver' });
+    expect(again.data!.cancelPlan.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+  });
+
+  it('charges an annual plan once a year and grants its allowance every month', async () => {
+    await change('yearly', 'CREATOR', 'ANNUAL');
+    for (let m = 0; m < 3; m++) await advanceDays(31);
+    const grants = await rows('SELECT credits FROM allowance_grants WHERE account_id = $1 ORDER BY period_start', ['yearly']);
+    expect(grants).toHaveLength(4);
+    const charges = await rows(`SELECT amount_cents FROM purchases WHERE account_id = $1`, ['yearly']);
+    expect(charges).toEqual([{ amount_cents: 11520 }]);
+    const me = await plan('yearly');
+    expect(me.balance.available).toBe(25 + 300); // earlier months expired
+  });
+
+  it('leaves a plan PAST_DUE with no new allowance when the renewal payment fails', async () => {
+    await change('declined', 'PRO');
+    (t.app.server.services.payments as SandboxProvider).failNext(1, 'card declined', 'declined');
+    await advanceDays(32);
+    const me = await plan('declined');
+    expect(me.plan.status).toBe('PAST_DUE');
+    expect(me.balance.available).toBe(25);
+    const grants = await rows('SELECT count(*)::int AS n FROM allowance_grants WHERE account_id = $1', ['declined']);
+    expect(grants[0].n).toBe(1);
+  });
+
+  it('renews once per account and period even when two instances run the renewals at once', async () => {
+    await change('twice', 'PRO');
+    const other = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' }, t.app.databaseUrl);
+    try {
+      t.app.server.services.clock.advance(32 * DAY);
+      other.server.services.clock.setOffset(t.app.server.services.clock.offset);
+      await Promise.all([t.app.server.services.plans.renewDue(), other.server.services.plans.renewDue(), t.app.server.services.plans.renewDue()]);
+      const grants = await rows('SELECT count(*)::int AS n FROM allowance_grants WHERE account_id = $1', ['twice']);
+      expect(grants[0].n).toBe(2);
+      const charges = await rows(`SELECT count(*)::int AS n FROM purchases WHERE account_id = $1`, ['twice']);
+      expect(charges[0].n).toBe(2);
+      await t.app.server.services.expiries.expireDue();
+      expect((await plan('twice')).balance.available).toBe(1025);
+    } finally {
+      await other.server.stop();
+      await other.audit.end();
+    }
+  });
+
+  it('charges once for twenty concurrent plan changes with one key, and refuses the plan you already have', async () => {
+    await t.app.gql(MeDocument, {}, { sub: 'eager' });
+    const results = await Promise.all(Array.from({ length: 20 }, () => change('eager', 'CREATOR', 'MONTHLY', 'go-creator')));
+    expect(new Set(results.map((r) => r.data!.changePlan.purchase?.id)).size).toBe(1);
+    const charges = await rows(`SELECT count(*)::int AS n FROM purchases WHERE account_id = $1`, ['eager']);
+    expect(charges[0].n).toBe(1);
+    const same = await change('eager', 'CREATOR');
+    expect(same.data!.changePlan.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+  });
+});
