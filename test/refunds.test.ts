@@ -3,6 +3,10 @@ import { transaction } from '../src/common/db/transaction';
 import type { SandboxProvider } from '../src/modules/billing/payment-provider';
 import { LedgerEntryKind, LotSource } from '../src/modules/ledger/ledger.enums';
 import {
+  ChangePlanDocument,
+  RefundRequestsToReviewDocument,
+  ReviewRefundRequestDocument,
+  MyPlanDocument,
   AdjustCreditsDocument,
   AdvanceTestClockDocument,
   CancelGenerationDocument,
@@ -120,6 +124,61 @@ describe('refunds of credit packs', () => {
     expect(res.data!.requestRefund.userErrors[0].code).toBe('REFUND_WINDOW_EXPIRED');
     expect(res.data!.requestRefund.refundRequest!.status).toBe('DENIED');
     expect(await balance('late')).toBe(75);
+  });
+});
+
+describe('refunds of plans', () => {
+  async function subscribeTo(sub: string, tier: 'CREATOR' | 'PRO', interval: 'MONTHLY' | 'ANNUAL'): Promise<string> {
+    const r = await t.app.gql(ChangePlanDocument, { input: { tier, interval } }, { sub });
+    expect(r.data!.changePlan.userErrors).toEqual([]);
+    return r.data!.changePlan.purchase!.id;
+  }
+
+  it('refunds a plan in full within 24 hours when no credit was used, and ends it', async () => {
+    const id = await subscribeTo('plan-refunder', 'PRO', 'MONTHLY');
+    expect(await balance('plan-refunder')).toBe(1025);
+    const res = await refund('plan-refunder', id);
+    expect(res.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 2900, creditsRevoked: 1000, purchase: { status: 'REFUNDED' } });
+    expect(await balance('plan-refunder')).toBe(25);
+    const me = await t.app.gql(MyPlanDocument, {}, { sub: 'plan-refunder' });
+    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+  });
+
+  it('sends an annual plan past the window to review with its unused whole months, and an admin approves', async () => {
+    const id = await subscribeTo('annual-approved', 'CREATOR', 'ANNUAL');
+    await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin); // two months started, ten unused
+    const res = await refund('annual-approved', id, 'moving on');
+    const req = res.data!.requestRefund.refundRequest!;
+    expect(res.data!.requestRefund.userErrors).toEqual([]);
+    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 9600, creditsRevoked: 0 });
+    expect(req.decisionReason).toContain('10 unused whole months of 12');
+    const queue = await t.app.gql(RefundRequestsToReviewDocument, {}, admin);
+    expect(queue.data!.refundRequestsToReview.edges.map((e) => e.node.id)).toContain(req.id);
+    expect((await t.app.gql(RefundRequestsToReviewDocument, {}, { sub: 'annual-approved' })).errors![0].extensions!.code).toBe('FORBIDDEN');
+
+    const provider = t.app.server.services.payments as SandboxProvider;
+    const before = provider.refunds.length;
+    const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, admin);
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 9600, creditsRevoked: 300, purchase: { status: 'PARTIALLY_REFUNDED' } });
+    expect(provider.refunds.slice(before)).toEqual([{ ref: `sandbox_${id}`, amountCents: 9600 }]);
+    expect(await balance('annual-approved')).toBe(25);
+    const me = await t.app.gql(MyPlanDocument, {}, { sub: 'annual-approved' });
+    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    const again = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: false } }, admin);
+    expect(again.data!.reviewRefundRequest.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+  });
+
+  it('lets an admin deny a request under review, keeping the plan', async () => {
+    const id = await subscribeTo('annual-denied', 'CREATOR', 'ANNUAL');
+    await t.app.gql(AdvanceTestClockDocument, { hours: 2 * 24 }, admin);
+    const req = (await refund('annual-denied', id)).data!.requestRefund.refundRequest!;
+    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 10560 }); // 11 of 12 months unused
+    const user = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, { sub: 'annual-denied' });
+    expect(user.errors![0].extensions!.code).toBe('FORBIDDEN');
+    const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: false, note: 'outside the terms' } }, admin);
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'DENIED', amountCents: 0, decisionReason: 'outside the terms', purchase: { status: 'COMPLETED' } });
+    const me = await t.app.gql(MyPlanDocument, {}, { sub: 'annual-denied' });
+    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
   });
 });
 

@@ -253,7 +253,12 @@ export class PlanService {
       const start = a.allowance_period_end!;
       const end = addMonths(start, 1) < periodEnd ? addMonths(start, 1) : periodEnd;
       await tx.query('UPDATE accounts SET allowance_period_start = $2, allowance_period_end = $3 WHERE id = $1', [a.id, start, end]);
-      await this.grantAllowance(tx, a.id, tier, start, end, null);
+      // Months inside a billing period belong to the purchase that paid for it (a refund withdraws them).
+      const [first] = await tx.query<{ purchase_id: string | null }>(
+        'SELECT purchase_id FROM allowance_grants WHERE account_id = $1 AND period_start = $2',
+        [a.id, a.current_period_start],
+      );
+      await this.grantAllowance(tx, a.id, tier, start, end, first?.purchase_id ?? null);
       return;
     }
     if (periodEnd > now) return;

@@ -34,6 +34,8 @@ export interface PurchaseRow {
   created_at: Date;
   completed_at: Date | null;
   refundable_until: Date | null;
+  period_start: Date | null;
+  period_end: Date | null;
 }
 
 @ObjectType()

@@ -68,3 +68,17 @@ export class RequestRefundPayload {
   @Field(_type => RefundRequest, { nullable: true }) refundRequest: RefundRequest | null;
   @Field(_type => [UserError]) userErrors: UserError[];
 }
+
+@InputType()
+export class ReviewRefundInput {
+  @Field(_type => ID)
+  @Length(1, 64)
+  id: string;
+
+  @Field(_type => Boolean) approve: boolean;
+
+  @Field(_type => String, { nullable: true, description: 'Shown to the user as the decision reason (up to 1000 characters)' })
+  @IsOptional()
+  @MaxLength(1000)
+  note?: string | null;
+}

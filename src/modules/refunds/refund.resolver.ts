@@ -7,7 +7,7 @@ import { paginate } from '../../common/relay/paginate';
 import { callerId, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { Purchase } from '../billing/purchase.type';
-import { RefundRequest, RefundRequestConnection, RequestRefundInput, RequestRefundPayload, type RefundRequestRow } from './refund-request.type';
+import { RefundRequest, RefundRequestConnection, RequestRefundInput, RequestRefundPayload, ReviewRefundInput, type RefundRequestRow } from './refund-request.type';
 
 @Resolver(_of => RefundRequest)
 export class RefundRequestResolver {
@@ -22,6 +22,16 @@ export class RefundRequestResolver {
   @Mutation(_returns => RequestRefundPayload, { description: 'Asks for a refund of your purchase; decided at once under the policy (or sent to review).' })
   async requestRefund(@Arg('input', _type => RequestRefundInput) input: RequestRefundInput, @Ctx() ctx: Context): Promise<RequestRefundPayload> {
     const out = await ctx.services.refunds.request(callerId(ctx), input.purchaseId, input.reason);
+    return {
+      refundRequest: out.request ? RefundRequest.fromRow(out.request) : null,
+      userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
+    };
+  }
+
+  @Authorized(Role.ADMIN)
+  @Mutation(_returns => RequestRefundPayload, { description: 'Admin: approves (refunds the proposed amount, withdraws the unspent credits, ends the plan) or denies a request under review.' })
+  async reviewRefundRequest(@Arg('input', _type => ReviewRefundInput) input: ReviewRefundInput, @Ctx() ctx: Context): Promise<RequestRefundPayload> {
+    const out = await ctx.services.refunds.review(callerId(ctx), input.id, input.approve, input.note);
     return {
       refundRequest: out.request ? RefundRequest.fromRow(out.request) : null,
       userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],

@@ -11,7 +11,9 @@ import type { Clock } from '../../common/clock';
 import { transaction, type Tx } from '../../common/db/transaction';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { PaymentProvider } from '../billing/payment-provider';
-import { PurchaseStatus, type PurchaseRow } from '../billing/purchase.type';
+import { PurchaseKind, PurchaseStatus, type PurchaseRow } from '../billing/purchase.type';
+import { addMonths } from '../billing/plan.service';
+import { BillingInterval } from '../catalog/catalog.enums';
 import type { RefundRequestRow } from './refund-request.type';
 
 export interface RefundOutcome {
@@ -41,6 +43,9 @@ export class RefundService {
       }
       const now = this.clock.now();
       if (now.getTime() > purchase.refundable_until!.getTime()) {
+        const unused = purchase.kind === PurchaseKind.PLAN && purchase.billing_interval === BillingInterval.ANNUAL
+          ? unusedWholeMonths(purchase.period_start!, now) : 0;
+        if (unused > 0) return this.toReview(tx, purchase, reason, unused, now);
         return this.deny(tx, purchase, reason, UserErrorCode.REFUND_WINDOW_EXPIRED,
           `Refunds are possible within 24 hours of a purchase; this one completed at ${purchase.completed_at!.toISOString()}`);
       }
@@ -76,21 +81,82 @@ export class RefundService {
   }
 
   private async approve(tx: Tx, p: PurchaseRow, reason: string | null | undefined, now: Date): Promise<RefundOutcome> {
+    const { revoked, ref } = await this.settle(tx, p, p.amount_cents, now);
+    const [request] = await tx.query<RefundRequestRow>(
+      `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, credits_revoked, reason, decision_reason, provider_ref, created_at, decided_at)
+       VALUES ($1, $2, 'APPROVED', $3, $4, $5, $6, $7, $8, $8) RETURNING *`,
+      [p.id, p.account_id, p.amount_cents, revoked, reason ?? null, 'Refunded in full: asked within 24 hours and no credits used since', ref, now],
+    );
+    await this.notify(tx, p.account_id, refundedMessage(p, p.amount_cents, revoked), now);
+    return { request };
+  }
+
+  /**
+   * The money and credits side of an approved refund: the purchase's unspent credits are
+   * withdrawn (REVOCATION), the purchase is REFUNDED (or PARTIALLY_REFUNDED), a plan ends at
+   * once, and the provider pays `amountCents` back.
+   */
+  private async settle(tx: Tx, p: PurchaseRow, amountCents: number, now: Date): Promise<{ revoked: number; ref: string | null }> {
     const taken = await tx.query<{ amount: number }>(
       `SELECT t.amount FROM credit_lots l, LATERAL ledger_take_lot(l.account_id, l.id, 'REVOCATION', $3, $2, NULL, $4) t
         WHERE l.purchase_id = $2 AND l.account_id = $1 AND l.remaining > 0`,
       [p.account_id, p.id, `Refund of the ${describe(p)}: its credits are withdrawn`, now],
     );
     const revoked = taken.reduce((sum, r) => sum + r.amount, 0);
-    await tx.query(`UPDATE purchases SET status = 'REFUNDED' WHERE id = $1`, [p.id]);
-    const refund = p.amount_cents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, p.amount_cents) : undefined;
+    await tx.query(`UPDATE purchases SET status = $2 WHERE id = $1`, [p.id, amountCents < p.amount_cents ? 'PARTIALLY_REFUNDED' : 'REFUNDED']);
+    if (p.kind === PurchaseKind.PLAN) {
+      await tx.query(
+        `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
+                cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
+          WHERE id = $1 AND tier = $2`,
+        [p.account_id, p.tier],
+      );
+    }
+    const refund = amountCents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, amountCents) : undefined;
+    return { revoked, ref: refund?.ref ?? null };
+  }
+
+  /** Annual plans past the window: the unused whole months' share, for an admin to decide. */
+  private async toReview(tx: Tx, p: PurchaseRow, reason: string | null | undefined, unused: number, now: Date): Promise<RefundOutcome> {
+    const amount = Math.floor((p.amount_cents * unused) / 12);
     const [request] = await tx.query<RefundRequestRow>(
-      `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, credits_revoked, reason, decision_reason, provider_ref, created_at, decided_at)
-       VALUES ($1, $2, 'APPROVED', $3, $4, $5, $6, $7, $8, $8) RETURNING *`,
-      [p.id, p.account_id, p.amount_cents, revoked, reason ?? null, 'Refunded in full: asked within 24 hours and no credits used since', refund?.ref ?? null, now],
+      `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, reason, decision_reason, created_at)
+       VALUES ($1, $2, 'PENDING_REVIEW', $3, $4, $5, $6) RETURNING *`,
+      [p.id, p.account_id, amount, reason ?? null, `Annual plan past the 24-hour window: ${unused} unused whole months of 12 proposed for a partial refund; an admin decides`, now],
     );
-    await this.notify(tx, p.account_id, `Your ${describe(p)} was refunded: ${(p.amount_cents / 100).toFixed(2)} ${p.currency.trim()} is on its way back and its ${revoked} credits were withdrawn.`, now);
     return { request };
+  }
+
+  /** Admin: decides a PENDING_REVIEW request. */
+  async review(adminId: string, id: string, approve: boolean, note?: string | null): Promise<RefundOutcome> {
+    if (!UUID.test(id)) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No refund request has this id', field: ['input', 'id'] } };
+    return transaction(this.db, async (tx) => {
+      const [found] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE id = $1', [id]);
+      if (!found) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No refund request has this id', field: ['input', 'id'] } };
+      await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [found.account_id]);
+      const [r] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE id = $1 FOR UPDATE', [id]);
+      if (r.status !== 'PENDING_REVIEW') {
+        return { request: r, error: { code: UserErrorCode.INVALID_STATE, message: `The request was already decided: ${r.status}`, field: ['input', 'id'] } };
+      }
+      const now = this.clock.now();
+      const [p] = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1 FOR UPDATE', [r.purchase_id]);
+      if (!approve) {
+        const [denied] = await tx.query<RefundRequestRow>(
+          `UPDATE refund_requests SET status = 'DENIED', amount_cents = 0, decision_reason = $2, decided_by = $3, decided_at = $4 WHERE id = $1 RETURNING *`,
+          [id, note || 'Declined after review', adminId, now],
+        );
+        await this.notify(tx, r.account_id, `Your refund request for the ${describe(p)} was declined after review${note ? `: ${note}` : ''}.`, now);
+        return { request: denied };
+      }
+      const { revoked, ref } = await this.settle(tx, p, r.amount_cents, now);
+      const [approved] = await tx.query<RefundRequestRow>(
+        `UPDATE refund_requests SET status = 'APPROVED', credits_revoked = $2, decision_reason = $3, decided_by = $4, decided_at = $5, provider_ref = $6
+          WHERE id = $1 RETURNING *`,
+        [id, revoked, note || `Partial refund of ${r.amount_cents} cents approved after review`, adminId, now, ref],
+      );
+      await this.notify(tx, r.account_id, refundedMessage(p, r.amount_cents, revoked), now);
+      return { request: approved };
+    });
   }
 
   private async notify(tx: Tx, accountId: string, message: string, now: Date): Promise<void> {
@@ -101,6 +167,17 @@ export class RefundService {
     const [row] = (await this.db.query('SELECT * FROM purchases WHERE id = $1 AND account_id = $2', [purchaseId, accountId])) as PurchaseRow[];
     return row;
   }
+}
+
+/** Months of an annual period that have not started yet (0 to 12). */
+export function unusedWholeMonths(periodStart: Date, now: Date): number {
+  let unused = 0;
+  for (let k = 0; k < 12; k++) if (addMonths(periodStart, k) > now) unused++;
+  return unused;
+}
+
+function refundedMessage(p: PurchaseRow, cents: number, revoked: number): string {
+  return `Your ${describe(p)} was refunded: ${(cents / 100).toFixed(2)} ${p.currency.trim()} is on its way back and its ${revoked} credits were withdrawn.`;
 }
 
 function describe(p: PurchaseRow): string {
