@@ -22,6 +22,7 @@ export interface Config {
   /** True when the secret was generated at start (development only). */
   jwtSecretGenerated: boolean;
   paymentProvider: PaymentProviderName;
+  stripe?: { secretKey: string; webhookSecret: string; successUrl: string; cancelUrl: string; apiBase?: string };
   simulatedWorker: boolean;
   testClock: boolean;
   jobLeaseSeconds: number;
@@ -94,6 +95,22 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+function required(env: Env, name: string, accepts: string): string {
+  const v = str(env, name);
+  if (!v) throw new ConfigError(name, `is required with PAYMENT_PROVIDER=stripe: ${accepts}`, '');
+  return v;
+}
+
+function stripeSettings(env: Env): NonNullable<Config['stripe']> {
+  return {
+    secretKey: required(env, 'STRIPE_SECRET_KEY', 'your Stripe secret key (sk_...)'),
+    webhookSecret: required(env, 'STRIPE_WEBHOOK_SECRET', "the webhook endpoint's signing secret (whsec_...)"),
+    successUrl: url(env, 'CHECKOUT_SUCCESS_URL', ['https:', 'http:']) ?? 'http://localhost:3000/checkout/success',
+    cancelUrl: url(env, 'CHECKOUT_CANCEL_URL', ['https:', 'http:']) ?? 'http://localhost:3000/checkout/cancel',
+    apiBase: url(env, 'STRIPE_API_BASE', ['https:', 'http:']),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = str(env, 'NODE_ENV') ?? 'development';
   const production = nodeEnv === 'production';
@@ -107,6 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production (or set JWT_JWKS_URL)', '');
   }
   const testClock = flag(env, 'TEST_CLOCK', false);
+  const paymentProvider = oneOf(env, 'PAYMENT_PROVIDER', ['sandbox', 'stripe'] as const, 'sandbox');
   if (testClock && production) {
     throw new ConfigError('TEST_CLOCK', 'accepts only 0 when NODE_ENV=production', str(env, 'TEST_CLOCK') ?? '');
   }
@@ -122,9 +140,8 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret: jwtSecretRaw,
     jwtJwksUrl,
     jwtSecretGenerated: false,
-    // 'stripe' is part of the contract; until its provider lands, asking for it stops the start
-    // rather than silently taking sandbox payments.
-    paymentProvider: oneOf(env, 'PAYMENT_PROVIDER', ['sandbox'] as const, 'sandbox'),
+    paymentProvider,
+    stripe: paymentProvider === 'stripe' ? stripeSettings(env) : undefined,
     simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),
     testClock,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),

@@ -27,6 +27,7 @@ import type { Config } from './config';
 import { buildContext, type Context } from './context';
 import { buildAppSchema } from './schema';
 import { createServices, type Services } from './services';
+import { stripeWebhook } from './modules/billing/stripe-webhook';
 
 export interface RunningServer {
   url: string;
@@ -216,6 +217,8 @@ export async function createServer(config: Config, log: Logger = createLogger(co
       res.status(503).json({ status: 'unavailable', reason: 'database does not answer' });
     }
   });
+  // Stripe signs the raw body: this route reads it unparsed.
+  app.post('/webhooks/stripe', express.raw({ type: () => true, limit: '1mb' }), stripeWebhook(services, log));
   app.use(
     '/graphql',
     express.json({ limit: '256kb' }),

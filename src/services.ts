@@ -16,6 +16,7 @@ import { QuoteService } from './modules/quotes/quote.service';
 import { NotificationService } from './modules/notifications/notification.service';
 import { BillingService } from './modules/billing/billing.service';
 import { SandboxProvider, type PaymentProvider } from './modules/billing/payment-provider';
+import { StripeProvider } from './modules/billing/stripe-provider';
 import { TestClockService } from './modules/clock/test-clock.service';
 import { PlanService } from './modules/billing/plan.service';
 import { ExpiryService } from './modules/ledger/expiry.service';
@@ -66,7 +67,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     if (e.type === 'job' && e.status === 'QUEUED') runners.nudge();
   });
   const notifications = new NotificationService(db, clock);
-  const payments: PaymentProvider = new SandboxProvider();
+  const payments: PaymentProvider = config.stripe ? new StripeProvider(config.stripe) : new SandboxProvider();
   const billing = new BillingService(db, clock, catalog, ledger, payments);
   const refunds = new RefundService(db, clock, payments);
   const plans = new PlanService(db, clock, catalog, ledger, payments);

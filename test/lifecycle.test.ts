@@ -39,6 +39,12 @@ describe('configuration', () => {
     expect(svc.output()).toContain('is required when NODE_ENV=production');
   });
 
+  it('refuses the stripe provider without its secrets', async () => {
+    const svc = startService({ PAYMENT_PROVIDER: 'stripe', DATABASE_URL: 'postgres://x@127.0.0.1:1/x' });
+    expect((await svc.exited).code).toBe(2);
+    expect(svc.output()).toContain('Invalid STRIPE_SECRET_KEY="": is required with PAYMENT_PROVIDER=stripe');
+  });
+
   it('refuses the test clock in production', async () => {
     const svc = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-123', TEST_CLOCK: '1' });
     expect((await svc.exited).code).toBe(2);

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { isUniqueViolation } from '../../common/db/sql';
-import { transaction } from '../../common/db/transaction';
+import { transaction, type Tx } from '../../common/db/transaction';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { CatalogService } from '../catalog/catalog.service';
 import { KeyReused, replayOf, requestHash } from '../ledger/idempotency';
@@ -94,9 +94,14 @@ export class BillingService {
     return this.complete(accountId, purchaseId, charge.ref);
   }
 
-  /** PENDING → COMPLETED with its credits, once (also the webhook's path for paid checkouts). */
+  /** PENDING → COMPLETED with its credits, once. */
   async complete(accountId: string, purchaseId: string, providerRef: string): Promise<PurchaseOutcome> {
-    return transaction(this.db, async (tx) => {
+    return transaction(this.db, (tx) => this.completeIn(tx, accountId, purchaseId, providerRef));
+  }
+
+  /** The same, inside the caller's transaction (the webhook records its event in it too). */
+  async completeIn(tx: Tx, accountId: string, purchaseId: string, providerRef: string): Promise<PurchaseOutcome> {
+    {
       const now = this.clock.now();
       const [row] = await tx.query<PurchaseRow>(
         `UPDATE purchases SET status = 'COMPLETED', completed_at = $3, refundable_until = $4, provider_ref = $5
@@ -121,7 +126,12 @@ export class BillingService {
         [accountId, `Thank you: ${row.credits} credits from the ${row.pack_code} pack are yours, and they never expire.`, now],
       );
       return { purchase: row, balance: granted.balance };
-    });
+    }
+  }
+
+  /** PENDING → FAILED (a checkout that expired or whose payment failed), inside the caller's transaction. */
+  async failIn(tx: Tx, purchaseId: string, reason: string): Promise<void> {
+    await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, reason]);
   }
 
   private async replay(accountId: string, stored: { purchaseId: string } | KeyReused): Promise<PurchaseOutcome> {
