@@ -71,6 +71,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const billing = new BillingService(db, clock, catalog, ledger, payments);
   const refunds = new RefundService(db, clock, payments);
   const plans = new PlanService(db, clock, catalog, ledger, payments);
+  accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   async function dueWork(): Promise<void> {

@@ -116,7 +116,8 @@ describe('plans', () => {
     await change('twice', 'PRO');
     const other = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' }, t.app.databaseUrl);
     try {
-      t.app.server.services.clock.advance(32 * DAY);
+      // Move the shared clock without running the due work, then run it on both instances at once.
+      await t.app.server.services.testClock.advance(32 * DAY, async () => undefined);
       other.server.services.clock.setOffset(t.app.server.services.clock.offset);
       await Promise.all([t.app.server.services.plans.renewDue(), other.server.services.plans.renewDue(), t.app.server.services.plans.renewDue()]);
       const grants = await rows('SELECT count(*)::int AS n FROM allowance_grants WHERE account_id = $1', ['twice']);
@@ -139,5 +140,25 @@ describe('plans', () => {
     expect(charges[0].n).toBe(1);
     const same = await change('eager', 'CREATOR');
     expect(same.data!.changePlan.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+  });
+
+  it('renews the FREE tier’s monthly credits the same way when the catalog gives any', async () => {
+    await t.app.audit.query(`UPDATE tiers SET monthly_credits = 10 WHERE code = 'FREE'`);
+    t.app.server.services.catalog.invalidate();
+    try {
+      await t.app.gql(MeDocument, {}, { sub: 'free-monthly' });
+      let me = await plan('free-monthly');
+      expect(me.balance.available).toBe(35);
+      expect(me.balance.lots.map((l) => [l.source, l.granted])).toEqual([['MONTHLY_ALLOWANCE', 10], ['SIGNUP_BONUS', 25]]);
+      await advanceDays(32);
+      me = await plan('free-monthly');
+      expect(me.balance.available).toBe(35);
+      const grants = await rows('SELECT credits FROM allowance_grants WHERE account_id = $1', ['free-monthly']);
+      expect(grants).toEqual([{ credits: 10 }, { credits: 10 }]);
+      expect(me.plan).toMatchObject({ tier: { code: 'FREE' }, interval: null });
+    } finally {
+      await t.app.audit.query(`UPDATE tiers SET monthly_credits = 0 WHERE code = 'FREE'`);
+      t.app.server.services.catalog.invalidate();
+    }
   });
 });

@@ -5,7 +5,8 @@
  */
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-import { transaction } from '../../common/db/transaction';
+import { transaction, type Tx } from '../../common/db/transaction';
+import type { TierEntity } from '../catalog/tier.entity';
 import { TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
@@ -17,6 +18,9 @@ const KNOWN_CACHE_LIMIT = 100_000;
 export class AccountService {
   /** Subjects known to have an account (accounts are never deleted). */
   private readonly known = new Set<string>();
+
+  /** Set by the services: grants the FREE tier's monthly credits when the catalog gives any. */
+  freeMonth?: (tx: Tx, accountId: string, free: TierEntity, start: Date) => Promise<void>;
 
   constructor(
     private readonly db: DataSource,
@@ -37,6 +41,7 @@ export class AccountService {
         [accountId, free.code, free.defaultLowCreditThreshold, now],
       );
       if (inserted.length === 0) return false;
+      if (free.monthlyCredits > 0) await this.freeMonth?.(tx, accountId, free, now);
       if (free.signupCredits > 0) {
         await this.ledger.grant(tx, {
           accountId,

@@ -215,6 +215,19 @@ export class PlanService {
     return g?.balance;
   }
 
+  /**
+   * A month of the FREE tier's own allowance (when the catalog gives FREE monthly credits),
+   * starting at `start`; it renews like a paid plan's, without a charge.
+   */
+  async freeMonth(tx: Tx, accountId: string, free: TierEntity, start: Date): Promise<void> {
+    const end = addMonths(start, 1);
+    await tx.query(
+      `UPDATE accounts SET allowance_period_start = $2, allowance_period_end = $3, plan_status = 'ACTIVE' WHERE id = $1 AND tier = 'FREE'`,
+      [accountId, start, end],
+    );
+    await this.grantAllowance(tx, accountId, free, start, end, null);
+  }
+
   private async notify(tx: Tx, accountId: string, kind: string, message: string): Promise<void> {
     await tx.query('INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, $2, $3, $4)', [accountId, kind, message, this.clock.now()]);
   }
@@ -248,7 +261,13 @@ export class PlanService {
   private async advance(tx: Tx, a: AccountPlanRow, now: Date): Promise<void> {
     const tiers = await this.catalog.tiers();
     const tier = tiers.find((t) => t.code === a.tier)!;
-    const periodEnd = a.current_period_end!;
+    if (!a.current_period_end) {
+      // FREE with monthly credits in the catalog: a new month, no billing period.
+      if (!a.allowance_period_end || a.allowance_period_end > now) return;
+      await this.freeMonth(tx, a.id, tier, a.allowance_period_end);
+      return;
+    }
+    const periodEnd = a.current_period_end;
     if (a.allowance_period_end! < periodEnd && a.allowance_period_end! <= now) {
       const start = a.allowance_period_end!;
       const end = addMonths(start, 1) < periodEnd ? addMonths(start, 1) : periodEnd;
@@ -269,6 +288,8 @@ export class PlanService {
           WHERE id = $1`,
         [a.id],
       );
+      const free = tiers.find((t) => t.code === TierCode.FREE)!;
+      if (free.monthlyCredits > 0) await this.freeMonth(tx, a.id, free, periodEnd);
       await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${tier.name} plan ended as you asked; you are on the Free plan now.`);
       return;
     }
