@@ -1,11 +1,11 @@
-import { IsOptional, Length, Matches, MaxLength, ValidateNested } from 'class-validator';
+import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { GenerationSettingsInput } from '../quotes/generation-settings.input';
 
 @InputType()
 export class StartGenerationInput {
+  /** Not @ValidateNested: the generation service checks every settings rule (normalizeSettings). */
   @Field(_type => GenerationSettingsInput)
-  @ValidateNested()
   settings: GenerationSettingsInput;
 
   @Field(_type => String, { description: '1 to 2000 characters, not blank' })
