@@ -70,13 +70,14 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const payments: PaymentProvider = config.stripe ? new StripeProvider(config.stripe) : new SandboxProvider();
   const billing = new BillingService(db, clock, catalog, ledger, payments);
   const refunds = new RefundService(db, clock, payments);
-  const plans = new PlanService(db, clock, catalog, ledger, payments);
+  const plans = new PlanService(db, clock, catalog, ledger, payments, log);
   accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   async function dueWork(): Promise<void> {
-    await plans.renewDue();
-    await expiries.expireDue();
+    // Independent: a failing renewal does not hold back expiries.
+    await plans.renewDue().catch((e) => log.error({ err: e }, 'renewals failed'));
+    await expiries.expireDue().catch((e) => log.error({ err: e }, 'expiries failed'));
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,

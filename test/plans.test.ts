@@ -1,7 +1,7 @@
 import { Role } from '../src/common/auth/role.enum';
 import type { SandboxProvider } from '../src/modules/billing/payment-provider';
 import { addMonths } from '../src/modules/billing/plan.service';
-import { AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
+import { AdjustCreditsDocument, AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
 import { startTestApp, useTestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
@@ -160,5 +160,45 @@ describe('plans', () => {
       await t.app.audit.query(`UPDATE tiers SET monthly_credits = 0 WHERE code = 'FREE'`);
       t.app.server.services.catalog.invalidate();
     }
+  });
+
+  it('does not charge again when a plan change is retried with its key after the plan moved on', async () => {
+    const provider = t.app.server.services.payments as SandboxProvider;
+    const charges = () => [...provider.charges.values()].filter((c) => c.accountId === 'retrier').length;
+    await t.app.gql(MeDocument, {}, { sub: 'retrier' });
+    const first = await change('retrier', 'PRO', 'MONTHLY', 'to-pro');
+    expect(charges()).toBe(1);
+    provider.failNext(1, 'card declined', 'retrier');
+    await advanceDays(32);
+    expect((await plan('retrier')).plan.status).toBe('PAST_DUE');
+    const retry = await change('retrier', 'PRO', 'MONTHLY', 'to-pro');
+    expect(retry.data!.changePlan.purchase!.id).toBe(first.data!.changePlan.purchase!.id);
+    expect(charges()).toBe(1);
+    expect((await plan('retrier')).plan.status).toBe('PAST_DUE');
+  });
+
+  it('keeps a failing renewal to its own account, and charges it once however often it is retried', async () => {
+    const provider = t.app.server.services.payments as SandboxProvider;
+    await change('steady', 'PRO');
+    await change('overflowing', 'PRO');
+    // This account's next allowance cannot be granted: its balance would pass 2^31 - 1.
+    for (let i = 0; i < 2; i++) {
+      await t.app.gql(AdjustCreditsDocument, { input: { accountId: 'overflowing', amount: 1_000_000_000, reason: 'fill' } }, admin);
+    }
+    await t.app.gql(AdjustCreditsDocument, { input: { accountId: 'overflowing', amount: 147_482_000, reason: 'fill' } }, admin);
+    const periodEnd = (await rows('SELECT current_period_end FROM accounts WHERE id = $1', ['overflowing']))[0].current_period_end;
+    await advanceDays(32);
+    const renewalsOf = (id: string) => [...provider.charges.values()].filter((c) => c.accountId === id && c.description.includes('renewal')).length;
+    // The steady account renewed; the other one's grant failed after its charge, and only its step rolled back.
+    expect(renewalsOf('steady')).toBe(1);
+    expect((await rows('SELECT count(*)::int AS n FROM purchases WHERE account_id = $1', ['steady']))[0].n).toBe(2);
+    expect((await rows('SELECT current_period_end FROM accounts WHERE id = $1', ['overflowing']))[0].current_period_end).toEqual(periodEnd);
+    expect(renewalsOf('overflowing')).toBe(1);
+    // Its old allowance expired meanwhile, so the next runs succeed — with the same charge, not a new one.
+    await t.app.server.services.plans.renewDue();
+    await t.app.server.services.plans.renewDue();
+    expect(renewalsOf('overflowing')).toBe(1);
+    expect((await rows('SELECT count(*)::int AS n FROM purchases WHERE account_id = $1', ['overflowing']))[0].n).toBe(2);
+    expect(renewalsOf('steady')).toBe(1);
   });
 });

@@ -144,6 +144,22 @@ describe('refunds of plans', () => {
     expect(me.data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
   });
 
+  it('refunds plan purchases latest first: an upgrade goes back to the tier the period was paid for', async () => {
+    const first = await subscribeTo('upgrade-refunder', 'CREATOR', 'MONTHLY');
+    const up = await t.app.gql(ChangePlanDocument, { input: { tier: 'PRO', interval: 'MONTHLY' } }, { sub: 'upgrade-refunder' });
+    const upgrade = up.data!.changePlan.purchase!;
+    const earlier = await refund('upgrade-refunder', first);
+    expect(earlier.data!.requestRefund).toEqual({
+      refundRequest: null,
+      userErrors: [{ code: 'INVALID_STATE', message: 'Only your latest plan purchase can be refunded', field: ['input', 'purchaseId'] }],
+    });
+    const res = await refund('upgrade-refunder', upgrade.id);
+    expect(res.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: upgrade.amountCents, creditsRevoked: upgrade.credits });
+    const me = await t.app.gql(MyPlanDocument, {}, { sub: 'upgrade-refunder' });
+    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
+    expect(await balance('upgrade-refunder')).toBe(25 + 300);
+  });
+
   it('sends an annual plan past the window to review with its unused whole months, and an admin approves', async () => {
     const id = await subscribeTo('annual-approved', 'CREATOR', 'ANNUAL');
     await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin); // two months started, ten unused

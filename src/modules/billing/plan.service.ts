@@ -20,7 +20,10 @@ import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { TierEntity } from '../catalog/tier.entity';
-import { idempotent, KeyReused } from '../ledger/idempotency';
+import { derivedId } from '../../common/ids';
+import { isUniqueViolation } from '../../common/db/sql';
+import type { Logger } from 'pino';
+import { idempotent, KeyReused, readRecord, replayOf, requestHash } from '../ledger/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { REFUND_WINDOW_MS } from './billing.service';
@@ -36,6 +39,17 @@ export function addMonths(d: Date, n: number): Date {
   const last = new Date(Date.UTC(r.getUTCFullYear(), r.getUTCMonth() + 1, 0)).getUTCDate();
   r.setUTCDate(Math.min(day, last));
   return r;
+}
+
+/**
+ * The allowance month after the one ending at `currentEnd`, inside a billing period: months are
+ * counted from the period start (Jan 31, Feb 28, Mar 31, …), so a year has exactly twelve.
+ */
+export function nextAllowanceMonth(periodStart: Date, periodEnd: Date, currentEnd: Date): { start: Date; end: Date } {
+  let k = 1;
+  while (addMonths(periodStart, k) < currentEnd && k < 1200) k++;
+  const end = addMonths(periodStart, k + 1);
+  return { start: currentEnd, end: end < periodEnd ? end : periodEnd };
 }
 
 const monthsOf = (i: BillingInterval) => (i === BillingInterval.ANNUAL ? 12 : 1);
@@ -68,22 +82,44 @@ export class PlanService {
     private readonly catalog: CatalogService,
     private readonly ledger: LedgerService,
     private readonly provider: PaymentProvider,
+    private readonly log?: Logger,
   ) {}
 
   async changePlan(accountId: string, req: { tier: TierCode; interval: BillingInterval; idempotencyKey?: string | null }): Promise<PlanOutcome> {
-    const out = await idempotent<PlanOutcome, PlanOutcome>(
-      this.db,
-      { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', input: { tier: req.tier, interval: req.interval } },
-      () => this.clock.now(),
-      async (tx) => {
-        const result = await this.change(tx, accountId, req.tier, req.interval);
-        return { result, store: result };
-      },
-    );
-    if (out instanceof KeyReused) {
-      return { error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] } };
+    const input = { tier: req.tier, interval: req.interval };
+    const reused: PlanOutcome = {
+      error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] },
+    };
+    const key = req.idempotencyKey ? { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', hash: requestHash('changePlan', input) } : undefined;
+    // A retry must not charge again: answer from the record before doing anything.
+    if (key) {
+      const first = await replayOf<PlanOutcome>(this.db, key).catch(() => undefined);
+      if (first && !(first instanceof KeyReused)) return first;
+      if (first instanceof KeyReused && (await readRecord(this.db, key.scope, key.key))) return reused;
     }
-    return 'fresh' in out ? out.fresh : out.stored;
+    // One purchase id per request (per key when there is one), so the provider charges once
+    // even when the transaction is attempted again or a duplicate races this one.
+    const purchaseId = key ? derivedId('changePlan', accountId, key.key) : randomUUID();
+    try {
+      const out = await idempotent<PlanOutcome, PlanOutcome>(
+        this.db,
+        { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', input },
+        () => this.clock.now(),
+        async (tx) => {
+          const result = await this.change(tx, accountId, req.tier, req.interval, purchaseId);
+          return { result, store: result };
+        },
+      );
+      if (out instanceof KeyReused) return reused;
+      return 'fresh' in out ? out.fresh : out.stored;
+    } catch (e) {
+      // A concurrent duplicate committed this purchase first: answer with its record.
+      if (key && isUniqueViolation(e, 'purchases_pkey')) {
+        const first = await replayOf<PlanOutcome>(this.db, key);
+        return first instanceof KeyReused ? reused : first;
+      }
+      throw e;
+    }
   }
 
   async cancelPlan(accountId: string): Promise<PlanOutcome> {
@@ -99,14 +135,14 @@ export class PlanService {
     return a;
   }
 
-  private async change(tx: Tx, accountId: string, tier: TierCode, interval: BillingInterval): Promise<PlanOutcome> {
+  private async change(tx: Tx, accountId: string, tier: TierCode, interval: BillingInterval, purchaseId: string): Promise<PlanOutcome> {
     const a = await this.lock(tx, accountId);
     if (tier === TierCode.FREE) return this.scheduleCancel(tx, a);
     const tiers = await this.catalog.tiers();
     const target = tiers.find((t) => t.code === tier)!;
     const current = tiers.find((t) => t.code === a.tier)!;
     const now = this.clock.now();
-    if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') return this.startPeriod(tx, a, target, interval, now);
+    if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') return this.startPeriod(tx, a, target, interval, now, purchaseId);
     if (a.tier === tier && a.billing_interval === interval) {
       if (!a.cancel_at_period_end && !a.pending_tier && !a.pending_interval) {
         return { error: { code: UserErrorCode.INVALID_STATE, message: `You are already on the ${target.name} plan, billed ${interval.toLowerCase()}` } };
@@ -114,7 +150,7 @@ export class PlanService {
       await tx.query('UPDATE accounts SET cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL WHERE id = $1', [a.id]);
       return {};
     }
-    if (target.rank > current.rank) return this.upgrade(tx, a, current, target, interval, now);
+    if (target.rank > current.rank) return this.upgrade(tx, a, current, target, interval, now, purchaseId);
     // Lower tier or another interval: from the next period.
     await tx.query('UPDATE accounts SET pending_tier = $2, pending_interval = $3, cancel_at_period_end = false WHERE id = $1', [a.id, tier, interval]);
     return {};
@@ -129,9 +165,9 @@ export class PlanService {
   }
 
   /** A new billing period at full price, starting now, with its first month's allowance. */
-  private async startPeriod(tx: Tx, a: AccountPlanRow, target: TierEntity, interval: BillingInterval, start: Date): Promise<PlanOutcome> {
+  private async startPeriod(tx: Tx, a: AccountPlanRow, target: TierEntity, interval: BillingInterval, start: Date, purchaseId: string): Promise<PlanOutcome> {
     const end = addMonths(start, monthsOf(interval));
-    const purchase = await this.charge(tx, a.id, target, interval, priceOf(target, interval), target.monthlyCredits, start, end,
+    const purchase = await this.charge(tx, purchaseId, a.id, target, interval, priceOf(target, interval), target.monthlyCredits, start, end,
       `${target.name} plan, ${interval.toLowerCase()}`);
     if ('error' in purchase) return purchase;
     const monthEnd = addMonths(start, 1) < end ? addMonths(start, 1) : end;
@@ -147,7 +183,9 @@ export class PlanService {
     return { purchaseId: purchase.id, balance };
   }
 
-  private async upgrade(tx: Tx, a: AccountPlanRow, current: TierEntity, target: TierEntity, interval: BillingInterval, now: Date): Promise<PlanOutcome> {
+  private async upgrade(
+    tx: Tx, a: AccountPlanRow, current: TierEntity, target: TierEntity, interval: BillingInterval, now: Date, purchaseId: string,
+  ): Promise<PlanOutcome> {
     const billing = a.billing_interval!;
     const periodStart = a.current_period_start!.getTime();
     const periodEnd = a.current_period_end!.getTime();
@@ -157,7 +195,7 @@ export class PlanService {
     const monthEnd = a.allowance_period_end!.getTime();
     const monthLeft = Math.max(0, monthEnd - now.getTime()) / (monthEnd - monthStart);
     const credits = Math.floor((target.monthlyCredits - current.monthlyCredits) * monthLeft);
-    const purchase = await this.charge(tx, a.id, target, billing, Math.max(0, amount), Math.max(0, credits), now, a.current_period_end!,
+    const purchase = await this.charge(tx, purchaseId, a.id, target, billing, Math.max(0, amount), Math.max(0, credits), now, a.current_period_end!,
       `Upgrade to ${target.name} for the rest of the period`);
     if ('error' in purchase) return purchase;
     await tx.query('UPDATE accounts SET tier = $2, pending_tier = NULL, pending_interval = $3, cancel_at_period_end = false WHERE id = $1', [
@@ -179,10 +217,9 @@ export class PlanService {
 
   /** Charges through the provider and keeps the purchase (COMPLETED), or says why not (nothing kept). */
   private async charge(
-    tx: Tx, accountId: string, tier: TierEntity, interval: BillingInterval, amountCents: number, credits: number,
+    tx: Tx, id: string, accountId: string, tier: TierEntity, interval: BillingInterval, amountCents: number, credits: number,
     periodStart: Date, periodEnd: Date, description: string,
   ): Promise<PurchaseRow | { error: PlanOutcome['error'] }> {
-    const id = randomUUID();
     const now = this.clock.now();
     let ref: string | null = null;
     if (amountCents > 0) {
@@ -239,20 +276,37 @@ export class PlanService {
    */
   async renewDue(): Promise<number> {
     let done = 0;
+    const failed = new Set<string>();
     for (let round = 0; round < 1000; round++) {
-      const n = await transaction(this.db, async (tx) => {
-        const now = this.clock.now();
-        const due = await tx.query<AccountPlanRow>(
-          `SELECT * FROM accounts
-            WHERE plan_status = 'ACTIVE' AND (current_period_end <= $1 OR allowance_period_end <= $1)
-            ORDER BY least(current_period_end, allowance_period_end) LIMIT 50 FOR UPDATE SKIP LOCKED`,
-          [now],
-        );
-        for (const a of due) await this.advance(tx, a, now);
-        return due.length;
-      });
-      done += n;
-      if (n === 0) break;
+      const now = this.clock.now();
+      const due = (await this.db.query(
+        `SELECT id FROM accounts WHERE plan_status = 'ACTIVE' AND (current_period_end <= $1 OR allowance_period_end <= $1)
+          ORDER BY least(current_period_end, allowance_period_end) LIMIT 200`,
+        [now],
+      )) as { id: string }[];
+      let progressed = 0;
+      for (const { id } of due) {
+        if (failed.has(id)) continue;
+        try {
+          // One account per transaction: a failure stays with its account.
+          const stepped = await transaction(this.db, async (tx) => {
+            const [a] = await tx.query<AccountPlanRow>(
+              `SELECT * FROM accounts WHERE id = $1 AND plan_status = 'ACTIVE' AND (current_period_end <= $2 OR allowance_period_end <= $2)
+                FOR UPDATE SKIP LOCKED`,
+              [id, now],
+            );
+            if (!a) return false;
+            await this.advance(tx, a, now);
+            return true;
+          });
+          if (stepped) progressed++;
+        } catch (e) {
+          failed.add(id);
+          this.log?.error({ err: e, account: id }, 'renewal step failed; the account is retried on the next run');
+        }
+      }
+      done += progressed;
+      if (progressed === 0) break;
     }
     return done;
   }
@@ -269,8 +323,7 @@ export class PlanService {
     }
     const periodEnd = a.current_period_end;
     if (a.allowance_period_end! < periodEnd && a.allowance_period_end! <= now) {
-      const start = a.allowance_period_end!;
-      const end = addMonths(start, 1) < periodEnd ? addMonths(start, 1) : periodEnd;
+      const { start, end } = nextAllowanceMonth(a.current_period_start!, periodEnd, a.allowance_period_end!);
       await tx.query('UPDATE accounts SET allowance_period_start = $2, allowance_period_end = $3 WHERE id = $1', [a.id, start, end]);
       // Months inside a billing period belong to the purchase that paid for it (a refund withdraws them).
       const [first] = await tx.query<{ purchase_id: string | null }>(
@@ -297,7 +350,7 @@ export class PlanService {
     const interval = a.pending_interval ?? a.billing_interval!;
     const start = periodEnd;
     const end = addMonths(start, monthsOf(interval));
-    const purchase = await this.charge(tx, a.id, next, interval, priceOf(next, interval), next.monthlyCredits, start, end,
+    const purchase = await this.charge(tx, derivedId('renewal', a.id, start.toISOString()), a.id, next, interval, priceOf(next, interval), next.monthlyCredits, start, end,
       `${next.name} plan renewal, ${interval.toLowerCase()}`);
     if ('error' in purchase) {
       await tx.query(`UPDATE accounts SET plan_status = 'PAST_DUE' WHERE id = $1`, [a.id]);

@@ -41,6 +41,16 @@ export class RefundService {
       if (purchase.status !== PurchaseStatus.COMPLETED) {
         return { error: { code: UserErrorCode.INVALID_STATE, message: `The purchase is ${purchase.status}, not COMPLETED`, field: ['input', 'purchaseId'] } };
       }
+      if (purchase.kind === PurchaseKind.PLAN) {
+        // A plan is refunded from its latest purchase backwards: an earlier one still pays for what followed.
+        const [latest] = await tx.query<{ id: string }>(
+          `SELECT id FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'COMPLETED' ORDER BY created_at DESC, id DESC LIMIT 1`,
+          [accountId],
+        );
+        if (latest?.id !== purchase.id) {
+          return { error: { code: UserErrorCode.INVALID_STATE, message: 'Only your latest plan purchase can be refunded', field: ['input', 'purchaseId'] } };
+        }
+      }
       const now = this.clock.now();
       if (now.getTime() > purchase.refundable_until!.getTime()) {
         const unused = purchase.kind === PurchaseKind.PLAN && purchase.billing_interval === BillingInterval.ANNUAL
@@ -49,7 +59,7 @@ export class RefundService {
         return this.deny(tx, purchase, reason, UserErrorCode.REFUND_WINDOW_EXPIRED,
           `Refunds are possible within 24 hours of a purchase; this one completed at ${purchase.completed_at!.toISOString()}`);
       }
-      const used = await this.creditsUsedSince(tx, accountId, purchase.completed_at!);
+      const used = await this.creditsUsedSince(tx, accountId, purchase);
       if (used > 0) {
         return this.deny(tx, purchase, reason, UserErrorCode.CREDITS_ALREADY_USED,
           `${used} ${used === 1 ? 'credit was' : 'credits were'} used since the purchase; it is no longer refundable`);
@@ -58,13 +68,19 @@ export class RefundService {
     });
   }
 
-  /** Credits spent on generations since `since`, not counting generations that were refunded. */
-  private async creditsUsedSince(tx: Tx, accountId: string, since: Date): Promise<number> {
+  /**
+   * Credits spent on generations since the purchase, not counting generations that were
+   * refunded. "Since" is in ledger order (entry ids, assigned under the account lock), not by
+   * clock readings, which can disagree between instances.
+   */
+  private async creditsUsedSince(tx: Tx, accountId: string, p: PurchaseRow): Promise<number> {
     const [row] = await tx.query<{ used: number }>(
-      `SELECT coalesce(-sum(d.amount), 0)::int AS used FROM ledger_entries d
-        WHERE d.account_id = $1 AND d.kind = 'DEBIT' AND d.created_at >= $2
+      `WITH mark AS (SELECT min(id) AS id FROM ledger_entries WHERE account_id = $1 AND purchase_id = $2)
+       SELECT coalesce(-sum(d.amount), 0)::int AS used FROM ledger_entries d, mark
+        WHERE d.account_id = $1 AND d.kind = 'DEBIT'
+          AND (CASE WHEN mark.id IS NOT NULL THEN d.id > mark.id ELSE d.created_at >= $3 END)
           AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.job_id = d.job_id AND r.kind = 'REFUND')`,
-      [accountId, since],
+      [accountId, p.id, p.completed_at],
     );
     return row.used;
   }
@@ -105,12 +121,23 @@ export class RefundService {
     const revoked = taken.reduce((sum, r) => sum + r.amount, 0);
     await tx.query(`UPDATE purchases SET status = $2 WHERE id = $1`, [p.id, amountCents < p.amount_cents ? 'PARTIALLY_REFUNDED' : 'REFUNDED']);
     if (p.kind === PurchaseKind.PLAN) {
-      await tx.query(
-        `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
-                cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
-          WHERE id = $1 AND tier = $2`,
-        [p.account_id, p.tier],
+      const [a] = await tx.query<{ current_period_start: Date | null }>('SELECT current_period_start FROM accounts WHERE id = $1', [p.account_id]);
+      const [previous] = await tx.query<{ tier: string }>(
+        `SELECT tier FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'COMPLETED' AND id <> $2
+            AND period_start >= $3 ORDER BY created_at DESC, id DESC LIMIT 1`,
+        [p.account_id, p.id, a?.current_period_start ?? p.period_start],
       );
+      if (previous && a?.current_period_start && p.period_start! > a.current_period_start) {
+        // An upgrade inside the period: back to the tier the period was paid for.
+        await tx.query('UPDATE accounts SET tier = $2 WHERE id = $1', [p.account_id, previous.tier]);
+      } else {
+        await tx.query(
+          `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
+                  cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
+            WHERE id = $1`,
+          [p.account_id],
+        );
+      }
     }
     const refund = amountCents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, amountCents) : undefined;
     return { revoked, ref: refund?.ref ?? null };

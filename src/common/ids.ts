@@ -1,0 +1,12 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * A UUID derived from its parts: the same parts always give the same id. Used as the purchase
+ * id of a charge that may be attempted again (a retried request, a renewal run twice), so the
+ * provider, keyed by purchase id, charges once.
+ */
+export function derivedId(...parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
