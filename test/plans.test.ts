@@ -1,7 +1,7 @@
 import { Role } from '../src/common/auth/role.enum';
 import type { SandboxProvider } from '../src/modules/billing/payment-provider';
 import { addMonths } from '../src/modules/billing/plan.service';
-import { AdjustCreditsDocument, AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
+import { StartGenerationDocument, AdjustCreditsDocument, AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
 import { startTestApp, useTestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
@@ -110,6 +110,13 @@ describe('plans', () => {
     expect(me.balance.available).toBe(25);
     const grants = await rows('SELECT count(*)::int AS n FROM allowance_grants WHERE account_id = $1', ['declined']);
     expect(grants[0].n).toBe(1);
+    // Unpaid: FREE features and the standard queue until paid; it can be cancelled at once.
+    const ultra = await t.app.gql(StartGenerationDocument, { input: { settings: { type: 'IMAGE', imageQuality: 'ULTRA' }, prompt: 'p' } }, { sub: 'declined' });
+    expect(ultra.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['FEATURE_NOT_IN_TIER']);
+    const high = await t.app.gql(StartGenerationDocument, { input: { settings: { type: 'IMAGE', imageQuality: 'HIGH' }, prompt: 'p' } }, { sub: 'declined' });
+    expect(high.data!.startGeneration.job!.queueClass).toBe('STANDARD');
+    const cancelled = await t.app.gql(CancelPlanDocument, {}, { sub: 'declined' });
+    expect(cancelled.data!.cancelPlan).toMatchObject({ plan: { tier: { code: 'FREE' }, status: 'CANCELED' }, userErrors: [] });
   });
 
   it('renews once per account and period even when two instances run the renewals at once', async () => {

@@ -83,12 +83,12 @@ describe('websocket safety', () => {
     await eventually(() => received >= seen + 20);
     expect(t.app.server.wsConnections()).toBeGreaterThanOrEqual(1);
     const c = closed(socket);
+    const before = t.app.server.wsConnections();
     (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
     // 2,000 changes in one transaction: 2,000 events of 15 KB and more once rendered — far more
     // than the socket buffers hold — so the events the subscriber has not taken pile up past the
     // bound (16 KiB of events here).
     await grants(2000);
-    const before = t.app.server.wsConnections();
     await eventually(() => t.app.server.wsConnections() < before, 30000);
     (socket as unknown as { _socket: { resume(): void } })._socket.resume();
     const closeEvent = await c;

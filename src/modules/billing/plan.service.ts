@@ -157,6 +157,16 @@ export class PlanService {
   }
 
   private async scheduleCancel(tx: Tx, a: AccountPlanRow): Promise<PlanOutcome> {
+    if (a.tier !== TierCode.FREE && a.plan_status === 'PAST_DUE') {
+      // Unpaid: nothing left to run to; it ends now.
+      await tx.query(
+        `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
+                cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
+          WHERE id = $1`,
+        [a.id],
+      );
+      return {};
+    }
     if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') {
       return { error: { code: UserErrorCode.INVALID_STATE, message: 'There is no paid plan to cancel' } };
     }
@@ -244,7 +254,8 @@ export class PlanService {
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
       [accountId, start, end, tier.code, tier.monthlyCredits, purchaseId, this.clock.now()],
     );
-    if (!inserted.length || tier.monthlyCredits === 0) return this.ledger.balance(accountId, tx);
+    // A month that already ended (renewals caught up after downtime) is recorded but grants nothing.
+    if (!inserted.length || tier.monthlyCredits === 0 || end <= this.clock.now()) return this.ledger.balance(accountId, tx);
     const g = await this.ledger.grant(tx, {
       accountId, amount: tier.monthlyCredits, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT,
       description: `${tier.name} plan: ${tier.monthlyCredits} credits for the month from ${start.toISOString().slice(0, 10)}`, expiresAt: end, purchaseId,

@@ -157,7 +157,7 @@ export class GenerationService {
     const [row] = await this.sql<StartRow>(
       `WITH gate AS (
          SELECT a.tier, a.available, t.queue_class, (t.features @> $5::text[] AND t.max_resolution >= $6) AS allowed
-           FROM accounts a JOIN tiers t ON t.code = a.tier WHERE a.id = $1
+           FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END WHERE a.id = $1
        ), allowed AS (SELECT * FROM gate WHERE allowed),
        d AS (
          SELECT r.* FROM allowed, LATERAL ledger_debit($1, $2, 'DEBIT', $3, $4::uuid, NULL, $7, NULL, $8) r

@@ -64,7 +64,11 @@ export class QuoteService {
   /** Prices the settings for the account and keeps the quote. */
   async quote(accountId: string, input: SettingsInputShape): Promise<QuoteView> {
     const priced = await this.price(input);
-    const [account] = (await this.db.query('SELECT available, tier FROM accounts WHERE id = $1', [accountId])) as {
+    // An unpaid (PAST_DUE) plan gives FREE features until it is paid.
+    const [account] = (await this.db.query(
+      `SELECT available, CASE WHEN plan_status = 'PAST_DUE' THEN 'FREE' ELSE tier END AS tier FROM accounts WHERE id = $1`,
+      [accountId],
+    )) as {
       available: number;
       tier: TierCode;
     }[];
