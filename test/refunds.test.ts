@@ -184,6 +184,16 @@ describe('refunds of plans', () => {
     expect(again.data!.reviewRefundRequest.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
   });
 
+  it('refunds what is unused when the admin decides, if months went by while the request waited', async () => {
+    const id = await subscribeTo('annual-waited', 'CREATOR', 'ANNUAL');
+    await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin);
+    const req = (await refund('annual-waited', id)).data!.requestRefund.refundRequest!;
+    expect(req.amountCents).toBe(9600); // 10 of 12 months
+    await t.app.gql(AdvanceTestClockDocument, { hours: 31 * 24 }, admin);
+    const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, admin);
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 8640 }); // 9 of 12
+  });
+
   it('lets an admin deny a request under review, keeping the plan', async () => {
     const id = await subscribeTo('annual-denied', 'CREATOR', 'ANNUAL');
     await t.app.gql(AdvanceTestClockDocument, { hours: 2 * 24 }, admin);

@@ -53,9 +53,8 @@ export class RefundService {
       }
       const now = this.clock.now();
       if (now.getTime() > purchase.refundable_until!.getTime()) {
-        const unused = purchase.kind === PurchaseKind.PLAN && purchase.billing_interval === BillingInterval.ANNUAL
-          ? unusedWholeMonths(purchase.period_start!, now) : 0;
-        if (unused > 0) return this.toReview(tx, purchase, reason, unused, now);
+        const share = purchase.kind === PurchaseKind.PLAN && purchase.billing_interval === BillingInterval.ANNUAL ? unusedShare(purchase, now) : undefined;
+        if (share && share.cents > 0) return this.toReview(tx, purchase, reason, share, now);
         return this.deny(tx, purchase, reason, UserErrorCode.REFUND_WINDOW_EXPIRED,
           `Refunds are possible within 24 hours of a purchase; this one completed at ${purchase.completed_at!.toISOString()}`);
       }
@@ -144,12 +143,13 @@ export class RefundService {
   }
 
   /** Annual plans past the window: the unused whole months' share, for an admin to decide. */
-  private async toReview(tx: Tx, p: PurchaseRow, reason: string | null | undefined, unused: number, now: Date): Promise<RefundOutcome> {
-    const amount = Math.floor((p.amount_cents * unused) / 12);
+  private async toReview(tx: Tx, p: PurchaseRow, reason: string | null | undefined, share: { cents: number; unused: number; total: number }, now: Date): Promise<RefundOutcome> {
+    const amount = share.cents;
+    const unused = share.unused;
     const [request] = await tx.query<RefundRequestRow>(
       `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, reason, decision_reason, created_at)
        VALUES ($1, $2, 'PENDING_REVIEW', $3, $4, $5, $6) RETURNING *`,
-      [p.id, p.account_id, amount, reason ?? null, `Annual plan past the 24-hour window: ${unused} unused whole months of 12 proposed for a partial refund; an admin decides`, now],
+      [p.id, p.account_id, amount, reason ?? null, `Annual plan past the 24-hour window: ${unused} unused whole months of ${share.total} proposed for a partial refund; an admin decides`, now],
     );
     return { request };
   }
@@ -175,13 +175,15 @@ export class RefundService {
         await this.notify(tx, r.account_id, `Your refund request for the ${describe(p)} was declined after review${note ? `: ${note}` : ''}.`, now);
         return { request: denied };
       }
-      const { revoked, ref } = await this.settle(tx, p, r.amount_cents, now);
+      // Months went on while the request waited: refund what is unused now, never more than proposed.
+      const amount = Math.min(r.amount_cents, unusedShare(p, now).cents);
+      const { revoked, ref } = await this.settle(tx, p, amount, now);
       const [approved] = await tx.query<RefundRequestRow>(
-        `UPDATE refund_requests SET status = 'APPROVED', credits_revoked = $2, decision_reason = $3, decided_by = $4, decided_at = $5, provider_ref = $6
+        `UPDATE refund_requests SET status = 'APPROVED', amount_cents = $7, credits_revoked = $2, decision_reason = $3, decided_by = $4, decided_at = $5, provider_ref = $6
           WHERE id = $1 RETURNING *`,
-        [id, revoked, note || `Partial refund of ${r.amount_cents} cents approved after review`, adminId, now, ref],
+        [id, revoked, note || `Partial refund of ${amount} cents approved after review`, adminId, now, ref, amount],
       );
-      await this.notify(tx, r.account_id, refundedMessage(p, r.amount_cents, revoked), now);
+      await this.notify(tx, r.account_id, refundedMessage(p, amount, revoked), now);
       return { request: approved };
     });
   }
@@ -197,10 +199,20 @@ export class RefundService {
 }
 
 /** Months of an annual period that have not started yet (0 to 12). */
-export function unusedWholeMonths(periodStart: Date, now: Date): number {
+export function unusedWholeMonths(periodStart: Date, periodEnd: Date, now: Date): { unused: number; total: number } {
   let unused = 0;
-  for (let k = 0; k < 12; k++) if (addMonths(periodStart, k) > now) unused++;
-  return unused;
+  let total = 0;
+  for (let k = 0; k < 12 && addMonths(periodStart, k) < periodEnd; k++) {
+    total++;
+    if (addMonths(periodStart, k) > now) unused++;
+  }
+  return { unused, total };
+}
+
+/** The share of a plan purchase's price for its months not started yet. */
+function unusedShare(p: PurchaseRow, now: Date): { cents: number; unused: number; total: number } {
+  const { unused, total } = unusedWholeMonths(p.period_start!, p.period_end!, now);
+  return { cents: total ? Math.floor((p.amount_cents * unused) / total) : 0, unused, total };
 }
 
 function refundedMessage(p: PurchaseRow, cents: number, revoked: number): string {
