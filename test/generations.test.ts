@@ -1,4 +1,6 @@
 import { Role } from '../src/common/auth/role.enum';
+import { transaction } from '../src/common/db/transaction';
+import { LedgerEntryKind, LotSource } from '../src/modules/ledger/ledger.enums';
 import {
   AdjustCreditsDocument,
   CancelGenerationDocument,
@@ -443,5 +445,23 @@ describe('the simulated worker', () => {
     } finally {
       await sim.stop();
     }
+  });
+});
+
+describe('refunds into lots that closed meanwhile', () => {
+  it('expires at once the refunded credits of a lot that expired while the job waited', async () => {
+    await open('late-cancel');
+    const { clock, ledger, db } = t.app.server.services;
+    await transaction(db, (x) =>
+      ledger.grant(x, { accountId: 'late-cancel', amount: 9, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT, description: 'allowance', expiresAt: new Date(clock.now().getTime() + 3600_000) }),
+    );
+    const id = (await start('late-cancel', SHORT_VIDEO)).data!.startGeneration.job!.id; // 9 credits, from the expiring lot
+    expect((await state('late-cancel')).balance).toBe(25);
+    clock.advance(2 * 3600_000);
+    const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'late-cancel' });
+    expect(res.data!.cancelGeneration.userErrors).toEqual([]);
+    expect((await state('late-cancel')).balance).toBe(25);
+    const tail = await t.app.audit.query(`SELECT kind, amount FROM ledger_entries WHERE account_id = 'late-cancel' ORDER BY id DESC LIMIT 2`);
+    expect(tail.rows).toEqual([{ kind: 'EXPIRY', amount: -9 }, { kind: 'REFUND', amount: 9 }]);
   });
 });
