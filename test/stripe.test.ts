@@ -123,6 +123,15 @@ describe('the stripe provider', () => {
     expect(events.rows[0].n).toBe(0);
   });
 
+  it('completes a purchase that was marked FAILED here when Stripe says it was paid', async () => {
+    const out = await buy('paid-late');
+    await app.audit.query(`UPDATE purchases SET status = 'FAILED', failure_reason = 'gave up' WHERE id = $1`, [out.purchase!.id]);
+    expect(await deliver(sessionCompleted('evt_paid_late', out.purchase!.id, 'paid-late', 'pi_late'))).toBe(200);
+    const row = await app.audit.query('SELECT status, failure_reason FROM purchases WHERE id = $1', [out.purchase!.id]);
+    expect(row.rows[0]).toEqual({ status: 'COMPLETED', failure_reason: null });
+    expect(await balance('paid-late')).toBe(75);
+  });
+
   it('refunds through Stripe and records the confirmation webhook', async () => {
     const out = await buy('stripe-refunder');
     await deliver(sessionCompleted('evt_paid_4', out.purchase!.id, 'stripe-refunder', 'pi_4'));

@@ -69,7 +69,7 @@ export class BillingService {
   }
 
   /** Charges a reserved purchase (again, safely) and completes it; returns where it ended. */
-  private async settle(accountId: string, purchaseId: string): Promise<PurchaseOutcome> {
+  private async settle(accountId: string, purchaseId: string, takeover = false): Promise<PurchaseOutcome> {
     const purchase = await this.get(accountId, purchaseId);
     if (!purchase) throw new Error(`purchase ${purchaseId} vanished`);
     if (purchase.status !== PurchaseStatus.PENDING) return { purchase, balance: await this.ledger.balance(accountId) };
@@ -85,7 +85,8 @@ export class BillingService {
       return { purchase: (await this.get(accountId, purchaseId))!, checkoutUrl: charge.checkoutUrl, balance: await this.ledger.balance(accountId) };
     }
     if (charge.status === 'failed') {
-      await this.db.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, charge.reason]);
+      // Taking over a stalled first attempt, the first charge may still succeed: leave it PENDING.
+      if (!takeover) await this.db.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, charge.reason]);
       return {
         purchase: (await this.get(accountId, purchaseId))!,
         error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${charge.reason}` },
@@ -99,14 +100,18 @@ export class BillingService {
     return transaction(this.db, (tx) => this.completeIn(tx, accountId, purchaseId, providerRef));
   }
 
-  /** The same, inside the caller's transaction (the webhook records its event in it too). */
-  async completeIn(tx: Tx, accountId: string, purchaseId: string, providerRef: string): Promise<PurchaseOutcome> {
+  /**
+   * The same, inside the caller's transaction (the webhook records its event in it too). The
+   * provider's word that it was paid also completes a purchase marked FAILED here (a checkout we
+   * gave up on too early), with `paidAtProvider`.
+   */
+  async completeIn(tx: Tx, accountId: string, purchaseId: string, providerRef: string, paidAtProvider = false): Promise<PurchaseOutcome> {
     {
       const now = this.clock.now();
       const [row] = await tx.query<PurchaseRow>(
-        `UPDATE purchases SET status = 'COMPLETED', completed_at = $3, refundable_until = $4, provider_ref = $5
-          WHERE id = $1 AND account_id = $2 AND status = 'PENDING' RETURNING *`,
-        [purchaseId, accountId, now, new Date(now.getTime() + REFUND_WINDOW_MS), providerRef],
+        `UPDATE purchases SET status = 'COMPLETED', completed_at = $3, refundable_until = $4, provider_ref = $5, failure_reason = NULL
+          WHERE id = $1 AND account_id = $2 AND (status = 'PENDING' OR ($6 AND status = 'FAILED')) RETURNING *`,
+        [purchaseId, accountId, now, new Date(now.getTime() + REFUND_WINDOW_MS), providerRef, paidAtProvider],
       );
       if (!row) {
         const current = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1', [purchaseId]);
@@ -144,7 +149,7 @@ export class BillingService {
       if (p && p.status !== PurchaseStatus.PENDING) return { purchase: p, balance: await this.ledger.balance(accountId) };
       await new Promise((r) => setTimeout(r, 20 + i * 5));
     }
-    return this.settle(accountId, stored.purchaseId);
+    return this.settle(accountId, stored.purchaseId, true);
   }
 
   async get(accountId: string, id: string): Promise<PurchaseRow | undefined> {

@@ -40,7 +40,7 @@ export function stripeWebhook(services: Services, log: Logger) {
             const accountId = s.metadata?.accountId;
             if (!purchaseId || !accountId) break;
             const intent = typeof s.payment_intent === 'string' ? s.payment_intent : s.payment_intent?.id;
-            await services.billing.completeIn(tx, accountId, purchaseId, intent ?? s.id);
+            await services.billing.completeIn(tx, accountId, purchaseId, intent ?? s.id, true);
             break;
           }
           case 'checkout.session.async_payment_failed':
