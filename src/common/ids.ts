@@ -10,3 +10,10 @@ export function derivedId(...parts: string[]): string {
   const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a UUID; ids that are not cannot name a row, so callers answer "not found" at once. */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}

@@ -11,9 +11,10 @@ import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { isUniqueViolation } from '../../common/db/sql';
 import { transaction, type Tx } from '../../common/db/transaction';
+import { isUuid } from '../../common/ids';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { CatalogService } from '../catalog/catalog.service';
-import { KeyReused, replayOf, requestHash } from '../ledger/idempotency';
+import { KeyReused, keyReusedError, replayOf, requestHash } from '../ledger/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import type { PaymentProvider } from './payment-provider';
@@ -141,7 +142,7 @@ export class BillingService {
 
   private async replay(accountId: string, stored: { purchaseId: string } | KeyReused): Promise<PurchaseOutcome> {
     if (stored instanceof KeyReused) {
-      return { error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] } };
+      return { error: keyReusedError() };
     }
     // The first request may still be charging: wait for it (briefly), then take over if it stalled.
     for (let i = 0; i < 50; i++) {
@@ -153,7 +154,7 @@ export class BillingService {
   }
 
   async get(accountId: string, id: string): Promise<PurchaseRow | undefined> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+    if (!isUuid(id)) return undefined;
     const [row] = (await this.db.query('SELECT * FROM purchases WHERE id = $1 AND account_id = $2', [id, accountId])) as PurchaseRow[];
     return row;
   }

@@ -23,7 +23,7 @@ import type { TierEntity } from '../catalog/tier.entity';
 import { derivedId } from '../../common/ids';
 import { isUniqueViolation } from '../../common/db/sql';
 import type { Logger } from 'pino';
-import { idempotent, KeyReused, readRecord, replayOf, requestHash } from '../ledger/idempotency';
+import { idempotent, KeyReused, keyReusedError, readRecord, replayOf, requestHash } from '../ledger/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { REFUND_WINDOW_MS } from './billing.service';
@@ -50,6 +50,16 @@ export function nextAllowanceMonth(periodStart: Date, periodEnd: Date, currentEn
   while (addMonths(periodStart, k) < currentEnd && k < 1200) k++;
   const end = addMonths(periodStart, k + 1);
   return { start: currentEnd, end: end < periodEnd ? end : periodEnd };
+}
+
+/** Ends the paid plan now: back to FREE, no period, nothing scheduled. */
+export async function endPlan(tx: Tx, accountId: string): Promise<void> {
+  await tx.query(
+    `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
+            cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
+      WHERE id = $1`,
+    [accountId],
+  );
 }
 
 const monthsOf = (i: BillingInterval) => (i === BillingInterval.ANNUAL ? 12 : 1);
@@ -87,9 +97,7 @@ export class PlanService {
 
   async changePlan(accountId: string, req: { tier: TierCode; interval: BillingInterval; idempotencyKey?: string | null }): Promise<PlanOutcome> {
     const input = { tier: req.tier, interval: req.interval };
-    const reused: PlanOutcome = {
-      error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] },
-    };
+    const reused: PlanOutcome = { error: keyReusedError() };
     const key = req.idempotencyKey ? { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', hash: requestHash('changePlan', input) } : undefined;
     // A retry must not charge again: answer from the record before doing anything.
     if (key) {
@@ -159,12 +167,7 @@ export class PlanService {
   private async scheduleCancel(tx: Tx, a: AccountPlanRow): Promise<PlanOutcome> {
     if (a.tier !== TierCode.FREE && a.plan_status === 'PAST_DUE') {
       // Unpaid: nothing left to run to; it ends now.
-      await tx.query(
-        `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
-                cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
-          WHERE id = $1`,
-        [a.id],
-      );
+      await endPlan(tx, a.id);
       return {};
     }
     if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') {
@@ -346,12 +349,7 @@ export class PlanService {
     }
     if (periodEnd > now) return;
     if (a.cancel_at_period_end) {
-      await tx.query(
-        `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
-                cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
-          WHERE id = $1`,
-        [a.id],
-      );
+      await endPlan(tx, a.id);
       const free = tiers.find((t) => t.code === TierCode.FREE)!;
       if (free.monthlyCredits > 0) await this.freeMonth(tx, a.id, free, periodEnd);
       await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${tier.name} plan ended as you asked; you are on the Free plan now.`);

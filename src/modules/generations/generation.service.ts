@@ -11,11 +11,12 @@ import type { Clock } from '../../common/clock';
 import { isUniqueViolation, sqlOf, type Sql } from '../../common/db/sql';
 import { transaction } from '../../common/db/transaction';
 import { KeyedQueue } from '../../common/keyed-queue';
+import { isUuid } from '../../common/ids';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
-import { KeyReused, record, replayOf, requestHash } from '../ledger/idempotency';
+import { KeyReused, keyReusedError, record, replayOf, requestHash } from '../ledger/idempotency';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { settingsKey, type SettingsInputShape } from '../quotes/generation-settings';
 import type { QuoteEntity } from '../quotes/quote.entity';
@@ -113,7 +114,7 @@ export class GenerationService {
   /** Rebuilds a kept outcome: a job (with the balance its debit left) or the kept refusal. */
   private async replay(accountId: string, stored: StartOutcome | KeyReused): Promise<StartOutcome> {
     if (stored instanceof KeyReused) {
-      return { error: { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] } };
+      return { error: keyReusedError() };
     }
     if (!stored.jobId) return stored;
     const job = await this.get(accountId, stored.jobId);
@@ -266,10 +267,6 @@ export class GenerationService {
     const [row] = (await this.db.query('SELECT * FROM generation_jobs WHERE id = $1 AND account_id = $2', [jobId, accountId])) as JobRow[];
     return row;
   }
-}
-
-export function isUuid(id: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
 }
 
 function notFound(): Refusal {

@@ -11,7 +11,7 @@ import { jobEventSql } from '../../common/events/events';
 import type { LedgerService } from '../ledger/ledger.service';
 import { jobError } from './generation.errors';
 import type { JobRow } from './generation-job.type';
-import { isUuid } from './generation.service';
+import { isUuid } from '../../common/ids';
 import { JobStatus } from './job-status.enum';
 
 /** SQL (a CTE body) that keeps a JOB_FINISHED notification for finished rows of `t`. */

@@ -2,7 +2,7 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
-import { idempotent, KeyReused } from './idempotency';
+import { idempotent, KeyReused, keyReusedError } from './idempotency';
 import { LedgerEntryKind, LotSource } from './ledger.enums';
 import { BalanceOverflow, type BalanceSnapshot, type LedgerService } from './ledger.service';
 
@@ -59,13 +59,7 @@ export class AdjustmentService {
       },
     );
     if (out instanceof KeyReused) {
-      return {
-        error: {
-          code: UserErrorCode.IDEMPOTENCY_KEY_REUSED,
-          message: 'This idempotency key was already used with other input',
-          field: ['input', 'idempotencyKey'],
-        },
-      };
+      return { error: keyReusedError() };
     }
     return 'fresh' in out ? out.fresh : out.stored;
   }

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { Rollback, transaction, type Tx } from '../../common/db/transaction';
+import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 
 export interface IdempotencyOptions {
   scope: string;
@@ -22,6 +23,11 @@ export type Replayed<R> = { replayed: true; stored: R } | { replayed: false; sto
 
 export class KeyReused {
   readonly reused = true;
+}
+
+/** The userError every operation answers for a key used before with other input. */
+export function keyReusedError(): { code: UserErrorCode; message: string; field: string[] } {
+  return { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] };
 }
 
 function stableJson(v: unknown): string {

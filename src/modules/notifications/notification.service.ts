@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { isUuid } from '../../common/ids';
 
 export class NotificationService {
   constructor(private readonly db: DataSource, private readonly clock: Clock) {}
@@ -10,7 +10,7 @@ export class NotificationService {
   async markRead(accountId: string, ids?: string[]): Promise<number> {
     const now = this.clock.now();
     if (ids) {
-      const valid = ids.filter((id) => UUID.test(id));
+      const valid = ids.filter(isUuid);
       if (!valid.length) return 0;
       const rows = (await this.db.query(
         `UPDATE notifications SET read_at = $3 WHERE account_id = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL RETURNING id`,

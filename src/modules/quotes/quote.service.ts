@@ -12,6 +12,7 @@ import type { GenerationModelEntity } from '../catalog/generation-model.entity';
 import { normalizeSettings, settingsKey, type NormalizedSettings, type SettingsInputShape } from './generation-settings';
 import type { PriceBookService } from './price-book.service';
 import { priceOf, type Price } from './price-rules';
+import { isUuid } from '../../common/ids';
 import { QuoteEntity } from './quote.entity';
 import { cheapestTierAllowing, missingFeatures } from './tier-gate';
 
@@ -118,7 +119,7 @@ export class QuoteService {
 
   /** The caller's own quote, or undefined (another account's quote is treated as unknown). */
   async find(accountId: string, id: string): Promise<QuoteEntity | undefined> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+    if (!isUuid(id)) return undefined;
     const row = await this.db.getRepository(QuoteEntity).findOneBy({ id });
     return row && row.accountId === accountId ? row : undefined;
   }

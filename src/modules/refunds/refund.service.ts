@@ -9,10 +9,11 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { transaction, type Tx } from '../../common/db/transaction';
+import { isUuid } from '../../common/ids';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { PaymentProvider } from '../billing/payment-provider';
 import { PurchaseKind, PurchaseStatus, type PurchaseRow } from '../billing/purchase.type';
-import { addMonths } from '../billing/plan.service';
+import { addMonths, endPlan } from '../billing/plan.service';
 import { BillingInterval } from '../catalog/catalog.enums';
 import type { RefundRequestRow } from './refund-request.type';
 
@@ -21,14 +22,13 @@ export interface RefundOutcome {
   error?: { code: UserErrorCode; message: string; field?: string[] };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class RefundService {
   constructor(private readonly db: DataSource, private readonly clock: Clock, private readonly provider: PaymentProvider) {}
 
   async request(accountId: string, purchaseId: string, reason?: string | null): Promise<RefundOutcome> {
     const notFound: RefundOutcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No purchase of yours has this id', field: ['input', 'purchaseId'] } };
-    if (!UUID.test(purchaseId)) return notFound;
+    if (!isUuid(purchaseId)) return notFound;
     return transaction(this.db, async (tx) => {
       // The account row lock orders this against every ledger change of the account.
       await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
@@ -130,12 +130,7 @@ export class RefundService {
         // An upgrade inside the period: back to the tier the period was paid for.
         await tx.query('UPDATE accounts SET tier = $2 WHERE id = $1', [p.account_id, previous.tier]);
       } else {
-        await tx.query(
-          `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
-                  cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
-            WHERE id = $1`,
-          [p.account_id],
-        );
+        await endPlan(tx, p.account_id);
       }
     }
     const refund = amountCents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, amountCents) : undefined;
@@ -156,7 +151,7 @@ export class RefundService {
 
   /** Admin: decides a PENDING_REVIEW request. */
   async review(adminId: string, id: string, approve: boolean, note?: string | null): Promise<RefundOutcome> {
-    if (!UUID.test(id)) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No refund request has this id', field: ['input', 'id'] } };
+    if (!isUuid(id)) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No refund request has this id', field: ['input', 'id'] } };
     return transaction(this.db, async (tx) => {
       const [found] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE id = $1', [id]);
       if (!found) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No refund request has this id', field: ['input', 'id'] } };
