@@ -1,44 +1,242 @@
 /**
- * The ledger invariants, checked by an independent connection after every test:
- * sum of entries = available = newest balanceAfter; available = sum of lot remainders;
- * no negative balance; every entry's lot movements add up to its amount; every lot's
- * remainder equals its movements; at most one ledger change per idempotency key.
+ * The ledger invariants, checked by an independent connection after every test (and, with
+ * startAuditor, over and over during it). Every check reads one snapshot (REPEATABLE READ), so
+ * a check that compares two tables never sees one of them half a commit ahead.
+ *
+ * Balances: sum of an account's entries = its available balance = its newest balanceAfter =
+ *   the sum of its lots' remainders; no balance below zero; each entry's balanceAfter is the
+ *   one before it plus its amount (in ledger order); each entry's sign fits its kind.
+ * Lots: every entry's lot movements add up to its amount; every lot's remainder equals its
+ *   movements.
+ * Idempotency: at most one ledger change per key and caller; a keyed change has its record,
+ *   and the record's stored result names that very change; a credit pack is granted at most
+ *   once (exactly once when it completed), for its own credits.
+ * Jobs and refunds: a job is debited exactly once, for its price; at most one REFUND per job,
+ *   never more than its debit, in the debit's account; a job is refunded exactly when it ended
+ *   FAILED or CANCELED.
+ * Allowances: one grant per account and period — every allowance month recorded as granting
+ *   credits has exactly one MONTHLY_ALLOWANCE lot of its amount expiring at its end; no paid
+ *   allowance lot exists without its month, apart from an upgrade's prorated top-up: at most
+ *   one lot per upgrade purchase, of that purchase's credits, expiring with an allowance month
+ *   of the account.
  */
-import type { Pool } from 'pg';
+import type { Client, Pool, PoolClient } from 'pg';
+
+type Queryable = Pick<Client | PoolClient, 'query'>;
+
+const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>) => string }[] = [
+  {
+    name: 'balances',
+    sql: `
+      WITH per AS (
+        SELECT account_id, sum(amount)::bigint AS entries_sum,
+               (array_agg(balance_after ORDER BY id DESC))[1] AS newest_after
+          FROM ledger_entries GROUP BY account_id
+      ), lots AS (
+        SELECT account_id, sum(remaining)::bigint AS lots_sum FROM credit_lots GROUP BY account_id
+      )
+      SELECT a.id, a.available, coalesce(per.entries_sum, 0) AS entries_sum, per.newest_after, coalesce(lots.lots_sum, 0) AS lots_sum
+        FROM accounts a LEFT JOIN per ON per.account_id = a.id LEFT JOIN lots ON lots.account_id = a.id
+       WHERE a.available < 0 OR coalesce(per.entries_sum, 0) <> a.available
+          OR coalesce(per.newest_after, 0) <> a.available OR coalesce(lots.lots_sum, 0) <> a.available`,
+    describe: (r) => {
+      const available = Number(r.available);
+      const parts: string[] = [];
+      if (available < 0) parts.push(`negative balance ${available}`);
+      if (Number(r.entries_sum) !== available) parts.push(`entries sum ${r.entries_sum} != available ${available}`);
+      if ((r.newest_after === null ? 0 : Number(r.newest_after)) !== available) parts.push(`newest balanceAfter ${r.newest_after} != available ${available}`);
+      if (Number(r.lots_sum) !== available) parts.push(`lots hold ${r.lots_sum} != available ${available}`);
+      return `account ${r.id}: ${parts.join('; ')}`;
+    },
+  },
+  {
+    name: 'balance chain',
+    sql: `
+      SELECT * FROM (
+        SELECT account_id, id, amount, balance_after,
+               coalesce(lag(balance_after) OVER (PARTITION BY account_id ORDER BY id), 0) AS before
+          FROM ledger_entries
+      ) e WHERE e.before + e.amount <> e.balance_after`,
+    describe: (r) => `entry ${r.id} (${r.account_id}): balanceAfter ${r.balance_after} != ${r.before} before + ${r.amount}`,
+  },
+  {
+    name: 'entry signs',
+    sql: `
+      SELECT id, account_id, kind, amount FROM ledger_entries
+       WHERE (kind IN ('GRANT', 'REFUND') AND amount <= 0) OR (kind IN ('DEBIT', 'REVOCATION', 'EXPIRY') AND amount >= 0)`,
+    describe: (r) => `entry ${r.id} (${r.account_id}): ${r.kind} of ${r.amount}`,
+  },
+  {
+    name: 'entry movements',
+    sql: `
+      SELECT e.id, e.amount, coalesce(sum(m.amount), 0)::bigint AS moved
+        FROM ledger_entries e LEFT JOIN ledger_lot_movements m ON m.entry_id = e.id
+       GROUP BY e.id HAVING coalesce(sum(m.amount), 0) <> e.amount`,
+    describe: (r) => `entry ${r.id}: lot movements ${r.moved} != amount ${r.amount}`,
+  },
+  {
+    name: 'lot movements',
+    sql: `
+      SELECT l.id, l.remaining, coalesce(sum(m.amount), 0)::bigint AS moved
+        FROM credit_lots l LEFT JOIN ledger_lot_movements m ON m.lot_id = l.id
+       GROUP BY l.id HAVING coalesce(sum(m.amount), 0) <> l.remaining`,
+    describe: (r) => `lot ${r.id}: movements ${r.moved} != remaining ${r.remaining}`,
+  },
+  {
+    // A key is scoped to its caller: the actor for operator changes, else the account.
+    name: 'one change per key',
+    sql: `
+      SELECT coalesce(actor, account_id) AS scope, idempotency_key, count(*)::int AS n
+        FROM ledger_entries WHERE idempotency_key IS NOT NULL
+       GROUP BY 1, 2 HAVING count(*) > 1`,
+    describe: (r) => `key ${r.idempotency_key} (${r.scope}): ${r.n} ledger changes`,
+  },
+  {
+    name: 'keyed change has its record',
+    sql: `
+      SELECT e.id, e.kind, e.job_id, coalesce(e.actor, e.account_id) AS scope, e.idempotency_key, k.operation, k.response::text AS response
+        FROM ledger_entries e
+        LEFT JOIN idempotency_keys k ON k.scope = coalesce(e.actor, e.account_id) AND k.key = e.idempotency_key
+       WHERE e.idempotency_key IS NOT NULL AND (
+             k.key IS NULL
+          OR (k.operation = 'startGeneration' AND (k.response->>'jobId') IS DISTINCT FROM e.job_id::text)
+          OR (k.operation = 'adjustCredits' AND (k.response->>'entryId') IS DISTINCT FROM e.id::text))`,
+    describe: (r) =>
+      r.operation === null
+        ? `entry ${r.id} (${r.kind}) under key ${r.idempotency_key} (${r.scope}) has no idempotency record`
+        : `entry ${r.id} (${r.kind}) under key ${r.idempotency_key} (${r.scope}): the ${r.operation} record answers ${r.response}`,
+  },
+  {
+    name: 'pack purchases granted once',
+    sql: `
+      SELECT p.id, p.account_id, p.status, p.credits, count(e.id)::int AS grants, coalesce(sum(e.amount), 0)::bigint AS granted
+        FROM purchases p LEFT JOIN ledger_entries e ON e.purchase_id = p.id AND e.kind = 'GRANT'
+       WHERE p.kind = 'CREDIT_PACK'
+       GROUP BY p.id
+      HAVING count(e.id) > 1
+          OR (count(e.id) = 1) <> (p.status IN ('COMPLETED', 'REFUNDED', 'PARTIALLY_REFUNDED'))
+          OR (count(e.id) = 1 AND sum(e.amount) <> p.credits)`,
+    describe: (r) => `pack purchase ${r.id} (${r.account_id}, ${r.status}, ${r.credits} credits): ${r.grants} grants of ${r.granted} in all`,
+  },
+  {
+    name: 'one debit and at most one refund per job',
+    sql: `
+      SELECT job_id,
+             count(*) FILTER (WHERE kind = 'DEBIT')::int AS debits,
+             count(*) FILTER (WHERE kind = 'REFUND')::int AS refunds,
+             coalesce(-sum(amount) FILTER (WHERE kind = 'DEBIT'), 0)::bigint AS debited,
+             coalesce(sum(amount) FILTER (WHERE kind = 'REFUND'), 0)::bigint AS refunded,
+             count(DISTINCT account_id)::int AS accounts
+        FROM ledger_entries WHERE job_id IS NOT NULL OR kind IN ('DEBIT', 'REFUND')
+       GROUP BY job_id
+      HAVING job_id IS NULL AND count(*) FILTER (WHERE kind IN ('DEBIT', 'REFUND')) > 0
+          OR count(*) FILTER (WHERE kind = 'DEBIT') <> 1
+          OR count(*) FILTER (WHERE kind = 'REFUND') > 1
+          OR coalesce(sum(amount) FILTER (WHERE kind = 'REFUND'), 0) > coalesce(-sum(amount) FILTER (WHERE kind = 'DEBIT'), 0)
+          OR count(DISTINCT account_id) > 1`,
+    describe: (r) =>
+      r.job_id === null
+        ? `${r.debits} DEBIT and ${r.refunds} REFUND entries without a job`
+        : `job ${r.job_id}: ${r.debits} debits (${r.debited}), ${r.refunds} refunds (${r.refunded}), in ${r.accounts} accounts`,
+  },
+  {
+    name: 'jobs match their entries',
+    sql: `
+      WITH d AS (
+        SELECT job_id, -sum(amount)::bigint AS debited, min(account_id) AS account_id
+          FROM ledger_entries WHERE kind = 'DEBIT' AND job_id IS NOT NULL GROUP BY job_id
+      ), r AS (
+        SELECT job_id, count(*)::int AS n FROM ledger_entries WHERE kind = 'REFUND' AND job_id IS NOT NULL GROUP BY job_id
+      )
+      SELECT coalesce(j.id, d.job_id) AS id, j.account_id, j.status, j.credits, j.refunded, d.debited, d.account_id AS debit_account,
+             coalesce(r.n, 0) AS refunds
+        FROM generation_jobs j FULL JOIN d ON d.job_id = j.id LEFT JOIN r ON r.job_id = coalesce(j.id, d.job_id)
+       WHERE j.id IS NULL OR d.job_id IS NULL OR d.debited <> j.credits OR d.account_id <> j.account_id
+          OR j.refunded <> (j.status IN ('FAILED', 'CANCELED'))
+          OR j.refunded <> (coalesce(r.n, 0) > 0)`,
+    describe: (r) =>
+      r.status === null
+        ? `job ${r.id}: debited ${r.debited} in ${r.debit_account}, but no such job exists`
+        : `job ${r.id} (${r.account_id}, ${r.status}, ${r.credits} credits, refunded ${r.refunded}): debited ${r.debited} in ${r.debit_account}, ${r.refunds} refund entries`,
+  },
+  {
+    // Allowance months that granted credits (a month recorded after it ended grants nothing)
+    // against the allowance lots of plan periods (those of an upgrade purchase excluded). A
+    // single allowance lot outside the plan machinery (no record, no purchase: an operator's
+    // or a test fixture's) is tolerated; two for one period end, or a paid one, are not.
+    name: 'one allowance grant per account and period',
+    sql: `
+      WITH upgrades AS (
+        SELECT p.id FROM purchases p
+         WHERE p.kind = 'PLAN' AND NOT EXISTS (SELECT 1 FROM allowance_grants g WHERE g.purchase_id = p.id)
+      ), months AS (
+        SELECT account_id, period_end, count(*)::int AS n, sum(credits)::bigint AS credits
+          FROM allowance_grants WHERE credits > 0 AND period_end > created_at
+         GROUP BY 1, 2
+      ), lots AS (
+        SELECT account_id, expires_at, count(*)::int AS n, sum(granted)::bigint AS credits, count(purchase_id)::int AS paid
+          FROM credit_lots
+         WHERE source = 'MONTHLY_ALLOWANCE' AND (purchase_id IS NULL OR purchase_id NOT IN (SELECT id FROM upgrades))
+         GROUP BY 1, 2
+      )
+      SELECT coalesce(m.account_id, l.account_id) AS account_id, coalesce(m.period_end, l.expires_at) AS period_end,
+             coalesce(m.n, 0) AS months, coalesce(m.credits, 0) AS month_credits, coalesce(l.n, 0) AS lots, coalesce(l.credits, 0) AS lot_credits
+        FROM months m FULL JOIN lots l ON l.account_id = m.account_id AND l.expires_at = m.period_end
+       WHERE (m.n IS NOT NULL AND (m.n <> coalesce(l.n, 0) OR m.credits <> coalesce(l.credits, 0)))
+          OR (m.n IS NULL AND (l.n > 1 OR l.paid > 0))`,
+    describe: (r) =>
+      `account ${r.account_id}, allowance month ending ${new Date(r.period_end as string).toISOString()}: ` +
+      `${r.months} granting record(s) of ${r.month_credits} credits, ${r.lots} allowance lot(s) of ${r.lot_credits}`,
+  },
+  {
+    name: 'upgrade top-ups',
+    sql: `
+      SELECT l.id, l.account_id, l.granted, l.expires_at, p.id AS purchase_id, p.kind, p.credits,
+             count(*) OVER (PARTITION BY l.purchase_id)::int AS lots_of_purchase,
+             EXISTS (SELECT 1 FROM allowance_grants g WHERE g.account_id = l.account_id AND g.period_end = l.expires_at) AS in_a_month
+        FROM credit_lots l LEFT JOIN purchases p ON p.id = l.purchase_id
+       WHERE l.source = 'MONTHLY_ALLOWANCE' AND l.purchase_id IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM allowance_grants g WHERE g.purchase_id = l.purchase_id)`,
+    describe: (r) =>
+      `allowance lot ${r.id} (${r.account_id}) of purchase ${r.purchase_id} (${r.kind}, ${r.credits} credits): ` +
+      `${r.granted} granted, ${r.lots_of_purchase} lot(s) for that purchase, expiring with an allowance month: ${r.in_a_month}`,
+  },
+];
+
+/** Only upgrade lots that break a rule are reported (the query lists them all). */
+function upgradeLotBroken(r: Record<string, unknown>): boolean {
+  return r.kind !== 'PLAN' || Number(r.lots_of_purchase) > 1 || Number(r.granted) !== Number(r.credits) || r.in_a_month !== true;
+}
+
+/** Runs every check on this connection, in one read-only snapshot. */
+export async function ledgerViolationsOn(c: Queryable): Promise<string[]> {
+  const violations: string[] = [];
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    for (const check of CHECKS) {
+      const { rows } = await c.query(check.sql);
+      for (const r of rows) {
+        if (check.name === 'upgrade top-ups' && !upgradeLotBroken(r)) continue;
+        violations.push(`${check.name}: ${check.describe(r)}`);
+      }
+    }
+  } finally {
+    await c.query('COMMIT').catch(() => undefined);
+  }
+  return violations;
+}
 
 export async function ledgerViolations(db: Pool): Promise<string[]> {
-  const violations: string[] = [];
-  const balances = await db.query(`
-    SELECT a.id, a.available,
-           coalesce((SELECT sum(amount) FROM ledger_entries e WHERE e.account_id = a.id), 0)::bigint AS entries_sum,
-           (SELECT balance_after FROM ledger_entries e WHERE e.account_id = a.id ORDER BY id DESC LIMIT 1) AS newest_after,
-           coalesce((SELECT sum(remaining) FROM credit_lots l WHERE l.account_id = a.id), 0)::bigint AS lots_sum
-    FROM accounts a`);
-  for (const r of balances.rows) {
-    const available = Number(r.available);
-    if (available < 0) violations.push(`account ${r.id}: negative balance ${available}`);
-    if (Number(r.entries_sum) !== available) violations.push(`account ${r.id}: entries sum ${r.entries_sum} != available ${available}`);
-    if ((r.newest_after === null ? 0 : Number(r.newest_after)) !== available) {
-      violations.push(`account ${r.id}: newest balanceAfter ${r.newest_after} != available ${available}`);
-    }
-    if (Number(r.lots_sum) !== available) violations.push(`account ${r.id}: lots hold ${r.lots_sum} != available ${available}`);
+  const c = await db.connect();
+  let broken: Error | undefined;
+  try {
+    return await ledgerViolationsOn(c);
+  } catch (e) {
+    broken = e as Error;
+    throw e;
+  } finally {
+    c.release(broken);
   }
-  const entries = await db.query(`
-    SELECT e.id, e.amount, coalesce(sum(m.amount), 0)::bigint AS moved
-    FROM ledger_entries e LEFT JOIN ledger_lot_movements m ON m.entry_id = e.id
-    GROUP BY e.id HAVING coalesce(sum(m.amount), 0) <> e.amount`);
-  for (const r of entries.rows) violations.push(`entry ${r.id}: lot movements ${r.moved} != amount ${r.amount}`);
-  const lots = await db.query(`
-    SELECT l.id, l.remaining, coalesce(sum(m.amount), 0)::bigint AS moved
-    FROM credit_lots l LEFT JOIN ledger_lot_movements m ON m.lot_id = l.id
-    GROUP BY l.id HAVING coalesce(sum(m.amount), 0) <> l.remaining`);
-  for (const r of lots.rows) violations.push(`lot ${r.id}: movements ${r.moved} != remaining ${r.remaining}`);
-  const keys = await db.query(`
-    SELECT account_id, coalesce(actor, account_id) AS scope, idempotency_key, count(*)::int AS n
-    FROM ledger_entries WHERE idempotency_key IS NOT NULL
-    GROUP BY 1, 2, 3 HAVING count(*) > 1`);
-  for (const r of keys.rows) violations.push(`key ${r.idempotency_key} (${r.scope}): ${r.n} ledger changes`);
-  return violations;
 }
 
 export async function assertLedgerInvariants(db: Pool): Promise<void> {
