@@ -66,6 +66,7 @@ export class PlanResolver {
     return {
       plan: row ? await planOf(row, ctx) : null,
       purchase: purchase ? Purchase.fromRow(purchase) : null,
+      checkoutUrl: out.checkoutUrl ?? null,
       balance: balance ? Balance.of(balance) : null,
       userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],
     };

@@ -21,6 +21,11 @@ export class ChangePlanInput {
 export class ChangePlanPayload {
   @Field(_type => Plan, { nullable: true }) plan: Plan | null;
   @Field(_type => Purchase, { nullable: true, description: 'What was charged now, if anything' }) purchase: Purchase | null;
+  @Field(_type => String, {
+    nullable: true,
+    description: 'Where to pay when the payment provider needs a checkout (a new plan under Stripe): the plan starts, and the purchase completes, once it is paid',
+  })
+  checkoutUrl: string | null;
   @Field(_type => Balance, { nullable: true }) balance: Balance | null;
   @Field(_type => [UserError]) userErrors: UserError[];
 }

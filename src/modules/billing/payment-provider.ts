@@ -20,6 +20,40 @@ export interface PaymentProvider {
   readonly name: string;
   charge(req: ChargeRequest): Promise<ChargeResult>;
   refund(ref: string, amountCents: number): Promise<{ ref: string }>;
+  /**
+   * Present when the provider bills plans itself as subscriptions (Stripe): plans then start on
+   * its checkout, renew on its invoices, and are never charged by the service's renewal sweep.
+   */
+  readonly subscriptions?: SubscriptionGateway;
+}
+
+/** A plan's price at the provider: what a subscription charges each period. */
+export interface PlanPrice {
+  amountCents: number;
+  currency: string;
+  interval: 'MONTHLY' | 'ANNUAL';
+  /** What the customer sees, e.g. "Pro plan". */
+  name: string;
+}
+
+export type UpgradeResult = { status: 'succeeded'; ref: string; amountCents: number } | { status: 'failed'; reason: string };
+
+/** The provider's side of plans billed as subscriptions. `subscription` is the provider's id. */
+export interface SubscriptionGateway {
+  /** Opens a checkout for a new subscription (pending) — the plan starts on the provider's webhook. */
+  checkout(req: { purchaseId: string; accountId: string; customerRef: string | null; price: PlanPrice }): Promise<ChargeResult>;
+  /** Closes an open checkout; false when it can no longer be closed (it was paid). */
+  expireCheckout(checkoutRef: string): Promise<boolean>;
+  /**
+   * Moves the subscription to `price` now, invoicing the provider's proration at once and
+   * collecting it before answering; nothing changes at the provider when the payment fails.
+   */
+  upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string> }): Promise<UpgradeResult>;
+  /** Charges `price` from the next renewal on, without proration (a lower tier at the period end). */
+  reprice(subscription: string, price: PlanPrice): Promise<void>;
+  cancelAtPeriodEnd(subscription: string, cancel: boolean): Promise<void>;
+  /** Ends the subscription now, without a final invoice; a subscription already gone is fine. */
+  cancelNow(subscription: string): Promise<void>;
 }
 
 export class SandboxProvider implements PaymentProvider {

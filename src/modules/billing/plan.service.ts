@@ -11,6 +11,14 @@
  * end. At each period end (exactly once per account and period, whatever the number of
  * instances): the next period is charged and its first month's allowance granted (PLAN_RENEWED),
  * or, when the payment fails, the plan is PAST_DUE and no allowance comes until it is paid.
+ *
+ * With a provider that bills subscriptions (Stripe, `provider.subscriptions`) the money side
+ * moves to the provider: a new plan opens a subscription checkout and starts when the provider
+ * says it was paid (`completeCheckout`); each period after the first starts when its renewal
+ * invoice is paid (`renewFromInvoice`), a failed one makes the plan PAST_DUE (`invoiceFailed`),
+ * a deleted subscription ends the plan (`subscriptionEnded`). The renewal sweep never charges
+ * such a plan: it only grants the allowance months inside a paid period and ends plans that
+ * were cancelled at the period end. See docs/BILLING.md.
  */
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
@@ -20,14 +28,14 @@ import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { TierEntity } from '../catalog/tier.entity';
-import { derivedId } from '../../common/ids';
+import { derivedId, isUuid } from '../../common/ids';
 import { isUniqueViolation } from '../../common/db/sql';
 import type { Logger } from 'pino';
 import { idempotent, KeyReused, keyReusedError, readRecord, replayOf, requestHash } from '../ledger/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { REFUND_WINDOW_MS } from './billing.service';
-import type { PaymentProvider } from './payment-provider';
+import type { PaymentProvider, PlanPrice } from './payment-provider';
 import type { PurchaseRow } from './purchase.type';
 
 /** `d` plus `n` calendar months (UTC), clamped to the month's last day. */
@@ -52,11 +60,12 @@ export function nextAllowanceMonth(periodStart: Date, periodEnd: Date, currentEn
   return { start: currentEnd, end: end < periodEnd ? end : periodEnd };
 }
 
-/** Ends the paid plan now: back to FREE, no period, nothing scheduled. */
+/** Ends the paid plan now: back to FREE, no period, nothing scheduled, no provider subscription. */
 export async function endPlan(tx: Tx, accountId: string): Promise<void> {
   await tx.query(
     `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
-            cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL
+            cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL,
+            stripe_subscription_id = NULL
       WHERE id = $1`,
     [accountId],
   );
@@ -64,6 +73,17 @@ export async function endPlan(tx: Tx, accountId: string): Promise<void> {
 
 const monthsOf = (i: BillingInterval) => (i === BillingInterval.ANNUAL ? 12 : 1);
 const priceOf = (t: TierEntity, i: BillingInterval) => (i === BillingInterval.ANNUAL ? t.annualPriceCents : t.monthlyPriceCents);
+const planPrice = (t: TierEntity, i: BillingInterval): PlanPrice => ({ amountCents: priceOf(t, i), currency: t.currency.trim(), interval: i, name: `${t.name} plan` });
+
+/** What the provider's webhook says about a paid or failed subscription invoice. */
+export interface SubscriptionInvoice {
+  id: string;
+  subscription: string;
+  billingReason: string | null;
+  amountPaid: number;
+  /** The subscription's metadata when the invoice was made (an upgrade names its purchase and tier). */
+  metadata: Record<string, string>;
+}
 
 interface AccountPlanRow {
   id: string;
@@ -77,10 +97,23 @@ interface AccountPlanRow {
   pending_interval: BillingInterval | null;
   allowance_period_start: Date | null;
   allowance_period_end: Date | null;
+  stripe_customer_id: string | null;
+  stripe_subscription_id: string | null;
 }
+
+/**
+ * Accounts with timed plan work due at $1: a new allowance month inside a billing period, the
+ * FREE tier's next month, or a period end — except the period end of a plan a provider bills by
+ * subscription and that was not cancelled (its renewal invoice starts the next period).
+ */
+const DUE = `plan_status = 'ACTIVE' AND (
+    (current_period_end <= $1 AND (stripe_subscription_id IS NULL OR cancel_at_period_end))
+    OR (allowance_period_end <= $1 AND (current_period_end IS NULL OR allowance_period_end < current_period_end)))`;
 
 export interface PlanOutcome {
   purchaseId?: string;
+  /** Where to pay, when the plan starts only once the provider's checkout is paid. */
+  checkoutUrl?: string;
   balance?: BalanceSnapshot;
   error?: { code: UserErrorCode; message: string; field?: string[] };
 }
@@ -143,6 +176,11 @@ export class PlanService {
     return a;
   }
 
+  /** The provider's subscription of an account whose plan it bills, if any. */
+  private billedBy(a: AccountPlanRow): string | null {
+    return this.provider.subscriptions && a.stripe_subscription_id ? a.stripe_subscription_id : null;
+  }
+
   private async change(tx: Tx, accountId: string, tier: TierCode, interval: BillingInterval, purchaseId: string): Promise<PlanOutcome> {
     const a = await this.lock(tx, accountId);
     if (tier === TierCode.FREE) return this.scheduleCancel(tx, a);
@@ -150,31 +188,97 @@ export class PlanService {
     const target = tiers.find((t) => t.code === tier)!;
     const current = tiers.find((t) => t.code === a.tier)!;
     const now = this.clock.now();
-    if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') return this.startPeriod(tx, a, target, interval, now, purchaseId);
+    if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') {
+      if (this.provider.subscriptions) return this.openCheckout(tx, a, target, interval, purchaseId);
+      return this.startPeriod(tx, a, target, interval, now, purchaseId);
+    }
+    const subscription = this.billedBy(a);
     if (a.tier === tier && a.billing_interval === interval) {
       if (!a.cancel_at_period_end && !a.pending_tier && !a.pending_interval) {
         return { error: { code: UserErrorCode.INVALID_STATE, message: `You are already on the ${target.name} plan, billed ${interval.toLowerCase()}` } };
       }
+      if (subscription) {
+        if (a.cancel_at_period_end) await this.provider.subscriptions!.cancelAtPeriodEnd(subscription, false);
+        if (a.pending_tier && a.pending_tier !== a.tier) await this.provider.subscriptions!.reprice(subscription, planPrice(current, a.billing_interval!));
+      }
       await tx.query('UPDATE accounts SET cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL WHERE id = $1', [a.id]);
       return {};
     }
+    if (subscription && interval !== a.billing_interval) {
+      return {
+        error: {
+          code: UserErrorCode.INVALID_STATE,
+          message: `Your plan is billed ${a.billing_interval!.toLowerCase()} by Stripe and its interval cannot be changed; cancel it and subscribe again when it ends`,
+          field: ['input', 'interval'],
+        },
+      };
+    }
     if (target.rank > current.rank) return this.upgrade(tx, a, current, target, interval, now, purchaseId);
-    // Lower tier or another interval: from the next period.
+    // Lower tier or another interval: from the next period (the provider charges the new price from its next invoice).
+    if (subscription) {
+      if (a.cancel_at_period_end) await this.provider.subscriptions!.cancelAtPeriodEnd(subscription, false);
+      await this.provider.subscriptions!.reprice(subscription, planPrice(target, interval));
+    }
     await tx.query('UPDATE accounts SET pending_tier = $2, pending_interval = $3, cancel_at_period_end = false WHERE id = $1', [a.id, tier, interval]);
     return {};
   }
 
   private async scheduleCancel(tx: Tx, a: AccountPlanRow): Promise<PlanOutcome> {
+    const subscription = this.billedBy(a);
     if (a.tier !== TierCode.FREE && a.plan_status === 'PAST_DUE') {
-      // Unpaid: nothing left to run to; it ends now.
+      // Unpaid: nothing left to run to; it ends now (and the provider stops collecting).
+      if (subscription) await this.provider.subscriptions!.cancelNow(subscription);
       await endPlan(tx, a.id);
       return {};
     }
     if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') {
       return { error: { code: UserErrorCode.INVALID_STATE, message: 'There is no paid plan to cancel' } };
     }
+    if (subscription) await this.provider.subscriptions!.cancelAtPeriodEnd(subscription, true);
+    if (subscription && a.pending_tier && a.pending_tier !== a.tier) {
+      const current = (await this.catalog.tiers()).find((t) => t.code === a.tier)!;
+      await this.provider.subscriptions!.reprice(subscription, planPrice(current, a.billing_interval!));
+    }
     await tx.query('UPDATE accounts SET cancel_at_period_end = true, pending_tier = NULL, pending_interval = NULL WHERE id = $1', [a.id]);
     return {};
+  }
+
+  /**
+   * A new plan billed by the provider: a subscription checkout, the purchase PENDING until the
+   * provider says it was paid. One open plan checkout per account: asking again for the same
+   * plan returns the open one, another plan closes it first. An unpaid (PAST_DUE) subscription
+   * is ended now, as `cancelPlan` would, since the new one replaces it.
+   */
+  private async openCheckout(tx: Tx, a: AccountPlanRow, target: TierEntity, interval: BillingInterval, purchaseId: string): Promise<PlanOutcome> {
+    const subs = this.provider.subscriptions!;
+    const price = priceOf(target, interval);
+    const open = await tx.query<PurchaseRow>(
+      `SELECT * FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'PENDING' AND checkout_url IS NOT NULL FOR UPDATE`,
+      [a.id],
+    );
+    for (const p of open) {
+      if (p.tier === target.code && p.billing_interval === interval && p.amount_cents === price) {
+        return { purchaseId: p.id, checkoutUrl: p.checkout_url!, balance: await this.ledger.balance(a.id, tx) };
+      }
+      if (!(await subs.expireCheckout(p.provider_ref!))) {
+        return { error: { code: UserErrorCode.INVALID_STATE, message: `Your checkout for the ${p.tier} plan was just paid; it starts in a moment` } };
+      }
+      await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = 'replaced by a newer checkout' WHERE id = $1 AND status = 'PENDING'`, [p.id]);
+    }
+    const r = await subs.checkout({ purchaseId, accountId: a.id, customerRef: a.stripe_customer_id, price: planPrice(target, interval) });
+    if (r.status === 'failed') return { error: { code: UserErrorCode.PAYMENT_FAILED, message: `The checkout could not be opened: ${r.reason}` } };
+    if (r.status !== 'pending') throw new Error('a subscription checkout must be paid at the provider');
+    const subscription = this.billedBy(a);
+    if (subscription && a.plan_status === 'PAST_DUE') {
+      await subs.cancelNow(subscription);
+      await endPlan(tx, a.id);
+    }
+    await tx.query(
+      `INSERT INTO purchases (id, account_id, kind, status, tier, billing_interval, credits, amount_cents, currency, provider, provider_ref, checkout_url, created_at)
+       VALUES ($1, $2, 'PLAN', 'PENDING', $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [purchaseId, a.id, target.code, interval, target.monthlyCredits, price, target.currency, this.provider.name, r.ref, r.checkoutUrl, this.clock.now()],
+    );
+    return { purchaseId, checkoutUrl: r.checkoutUrl, balance: await this.ledger.balance(a.id, tx) };
   }
 
   /** A new billing period at full price, starting now, with its first month's allowance. */
@@ -183,49 +287,77 @@ export class PlanService {
     const purchase = await this.charge(tx, purchaseId, a.id, target, interval, priceOf(target, interval), target.monthlyCredits, start, end,
       `${target.name} plan, ${interval.toLowerCase()}`);
     if ('error' in purchase) return purchase;
+    return { purchaseId: purchase.id, balance: await this.activate(tx, a.id, target, interval, start, end, purchase.id) };
+  }
+
+  /** The plan runs from `start` to `end`, with its first month's allowance (once). */
+  private async activate(tx: Tx, accountId: string, target: TierEntity, interval: BillingInterval, start: Date, end: Date, purchaseId: string): Promise<BalanceSnapshot | undefined> {
     const monthEnd = addMonths(start, 1) < end ? addMonths(start, 1) : end;
     await tx.query(
       `UPDATE accounts SET tier = $2, billing_interval = $3, plan_status = 'ACTIVE', current_period_start = $4, current_period_end = $5,
               cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL,
               allowance_period_start = $4, allowance_period_end = $6, low_credit_threshold = GREATEST(low_credit_threshold, $7)
         WHERE id = $1`,
-      [a.id, target.code, interval, start, end, monthEnd, target.defaultLowCreditThreshold],
+      [accountId, target.code, interval, start, end, monthEnd, target.defaultLowCreditThreshold],
     );
-    const balance = await this.grantAllowance(tx, a.id, target, start, monthEnd, purchase.id);
-    await this.notify(tx, a.id, 'PURCHASE_COMPLETED', `Welcome to the ${target.name} plan: ${target.monthlyCredits} credits a month, ${target.queueClass.toLowerCase()} queue.`);
-    return { purchaseId: purchase.id, balance };
+    const balance = await this.grantAllowance(tx, accountId, target, start, monthEnd, purchaseId);
+    await this.notify(tx, accountId, 'PURCHASE_COMPLETED', `Welcome to the ${target.name} plan: ${target.monthlyCredits} credits a month, ${target.queueClass.toLowerCase()} queue.`);
+    return balance;
   }
 
   private async upgrade(
     tx: Tx, a: AccountPlanRow, current: TierEntity, target: TierEntity, interval: BillingInterval, now: Date, purchaseId: string,
   ): Promise<PlanOutcome> {
     const billing = a.billing_interval!;
-    const periodStart = a.current_period_start!.getTime();
-    const periodEnd = a.current_period_end!.getTime();
-    const periodLeft = Math.max(0, periodEnd - now.getTime()) / (periodEnd - periodStart);
-    const amount = Math.ceil((priceOf(target, billing) - priceOf(current, billing)) * periodLeft);
+    const credits = this.upgradeCredits(a, current, target, now);
+    const subscription = this.billedBy(a);
+    let purchase: PurchaseRow | { error: PlanOutcome['error'] };
+    if (subscription) {
+      // The provider prorates and collects the difference before answering; we record what it charged.
+      const r = await this.provider.subscriptions!.upgrade(subscription, {
+        purchaseId,
+        price: planPrice(target, billing),
+        metadata: { upgradePurchaseId: purchaseId, upgradeTier: target.code },
+      });
+      if (r.status === 'failed') return { error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${r.reason}` } };
+      purchase = await this.record(tx, purchaseId, a.id, target, billing, r.amountCents, credits, now, a.current_period_end!, r.ref);
+    } else {
+      const periodStart = a.current_period_start!.getTime();
+      const periodEnd = a.current_period_end!.getTime();
+      const periodLeft = Math.max(0, periodEnd - now.getTime()) / (periodEnd - periodStart);
+      const amount = Math.ceil((priceOf(target, billing) - priceOf(current, billing)) * periodLeft);
+      purchase = await this.charge(tx, purchaseId, a.id, target, billing, Math.max(0, amount), credits, now, a.current_period_end!,
+        `Upgrade to ${target.name} for the rest of the period`);
+    }
+    if ('error' in purchase) return purchase;
+    const balance = await this.applyUpgrade(tx, a, target, interval !== billing ? interval : null, credits, purchase.id);
+    return { purchaseId: purchase.id, balance };
+  }
+
+  /** Credits of an upgrade: the monthly difference times the share of the allowance month left, rounded down. */
+  private upgradeCredits(a: AccountPlanRow, current: TierEntity, target: TierEntity, now: Date): number {
     const monthStart = a.allowance_period_start!.getTime();
     const monthEnd = a.allowance_period_end!.getTime();
     const monthLeft = Math.max(0, monthEnd - now.getTime()) / (monthEnd - monthStart);
-    const credits = Math.floor((target.monthlyCredits - current.monthlyCredits) * monthLeft);
-    const purchase = await this.charge(tx, purchaseId, a.id, target, billing, Math.max(0, amount), Math.max(0, credits), now, a.current_period_end!,
-      `Upgrade to ${target.name} for the rest of the period`);
-    if ('error' in purchase) return purchase;
+    return Math.max(0, Math.floor((target.monthlyCredits - current.monthlyCredits) * monthLeft));
+  }
+
+  private async applyUpgrade(tx: Tx, a: AccountPlanRow, target: TierEntity, pendingInterval: BillingInterval | null, credits: number, purchaseId: string): Promise<BalanceSnapshot | undefined> {
     await tx.query('UPDATE accounts SET tier = $2, pending_tier = NULL, pending_interval = $3, cancel_at_period_end = false WHERE id = $1', [
       a.id,
       target.code,
-      interval !== billing ? interval : null,
+      pendingInterval,
     ]);
     let balance: BalanceSnapshot | undefined;
     if (credits > 0) {
       const g = await this.ledger.grant(tx, {
         accountId: a.id, amount: credits, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT,
-        description: `Upgrade to ${target.name}: ${credits} more credits for the rest of this month`, expiresAt: a.allowance_period_end, purchaseId: purchase.id,
+        description: `Upgrade to ${target.name}: ${credits} more credits for the rest of this month`, expiresAt: a.allowance_period_end, purchaseId,
       });
       balance = g?.balance;
     }
     await this.notify(tx, a.id, 'PURCHASE_COMPLETED', `You are on the ${target.name} plan now: ${credits} more credits for this month.`);
-    return { purchaseId: purchase.id, balance: balance ?? (await this.ledger.balance(a.id, tx)) };
+    return balance ?? (await this.ledger.balance(a.id, tx));
   }
 
   /** Charges through the provider and keeps the purchase (COMPLETED), or says why not (nothing kept). */
@@ -233,14 +365,26 @@ export class PlanService {
     tx: Tx, id: string, accountId: string, tier: TierEntity, interval: BillingInterval, amountCents: number, credits: number,
     periodStart: Date, periodEnd: Date, description: string,
   ): Promise<PurchaseRow | { error: PlanOutcome['error'] }> {
-    const now = this.clock.now();
     let ref: string | null = null;
     if (amountCents > 0) {
+      // A provider that bills subscriptions is never charged here (a plan it does not bill cannot renew).
+      if (this.provider.subscriptions) {
+        return { error: { code: UserErrorCode.PAYMENT_FAILED, message: `This plan is not billed through ${this.provider.name}; subscribe again to renew it` } };
+      }
       const r = await this.provider.charge({ purchaseId: id, accountId, amountCents, currency: tier.currency, description });
       if (r.status === 'failed') return { error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${r.reason}` } };
-      if (r.status === 'pending') return { error: { code: UserErrorCode.PAYMENT_FAILED, message: 'This provider needs a checkout for plans; not supported yet' } };
+      if (r.status === 'pending') return { error: { code: UserErrorCode.PAYMENT_FAILED, message: 'This provider needs a checkout for plans' } };
       ref = r.ref;
     }
+    return this.record(tx, id, accountId, tier, interval, amountCents, credits, periodStart, periodEnd, ref);
+  }
+
+  /** Keeps a paid plan purchase (COMPLETED, refundable for 24 hours). */
+  private async record(
+    tx: Tx, id: string, accountId: string, tier: TierEntity, interval: BillingInterval, amountCents: number, credits: number,
+    periodStart: Date, periodEnd: Date, ref: string | null,
+  ): Promise<PurchaseRow> {
+    const now = this.clock.now();
     const [row] = await tx.query<PurchaseRow>(
       `INSERT INTO purchases (id, account_id, kind, status, tier, billing_interval, credits, amount_cents, currency, provider, provider_ref,
                               created_at, completed_at, refundable_until, period_start, period_end)
@@ -248,6 +392,123 @@ export class PlanService {
       [id, accountId, tier.code, interval, credits, amountCents, tier.currency, this.provider.name, ref, now, new Date(now.getTime() + REFUND_WINDOW_MS), periodStart, periodEnd],
     );
     return row;
+  }
+
+  /**
+   * The provider says a plan checkout was paid: the purchase completes and the plan starts now,
+   * with its first month's allowance — once (only a PENDING purchase, or one given up here that
+   * the provider says was paid, completes). Inside the webhook's transaction.
+   */
+  async completeCheckout(
+    tx: Tx, paid: { purchaseId: string; accountId: string; subscription: string; customer: string | null; invoice: string | null; checkout: string },
+  ): Promise<boolean> {
+    if (!isUuid(paid.purchaseId)) return false;
+    const a = await this.lock(tx, paid.accountId).catch(() => undefined);
+    if (!a) return false;
+    const start = this.clock.now();
+    const [p] = await tx.query<PurchaseRow>(
+      `SELECT * FROM purchases WHERE id = $1 AND account_id = $2 AND kind = 'PLAN' AND status IN ('PENDING', 'FAILED') FOR UPDATE`,
+      [paid.purchaseId, a.id],
+    );
+    if (!p) return false;
+    const target = (await this.catalog.tiers()).find((t) => t.code === p.tier)!;
+    const interval = p.billing_interval!;
+    const end = addMonths(start, monthsOf(interval));
+    await tx.query(
+      `UPDATE purchases SET status = 'COMPLETED', completed_at = $2, refundable_until = $3, provider_ref = $4, period_start = $2, period_end = $5,
+              failure_reason = NULL, checkout_url = NULL
+        WHERE id = $1`,
+      [p.id, start, new Date(start.getTime() + REFUND_WINDOW_MS), paid.invoice ?? paid.checkout, end],
+    );
+    // Two checkouts paid in a race, or a paid one replacing an unpaid plan: one subscription stays.
+    if (a.stripe_subscription_id && a.stripe_subscription_id !== paid.subscription) await this.provider.subscriptions?.cancelNow(a.stripe_subscription_id);
+    await tx.query('UPDATE accounts SET stripe_subscription_id = $2, stripe_customer_id = coalesce($3, stripe_customer_id) WHERE id = $1', [
+      a.id,
+      paid.subscription,
+      paid.customer,
+    ]);
+    await this.activate(tx, a.id, target, interval, start, end, p.id);
+    return true;
+  }
+
+  /**
+   * A paid subscription invoice. Its first (`subscription_create`) is the checkout's, which
+   * completeCheckout handles. An upgrade's (`subscription_update`) was recorded when the upgrade
+   * answered — unless that transaction was lost, and then the upgrade is applied now. Any other
+   * (`subscription_cycle`) starts the next period: the purchase (id derived from account and
+   * period start, as in the sandbox sweep; provider_ref the invoice) and the period's first
+   * month's allowance, keyed by (account, month) in allowance_grants — so an invoice, however
+   * often it is delivered, renews once, and a period is never paid or granted twice.
+   */
+  async renewFromInvoice(tx: Tx, invoice: SubscriptionInvoice): Promise<boolean> {
+    const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE stripe_subscription_id = $1 FOR UPDATE', [invoice.subscription]);
+    if (!a || a.tier === TierCode.FREE || !a.current_period_end) return false;
+    const [seen] = await tx.query(`SELECT 1 FROM purchases WHERE provider = $1 AND provider_ref = $2`, [this.provider.name, invoice.id]);
+    if (seen || invoice.billingReason === 'subscription_create') return false;
+    const tiers = await this.catalog.tiers();
+    if (invoice.billingReason === 'subscription_update') {
+      const purchaseId = invoice.metadata.upgradePurchaseId;
+      const target = tiers.find((t) => t.code === invoice.metadata.upgradeTier);
+      const current = tiers.find((t) => t.code === a.tier)!;
+      if (!purchaseId || !isUuid(purchaseId) || !target || target.rank <= current.rank || a.plan_status !== 'ACTIVE') return false;
+      const [known] = await tx.query('SELECT 1 FROM purchases WHERE id = $1', [purchaseId]);
+      if (known) return false;
+      const now = this.clock.now();
+      const credits = this.upgradeCredits(a, current, target, now);
+      const p = await this.record(tx, purchaseId, a.id, target, a.billing_interval!, invoice.amountPaid, credits, now, a.current_period_end, invoice.id);
+      await this.applyUpgrade(tx, a, target, null, credits, p.id);
+      return true;
+    }
+    const next = tiers.find((t) => t.code === (a.pending_tier ?? a.tier))!;
+    const interval = a.billing_interval!;
+    const start = a.current_period_end;
+    const end = addMonths(start, monthsOf(interval));
+    const now = this.clock.now();
+    const [p] = await tx.query<PurchaseRow>(
+      `INSERT INTO purchases (id, account_id, kind, status, tier, billing_interval, credits, amount_cents, currency, provider, provider_ref,
+                              created_at, completed_at, refundable_until, period_start, period_end)
+       VALUES ($1, $2, 'PLAN', 'COMPLETED', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13) ON CONFLICT DO NOTHING RETURNING *`,
+      [derivedId('renewal', a.id, start.toISOString()), a.id, next.code, interval, next.monthlyCredits, invoice.amountPaid, next.currency,
+        this.provider.name, invoice.id, now, new Date(now.getTime() + REFUND_WINDOW_MS), start, end],
+    );
+    if (!p) return false;
+    const monthEnd = addMonths(start, 1) < end ? addMonths(start, 1) : end;
+    await tx.query(
+      `UPDATE accounts SET tier = $2, plan_status = 'ACTIVE', current_period_start = $3, current_period_end = $4, pending_tier = NULL,
+              pending_interval = NULL, cancel_at_period_end = false, allowance_period_start = $3, allowance_period_end = $5 WHERE id = $1`,
+      [a.id, next.code, start, end, monthEnd],
+    );
+    await this.grantAllowance(tx, a.id, next, start, monthEnd, p.id);
+    await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${next.name} plan renewed: ${next.monthlyCredits} fresh credits; unused ones from last month expired.`);
+    return true;
+  }
+
+  /**
+   * A renewal invoice failed: the plan is PAST_DUE (FREE features, no allowance) until the
+   * provider collects it (then renewFromInvoice) or gives up (subscriptionEnded). A failure of
+   * an invoice that was paid since, or of a checkout's or an upgrade's invoice, changes nothing.
+   */
+  async invoiceFailed(tx: Tx, invoice: SubscriptionInvoice): Promise<boolean> {
+    if (invoice.billingReason === 'subscription_create' || invoice.billingReason === 'subscription_update') return false;
+    const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE stripe_subscription_id = $1 FOR UPDATE', [invoice.subscription]);
+    if (!a || a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') return false;
+    const [paid] = await tx.query(`SELECT 1 FROM purchases WHERE provider = $1 AND provider_ref = $2`, [this.provider.name, invoice.id]);
+    if (paid) return false;
+    await tx.query(`UPDATE accounts SET plan_status = 'PAST_DUE' WHERE id = $1`, [a.id]);
+    return true;
+  }
+
+  /** The provider ended the subscription (cancelled at the period end, or unpaid for too long): the plan ends now. */
+  async subscriptionEnded(tx: Tx, subscription: string): Promise<boolean> {
+    const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE stripe_subscription_id = $1 FOR UPDATE', [subscription]);
+    if (!a) return false;
+    const tiers = await this.catalog.tiers();
+    const tier = tiers.find((t) => t.code === a.tier)!;
+    await endPlan(tx, a.id);
+    const free = tiers.find((t) => t.code === TierCode.FREE)!;
+    if (free.monthlyCredits > 0) await this.freeMonth(tx, a.id, free, this.clock.now());
+    await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${tier.name} plan ended; you are on the Free plan now.`);
+    return true;
   }
 
   /** The allowance of one month, once per account and month (the grant record's key). */
@@ -294,8 +555,7 @@ export class PlanService {
     for (let round = 0; round < 1000; round++) {
       const now = this.clock.now();
       const due = (await this.db.query(
-        `SELECT id FROM accounts WHERE plan_status = 'ACTIVE' AND (current_period_end <= $1 OR allowance_period_end <= $1)
-          ORDER BY least(current_period_end, allowance_period_end) LIMIT 200`,
+        `SELECT id FROM accounts WHERE ${DUE} ORDER BY least(current_period_end, allowance_period_end) LIMIT 200`,
         [now],
       )) as { id: string }[];
       let progressed = 0;
@@ -304,11 +564,7 @@ export class PlanService {
         try {
           // One account per transaction: a failure stays with its account.
           const stepped = await transaction(this.db, async (tx) => {
-            const [a] = await tx.query<AccountPlanRow>(
-              `SELECT * FROM accounts WHERE id = $1 AND plan_status = 'ACTIVE' AND (current_period_end <= $2 OR allowance_period_end <= $2)
-                FOR UPDATE SKIP LOCKED`,
-              [id, now],
-            );
+            const [a] = await tx.query<AccountPlanRow>(`SELECT * FROM accounts WHERE id = $2 AND ${DUE} FOR UPDATE SKIP LOCKED`, [now, id]);
             if (!a) return false;
             await this.advance(tx, a, now);
             return true;
@@ -349,12 +605,15 @@ export class PlanService {
     }
     if (periodEnd > now) return;
     if (a.cancel_at_period_end) {
+      // Also for a plan the provider bills: it was told to stop at the period end, nothing is charged.
       await endPlan(tx, a.id);
       const free = tiers.find((t) => t.code === TierCode.FREE)!;
       if (free.monthlyCredits > 0) await this.freeMonth(tx, a.id, free, periodEnd);
       await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${tier.name} plan ended as you asked; you are on the Free plan now.`);
       return;
     }
+    // A plan the provider bills renews when its renewal invoice is paid (renewFromInvoice), never here.
+    if (this.billedBy(a)) return;
     const next = tiers.find((t) => t.code === (a.pending_tier ?? a.tier))!;
     const interval = a.pending_interval ?? a.billing_interval!;
     const start = periodEnd;

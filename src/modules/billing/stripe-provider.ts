@@ -2,10 +2,19 @@
  * The `stripe` provider: purchases go through Stripe Checkout Sessions (created with the
  * purchase id as Stripe's idempotency key, so a retried charge is one session); the purchase
  * stays PENDING until Stripe's `checkout.session.completed` webhook says it is paid. Refunds go
- * through Stripe's refunds API on the payment intent.
+ * through Stripe's refunds API on the payment intent (a plan's: on its invoice's payment).
+ *
+ * Plans are Stripe subscriptions (`subscriptions`): a subscription-mode checkout starts one,
+ * Stripe's invoices renew it, and upgrades, scheduled lower tiers and cancellations are told to
+ * Stripe through its subscriptions API.
  */
 import Stripe from 'stripe';
-import type { ChargeRequest, ChargeResult, PaymentProvider } from './payment-provider';
+import type { ChargeRequest, ChargeResult, PaymentProvider, PlanPrice, SubscriptionGateway, UpgradeResult } from './payment-provider';
+
+const stripeInterval = (i: PlanPrice['interval']): 'month' | 'year' => (i === 'ANNUAL' ? 'year' : 'month');
+const idOf = (v: string | { id: string } | null | undefined): string | undefined => (typeof v === 'string' ? v : v?.id);
+const isStripeError = (e: unknown): e is { type: string; statusCode?: number; code?: string; message: string } =>
+  typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && (e as { type: string }).type.startsWith('Stripe');
 
 export interface StripeSettings {
   secretKey: string;
@@ -19,6 +28,7 @@ export interface StripeSettings {
 export class StripeProvider implements PaymentProvider {
   readonly name = 'stripe';
   readonly client: Stripe;
+  readonly subscriptions: SubscriptionGateway;
 
   constructor(private readonly settings: StripeSettings) {
     const base = settings.apiBase ? new URL(settings.apiBase) : undefined;
@@ -26,6 +36,7 @@ export class StripeProvider implements PaymentProvider {
       maxNetworkRetries: 2,
       ...(base ? { host: base.hostname, port: Number(base.port || (base.protocol === 'https:' ? 443 : 80)), protocol: base.protocol.replace(':', '') as 'http' | 'https' } : {}),
     });
+    this.subscriptions = new StripeSubscriptions(this.client, settings);
   }
 
   async charge(req: ChargeRequest): Promise<ChargeResult> {
@@ -47,8 +58,19 @@ export class StripeProvider implements PaymentProvider {
     }
   }
 
+  /** `ref` is a payment intent (packs) or an invoice (plans: its paid payment is refunded). */
   async refund(ref: string, amountCents: number): Promise<{ ref: string }> {
-    const refund = await this.client.refunds.create({ payment_intent: ref, amount: amountCents }, { idempotencyKey: `refund-${ref}-${amountCents}` });
+    let target: { payment_intent: string } | { charge: string } = { payment_intent: ref };
+    if (ref.startsWith('in_')) {
+      const invoice = await this.client.invoices.retrieve(ref, { expand: ['payments'] });
+      const paid = invoice.payments?.data.find((p) => p.status === 'paid') ?? invoice.payments?.data[0];
+      const intent = idOf(paid?.payment.payment_intent);
+      const charge = idOf(paid?.payment.charge);
+      if (intent) target = { payment_intent: intent };
+      else if (charge) target = { charge };
+      else throw new Error(`Stripe invoice ${ref} has no payment to refund`);
+    }
+    const refund = await this.client.refunds.create({ ...target, amount: amountCents }, { idempotencyKey: `refund-${ref}-${amountCents}` });
     return { ref: refund.id };
   }
 
@@ -56,5 +78,101 @@ export class StripeProvider implements PaymentProvider {
   verify(rawBody: Buffer, signature: string | undefined): Stripe.Event {
     if (!signature) throw new Error('missing Stripe-Signature header');
     return this.client.webhooks.constructEvent(rawBody, signature, this.settings.webhookSecret);
+  }
+}
+
+class StripeSubscriptions implements SubscriptionGateway {
+  constructor(private readonly client: Stripe, private readonly settings: StripeSettings) {}
+
+  async checkout(req: { purchaseId: string; accountId: string; customerRef: string | null; price: PlanPrice }): Promise<ChargeResult> {
+    try {
+      const session = await this.client.checkout.sessions.create(
+        {
+          mode: 'subscription',
+          client_reference_id: req.purchaseId,
+          ...(req.customerRef ? { customer: req.customerRef } : {}),
+          metadata: { purchaseId: req.purchaseId, accountId: req.accountId, kind: 'PLAN' },
+          subscription_data: { metadata: { accountId: req.accountId, purchaseId: req.purchaseId } },
+          line_items: [{ quantity: 1, price_data: this.priceData(req.price) }],
+          success_url: this.settings.successUrl,
+          cancel_url: this.settings.cancelUrl,
+        },
+        { idempotencyKey: `plan-checkout-${req.purchaseId}` },
+      );
+      return { status: 'pending', ref: session.id, checkoutUrl: session.url ?? '' };
+    } catch (e) {
+      return { status: 'failed', reason: e instanceof Error ? e.message : 'Stripe refused the checkout' };
+    }
+  }
+
+  async expireCheckout(checkoutRef: string): Promise<boolean> {
+    try {
+      await this.client.checkout.sessions.expire(checkoutRef);
+      return true;
+    } catch (e) {
+      if (!isStripeError(e)) throw e;
+      // Already expired is fine; complete (paid) is not.
+      const session = await this.client.checkout.sessions.retrieve(checkoutRef);
+      return session.status !== 'complete';
+    }
+  }
+
+  async upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string> }): Promise<UpgradeResult> {
+    try {
+      const item = await this.itemOf(subscription);
+      const price = await this.price(req.price, `plan-price-${req.purchaseId}`);
+      const updated = await this.client.subscriptions.update(
+        subscription,
+        {
+          items: [{ id: item, price }],
+          proration_behavior: 'always_invoice',
+          payment_behavior: 'error_if_incomplete',
+          metadata: req.metadata,
+          expand: ['latest_invoice'],
+        },
+        { idempotencyKey: `plan-upgrade-${req.purchaseId}` },
+      );
+      const invoice = updated.latest_invoice;
+      if (!invoice || typeof invoice === 'string') throw new Error(`Stripe did not return the proration invoice of ${subscription}`);
+      return { status: 'succeeded', ref: invoice.id, amountCents: invoice.amount_paid };
+    } catch (e) {
+      if (isStripeError(e)) return { status: 'failed', reason: e.message };
+      throw e;
+    }
+  }
+
+  async reprice(subscription: string, price: PlanPrice): Promise<void> {
+    const item = await this.itemOf(subscription);
+    const id = await this.price(price, `plan-price-${subscription}-${price.interval}-${price.amountCents}-${price.currency}`);
+    await this.client.subscriptions.update(subscription, { items: [{ id: item, price: id }], proration_behavior: 'none' });
+  }
+
+  async cancelAtPeriodEnd(subscription: string, cancel: boolean): Promise<void> {
+    await this.client.subscriptions.update(subscription, { cancel_at_period_end: cancel });
+  }
+
+  async cancelNow(subscription: string): Promise<void> {
+    try {
+      await this.client.subscriptions.cancel(subscription, { prorate: false, invoice_now: false });
+    } catch (e) {
+      if (isStripeError(e) && (e.statusCode === 404 || e.code === 'resource_missing')) return;
+      throw e;
+    }
+  }
+
+  private priceData(p: PlanPrice) {
+    return { currency: p.currency.toLowerCase(), unit_amount: p.amountCents, recurring: { interval: stripeInterval(p.interval) }, product_data: { name: p.name } };
+  }
+
+  private async price(p: PlanPrice, idempotencyKey: string): Promise<string> {
+    const price = await this.client.prices.create(this.priceData(p), { idempotencyKey });
+    return price.id;
+  }
+
+  private async itemOf(subscription: string): Promise<string> {
+    const sub = await this.client.subscriptions.retrieve(subscription);
+    const item = sub.items.data[0];
+    if (!item) throw new Error(`Stripe subscription ${subscription} has no item`);
+    return item.id;
   }
 }

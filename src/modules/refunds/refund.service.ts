@@ -120,16 +120,35 @@ export class RefundService {
     const revoked = taken.reduce((sum, r) => sum + r.amount, 0);
     await tx.query(`UPDATE purchases SET status = $2 WHERE id = $1`, [p.id, amountCents < p.amount_cents ? 'PARTIALLY_REFUNDED' : 'REFUNDED']);
     if (p.kind === PurchaseKind.PLAN) {
-      const [a] = await tx.query<{ current_period_start: Date | null }>('SELECT current_period_start FROM accounts WHERE id = $1', [p.account_id]);
+      const [a] = await tx.query<{ current_period_start: Date | null; billing_interval: 'MONTHLY' | 'ANNUAL' | null; stripe_subscription_id: string | null }>(
+        'SELECT current_period_start, billing_interval, stripe_subscription_id FROM accounts WHERE id = $1',
+        [p.account_id],
+      );
       const [previous] = await tx.query<{ tier: string }>(
         `SELECT tier FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'COMPLETED' AND id <> $2
             AND period_start >= $3 ORDER BY created_at DESC, id DESC LIMIT 1`,
         [p.account_id, p.id, a?.current_period_start ?? p.period_start],
       );
+      // A plan the provider bills as a subscription is told too, so it never charges for it again.
+      const subscription = this.provider.subscriptions && a?.stripe_subscription_id ? a.stripe_subscription_id : null;
       if (previous && a?.current_period_start && p.period_start! > a.current_period_start) {
-        // An upgrade inside the period: back to the tier the period was paid for.
-        await tx.query('UPDATE accounts SET tier = $2 WHERE id = $1', [p.account_id, previous.tier]);
+        // An upgrade inside the period: back to the tier the period was paid for (and its price from the next invoice).
+        const [{ pending_tier: scheduled }] = await tx.query<{ pending_tier: string | null }>(
+          'UPDATE accounts SET tier = $2 WHERE id = $1 RETURNING pending_tier',
+          [p.account_id, previous.tier],
+        );
+        if (subscription) {
+          const [t] = await tx.query<{ name: string; monthly_price_cents: number; annual_price_cents: number; currency: string }>(
+            'SELECT name, monthly_price_cents, annual_price_cents, currency FROM tiers WHERE code = $1',
+            [scheduled ?? previous.tier],
+          );
+          const interval = a.billing_interval ?? 'MONTHLY';
+          await this.provider.subscriptions!.reprice(subscription, {
+            amountCents: interval === 'ANNUAL' ? t.annual_price_cents : t.monthly_price_cents, currency: t.currency.trim(), interval, name: `${t.name} plan`,
+          });
+        }
       } else {
+        if (subscription) await this.provider.subscriptions!.cancelNow(subscription);
         await endPlan(tx, p.account_id);
       }
     }

@@ -1,0 +1,486 @@
+/**
+ * Plans under PAYMENT_PROVIDER=stripe: subscription checkouts, renewals driven by Stripe's
+ * invoices, upgrades through prorated subscription updates, cancellation and refunds told to
+ * Stripe. Events are signed here with the library's test-header helper; the library talks to a
+ * local stub of Stripe's API. Nothing reaches the network.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import Stripe from 'stripe';
+import { Role } from '../src/common/auth/role.enum';
+import { derivedId } from '../src/common/ids';
+import { addMonths } from '../src/modules/billing/plan.service';
+import { AdvanceTestClockDocument, CancelPlanAtStripeDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, RequestRefundDocument } from './graphql/generated';
+import { startTestApp, type TestApp } from './helpers/test-app';
+
+const WEBHOOK_SECRET = 'whsec_test_plans_0123456789';
+const admin = { sub: 'ops', role: Role.ADMIN };
+
+interface Call {
+  method: string;
+  path: string;
+  idempotencyKey?: string;
+  body: Record<string, string>;
+}
+
+/** A stand-in for the parts of Stripe's API that plans use; records every request. */
+class StripeStub {
+  readonly calls: Call[] = [];
+  /** Checkout sessions the tests reported as paid (they can no longer be expired). */
+  readonly paidSessions = new Set<string>();
+  upgradeAmount = 0;
+  declineUpgrades = false;
+  private n = 0;
+  private server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      const url = new URL(req.url!, 'http://stub');
+      const body = Object.fromEntries(new URLSearchParams(raw));
+      this.calls.push({ method: req.method!, path: url.pathname, idempotencyKey: req.headers['idempotency-key'] as string | undefined, body });
+      const [status, answer] = this.answer(req.method!, url.pathname, body);
+      res.statusCode = status;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(answer));
+    });
+  });
+  port = 0;
+
+  private answer(method: string, path: string, body: Record<string, string>): [number, unknown] {
+    const n = ++this.n;
+    let m: RegExpMatchArray | null;
+    if (method === 'POST' && path === '/v1/checkout/sessions') {
+      return [200, { id: `cs_test_${n}`, object: 'checkout.session', status: 'open', url: `https://checkout.stripe.com/c/pay/cs_test_${n}` }];
+    }
+    if ((m = path.match(/^\/v1\/checkout\/sessions\/([^/]+)\/expire$/))) {
+      if (this.paidSessions.has(m[1])) return [400, { error: { type: 'invalid_request_error', message: 'Only Checkout Sessions with a status of open can be expired.' } }];
+      return [200, { id: m[1], object: 'checkout.session', status: 'expired' }];
+    }
+    if ((m = path.match(/^\/v1\/checkout\/sessions\/([^/]+)$/))) {
+      return [200, { id: m[1], object: 'checkout.session', status: this.paidSessions.has(m[1]) ? 'complete' : 'expired' }];
+    }
+    if (method === 'POST' && path === '/v1/prices') return [200, { id: `price_${n}`, object: 'price', unit_amount: Number(body.unit_amount) }];
+    if ((m = path.match(/^\/v1\/subscriptions\/([^/]+)$/))) {
+      const sub = { id: m[1], object: 'subscription', items: { object: 'list', data: [{ id: `si_${m[1]}`, object: 'subscription_item' }] } };
+      if (method === 'GET') return [200, sub];
+      if (method === 'DELETE') return [200, { ...sub, status: 'canceled' }];
+      if (body.proration_behavior === 'always_invoice') {
+        if (this.declineUpgrades) return [402, { error: { type: 'card_error', code: 'card_declined', message: 'Your card was declined.' } }];
+        return [200, { ...sub, latest_invoice: { id: `in_upgrade_${n}`, object: 'invoice', status: 'paid', amount_paid: this.upgradeAmount } }];
+      }
+      return [200, sub];
+    }
+    if ((m = path.match(/^\/v1\/invoices\/([^/]+)$/))) {
+      return [200, { id: m[1], object: 'invoice', payments: { object: 'list', data: [{ status: 'paid', payment: { type: 'payment_intent', payment_intent: `pi_for_${m[1]}` } }] } }];
+    }
+    if (method === 'POST' && path === '/v1/refunds') return [200, { id: `re_test_${n}`, object: 'refund', status: 'succeeded' }];
+    return [404, { error: { type: 'invalid_request_error', message: `not stubbed: ${method} ${path}` } }];
+  }
+
+  callsTo(method: string, path: string): Call[] {
+    return this.calls.filter((c) => c.method === method && c.path === path);
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+let app: TestApp;
+const stub = new StripeStub();
+const signer = new Stripe('sk_test_signer');
+
+beforeAll(async () => {
+  await stub.start();
+  app = await startTestApp({
+    PAYMENT_PROVIDER: 'stripe',
+    STRIPE_SECRET_KEY: 'sk_test_credits',
+    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    STRIPE_API_BASE: `http://127.0.0.1:${stub.port}`,
+    TEST_CLOCK: '1',
+    JOB_SWEEP_INTERVAL_MS: '3600000',
+  });
+});
+
+afterEach(async () => {
+  stub.upgradeAmount = 0;
+  stub.declineUpgrades = false;
+  await app.checkInvariants();
+});
+
+afterAll(async () => {
+  await app.stop();
+  await stub.stop();
+});
+
+// ---- events, signed as Stripe signs them ----
+
+function event(id: string, type: string, object: object) {
+  return { id, object: 'event', type, data: { object } };
+}
+
+function checkoutCompleted(eventId: string, p: { session: string; purchaseId: string; accountId: string; subscription: string; invoice: string }) {
+  return event(eventId, 'checkout.session.completed', {
+    id: p.session, object: 'checkout.session', mode: 'subscription', payment_status: 'paid', client_reference_id: p.purchaseId,
+    subscription: p.subscription, customer: `cus_${p.accountId}`, invoice: p.invoice, metadata: { purchaseId: p.purchaseId, accountId: p.accountId, kind: 'PLAN' },
+  });
+}
+
+function invoiceEvent(eventId: string, type: string, i: { id: string; subscription: string; reason: string; amountPaid: number; metadata?: Record<string, string> }) {
+  return event(eventId, type, {
+    id: i.id, object: 'invoice', billing_reason: i.reason, amount_paid: type === 'invoice.payment_failed' ? 0 : i.amountPaid,
+    parent: { type: 'subscription_details', subscription_details: { subscription: i.subscription, metadata: i.metadata ?? {} } },
+  });
+}
+
+async function deliver(e: object, opts: { secret?: string; body?: string } = {}): Promise<number> {
+  const payload = JSON.stringify(e);
+  const header = signer.webhooks.generateTestHeaderString({ payload, secret: opts.secret ?? WEBHOOK_SECRET });
+  const res = await fetch(app.url.replace('/graphql', '/webhooks/stripe'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'stripe-signature': header },
+    body: opts.body ?? payload,
+  });
+  await res.text();
+  return res.status;
+}
+
+// ---- the API and the database ----
+
+function change(sub: string, tier: 'FREE' | 'CREATOR' | 'PRO' | 'MAX', interval: 'MONTHLY' | 'ANNUAL' = 'MONTHLY', idempotencyKey?: string) {
+  return app.gql(ChangePlanWithCheckoutDocument, { input: { tier, interval, idempotencyKey } }, { sub }).then((r) => {
+    expect(r.errors).toBeUndefined();
+    return r.data!.changePlan;
+  });
+}
+
+async function plan(sub: string) {
+  return (await app.gql(MyPlanDocument, {}, { sub })).data!.me.plan;
+}
+
+async function advanceDays(days: number): Promise<void> {
+  const r = await app.gql(AdvanceTestClockDocument, { hours: days * 24 }, admin);
+  expect(r.errors).toBeUndefined();
+}
+
+async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  return (await app.audit.query(sql, params)).rows as T[];
+}
+
+async function one<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T> {
+  return (await rows<T>(sql, params))[0];
+}
+
+const balance = async (sub: string) => (await one<{ available: number }>('SELECT available FROM accounts WHERE id = $1', [sub])).available;
+const count = async (sql: string, params: unknown[]) => (await one<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`, params)).n;
+const grants = (sub: string) => count('allowance_grants WHERE account_id = $1', [sub]);
+const planPurchases = (sub: string) => count(`purchases WHERE account_id = $1 AND kind = 'PLAN'`, [sub]);
+
+/** A paid plan through checkout and its completion webhook: what the tests build on. */
+async function subscribe(sub: string, tier: 'CREATOR' | 'PRO' | 'MAX' = 'PRO') {
+  const out = await change(sub, tier);
+  expect(out.userErrors).toEqual([]);
+  const session = out.checkoutUrl!.split('/').pop()!;
+  const ids = { session, purchaseId: out.purchase!.id, accountId: sub, subscription: `sub_${sub}`, invoice: `in_first_${sub}` };
+  stub.paidSessions.add(session);
+  expect(await deliver(checkoutCompleted(`evt_paid_${sub}`, ids))).toBe(200);
+  return ids;
+}
+
+describe('plans billed by Stripe', () => {
+  it('starts a new plan through a subscription Checkout Session: PENDING until the completion webhook, then ACTIVE with one allowance grant', async () => {
+    const out = await change('sp-new', 'PRO', 'MONTHLY');
+    expect(out.userErrors).toEqual([]);
+    expect(out.checkoutUrl).toMatch(/^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_test_\d+$/);
+    expect(out.purchase).toMatchObject({ kind: 'PLAN', status: 'PENDING', tier: 'PRO', interval: 'MONTHLY', credits: 1000, amountCents: 2900, completedAt: null });
+    expect(out.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'ACTIVE', currentPeriodEnd: null });
+    expect(out.balance).toEqual({ available: 25 });
+    const [call] = stub.calls.filter((c) => c.idempotencyKey === `plan-checkout-${out.purchase!.id}`);
+    expect(call.path).toBe('/v1/checkout/sessions');
+    expect(call.body).toMatchObject({
+      mode: 'subscription',
+      client_reference_id: out.purchase!.id,
+      'line_items[0][price_data][unit_amount]': '2900',
+      'line_items[0][price_data][currency]': 'usd',
+      'line_items[0][price_data][recurring][interval]': 'month',
+      'line_items[0][price_data][product_data][name]': 'Pro plan',
+      'subscription_data[metadata][accountId]': 'sp-new',
+    });
+
+    // Asking again for the same plan returns the open checkout: no second session.
+    const sessions = stub.callsTo('POST', '/v1/checkout/sessions').length;
+    const again = await change('sp-new', 'PRO', 'MONTHLY');
+    expect(again.purchase!.id).toBe(out.purchase!.id);
+    expect(again.checkoutUrl).toBe(out.checkoutUrl);
+    expect(stub.callsTo('POST', '/v1/checkout/sessions').length).toBe(sessions);
+
+    const session = out.checkoutUrl!.split('/').pop()!;
+    const completed = checkoutCompleted('evt_sp_new', { session, purchaseId: out.purchase!.id, accountId: 'sp-new', subscription: 'sub_sp_new', invoice: 'in_sp_new' });
+    expect(await deliver(completed)).toBe(200);
+    const me = await plan('sp-new');
+    expect(me).toMatchObject({ tier: { code: 'PRO' }, interval: 'MONTHLY', status: 'ACTIVE', cancelAtPeriodEnd: false });
+    expect(new Date(me.currentPeriodEnd!).getTime()).toBe(addMonths(new Date(me.currentPeriodStart!), 1).getTime());
+    expect(await balance('sp-new')).toBe(1025);
+    expect(await one('SELECT status, provider_ref, amount_cents, checkout_url FROM purchases WHERE id = $1', [out.purchase!.id])).toEqual({
+      status: 'COMPLETED', provider_ref: 'in_sp_new', amount_cents: 2900, checkout_url: null,
+    });
+    expect(await one('SELECT stripe_subscription_id, stripe_customer_id FROM accounts WHERE id = $1', ['sp-new'])).toEqual({
+      stripe_subscription_id: 'sub_sp_new', stripe_customer_id: 'cus_sp-new',
+    });
+
+    // Redelivered (five at once, then once more), and the first invoice's own invoice.paid: nothing more.
+    expect(await Promise.all(Array.from({ length: 5 }, () => deliver(completed)))).toEqual([200, 200, 200, 200, 200]);
+    expect(await deliver(completed)).toBe(200);
+    expect(await deliver(invoiceEvent('evt_sp_new_inv', 'invoice.paid', { id: 'in_sp_new', subscription: 'sub_sp_new', reason: 'subscription_create', amountPaid: 2900 }))).toBe(200);
+    expect(await balance('sp-new')).toBe(1025);
+    expect(await grants('sp-new')).toBe(1);
+    expect(await planPurchases('sp-new')).toBe(1);
+    expect(await count(`ledger_entries WHERE account_id = $1 AND kind = 'GRANT' AND purchase_id IS NOT NULL`, ['sp-new'])).toBe(1);
+  });
+
+  it('renews from the paid renewal invoice exactly once, however often and concurrently it is delivered; the sweep never charges it', async () => {
+    await subscribe('sp-renew');
+    const before = await one<{ current_period_end: Date }>('SELECT current_period_end FROM accounts WHERE id = $1', ['sp-renew']);
+    const calls = stub.calls.length;
+
+    await advanceDays(31);
+    // The period ended; the sweep waited for Stripe: no charge, no call, no new period — only the month's credits expired.
+    expect(stub.calls.length).toBe(calls);
+    expect(await plan('sp-renew')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE', currentPeriodEnd: before.current_period_end.toISOString() });
+    expect(await planPurchases('sp-renew')).toBe(1);
+    expect(await balance('sp-renew')).toBe(25);
+    expect(await rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY'`, ['sp-renew'])).toEqual([{ amount: -1000 }]);
+
+    const renewal = { id: 'in_renew_1', subscription: 'sub_sp-renew', reason: 'subscription_cycle', amountPaid: 2900 };
+    const paid = invoiceEvent('evt_renew_1', 'invoice.paid', renewal);
+    expect(await Promise.all(Array.from({ length: 5 }, () => deliver(paid)))).toEqual([200, 200, 200, 200, 200]);
+    expect(await deliver(paid)).toBe(200);
+    // Another event about the same invoice changes nothing either.
+    expect(await deliver(invoiceEvent('evt_renew_1_succeeded', 'invoice.payment_succeeded', renewal))).toBe(200);
+
+    const start = before.current_period_end;
+    expect(await rows('SELECT id, status, tier, amount_cents, credits, provider_ref, period_start, period_end FROM purchases WHERE account_id = $1 AND provider_ref = $2', ['sp-renew', 'in_renew_1'])).toEqual([{
+      id: derivedId('renewal', 'sp-renew', start.toISOString()), status: 'COMPLETED', tier: 'PRO', amount_cents: 2900, credits: 1000, provider_ref: 'in_renew_1',
+      period_start: start, period_end: addMonths(start, 1),
+    }]);
+    expect(await planPurchases('sp-renew')).toBe(2);
+    expect(await grants('sp-renew')).toBe(2);
+    expect(await balance('sp-renew')).toBe(1025);
+    expect(await plan('sp-renew')).toMatchObject({ status: 'ACTIVE', currentPeriodStart: start.toISOString(), currentPeriodEnd: addMonths(start, 1).toISOString() });
+    expect(await count(`notifications WHERE account_id = $1 AND kind = 'PLAN_RENEWED'`, ['sp-renew'])).toBe(1);
+  });
+
+  it('leaves the plan PAST_DUE with no allowance when the renewal invoice fails, and renews it when Stripe collects it later', async () => {
+    await subscribe('sp-failing');
+    await advanceDays(31);
+    const renewal = { id: 'in_fail_1', subscription: 'sub_sp-failing', reason: 'subscription_cycle', amountPaid: 2900 };
+    expect(await deliver(invoiceEvent('evt_fail_1', 'invoice.payment_failed', renewal))).toBe(200);
+    expect(await deliver(invoiceEvent('evt_fail_1', 'invoice.payment_failed', renewal))).toBe(200);
+    expect((await plan('sp-failing')).status).toBe('PAST_DUE');
+    expect(await balance('sp-failing')).toBe(25);
+    expect(await grants('sp-failing')).toBe(1);
+    expect(await planPurchases('sp-failing')).toBe(1);
+
+    // Stripe's retry collects it: the period starts, its allowance comes; a late failure of the same invoice changes nothing.
+    expect(await deliver(invoiceEvent('evt_fail_1_paid', 'invoice.paid', renewal))).toBe(200);
+    expect(await deliver(invoiceEvent('evt_fail_1_late', 'invoice.payment_failed', renewal))).toBe(200);
+    expect((await plan('sp-failing')).status).toBe('ACTIVE');
+    expect(await balance('sp-failing')).toBe(1025);
+    expect(await grants('sp-failing')).toBe(2);
+    expect(await planPurchases('sp-failing')).toBe(2);
+  });
+
+  it('ends the plan when Stripe deletes the subscription, and ignores that subscription afterwards', async () => {
+    await subscribe('sp-deleted', 'MAX');
+    expect(await deliver(event('evt_deleted_1', 'customer.subscription.deleted', { id: 'sub_sp-deleted', object: 'subscription', status: 'canceled' }))).toBe(200);
+    expect(await plan('sp-deleted')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED', interval: null, currentPeriodEnd: null });
+    expect(await one('SELECT stripe_subscription_id FROM accounts WHERE id = $1', ['sp-deleted'])).toEqual({ stripe_subscription_id: null });
+    // The credits already granted stay until their month ends, as with any cancellation.
+    expect(await balance('sp-deleted')).toBe(3025);
+    expect(await deliver(invoiceEvent('evt_deleted_late', 'invoice.paid', { id: 'in_deleted_late', subscription: 'sub_sp-deleted', reason: 'subscription_cycle', amountPaid: 7900 }))).toBe(200);
+    expect(await planPurchases('sp-deleted')).toBe(1);
+    expect(await grants('sp-deleted')).toBe(1);
+    expect((await plan('sp-deleted')).tier.code).toBe('FREE');
+  });
+
+  it('refuses a badly signed or tampered event with 400 and changes nothing', async () => {
+    const out = await change('sp-forger', 'MAX');
+    const session = out.checkoutUrl!.split('/').pop()!;
+    const forged = checkoutCompleted('evt_forged_plan', { session, purchaseId: out.purchase!.id, accountId: 'sp-forger', subscription: 'sub_forged', invoice: 'in_forged' });
+    expect(await deliver(forged, { secret: 'whsec_wrong' })).toBe(400);
+    // Signed, then altered on the way.
+    const tampered = JSON.stringify({ ...forged, id: 'evt_tampered_plan' });
+    expect(await deliver(forged, { body: tampered })).toBe(400);
+    expect(await plan('sp-forger')).toMatchObject({ tier: { code: 'FREE' } });
+    expect(await one('SELECT status FROM purchases WHERE id = $1', [out.purchase!.id])).toEqual({ status: 'PENDING' });
+    expect(await balance('sp-forger')).toBe(25);
+    expect(await count(`webhook_events WHERE event_id IN ('evt_forged_plan', 'evt_tampered_plan')`, [])).toBe(0);
+  });
+
+  it('refunds a plan through Stripe: the payment of its invoice is refunded, the subscription ends at once, so does the plan', async () => {
+    const ids = await subscribe('sp-refund');
+    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund' });
+    expect(r.data!.requestRefund.userErrors).toEqual([]);
+    expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 2900, creditsRevoked: 1000, purchase: { status: 'REFUNDED' } });
+    expect(stub.callsTo('GET', `/v1/invoices/${ids.invoice}`)).toHaveLength(1);
+    const refund = stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === `pi_for_${ids.invoice}`);
+    expect(refund.map((c) => c.body)).toEqual([{ payment_intent: `pi_for_${ids.invoice}`, amount: '2900' }]);
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
+    expect(await plan('sp-refund')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(await balance('sp-refund')).toBe(25);
+
+    // Stripe confirms the refund (matched by the refund's id), then reports the subscription it deleted: nothing else changes.
+    const { provider_ref: refundId } = await one<{ provider_ref: string }>('SELECT provider_ref FROM refund_requests WHERE purchase_id = $1', [ids.purchaseId]);
+    expect(await deliver(event('evt_refund_ok', 'refund.updated', { id: refundId, object: 'refund', status: 'succeeded', payment_intent: `pi_for_${ids.invoice}` }))).toBe(200);
+    expect(await one('SELECT provider_confirmed_at IS NOT NULL AS confirmed FROM refund_requests WHERE purchase_id = $1', [ids.purchaseId])).toEqual({ confirmed: true });
+    const notes = await count('notifications WHERE account_id = $1', ['sp-refund']);
+    expect(await deliver(event('evt_refund_deleted', 'customer.subscription.deleted', { id: ids.subscription, object: 'subscription', status: 'canceled' }))).toBe(200);
+    expect(await count('notifications WHERE account_id = $1', ['sp-refund'])).toBe(notes);
+    expect(await balance('sp-refund')).toBe(25);
+  });
+
+  it('upgrades mid-period through a prorated subscription update: Stripe’s proration charge recorded, our prorated credits granted once', async () => {
+    const ids = await subscribe('sp-upgrade', 'PRO');
+    await advanceDays(10);
+    const a = await one<{ allowance_period_start: Date; allowance_period_end: Date }>('SELECT allowance_period_start, allowance_period_end FROM accounts WHERE id = $1', ['sp-upgrade']);
+    const now = app.server.services.clock.now().getTime();
+    stub.upgradeAmount = 3387;
+    const out = await change('sp-upgrade', 'MAX', 'MONTHLY', 'up-1');
+    expect(out.userErrors).toEqual([]);
+    expect(out.checkoutUrl).toBeNull();
+    const monthLeft = (a.allowance_period_end.getTime() - now) / (a.allowance_period_end.getTime() - a.allowance_period_start.getTime());
+    expect(out.purchase).toMatchObject({ kind: 'PLAN', status: 'COMPLETED', tier: 'MAX', amountCents: 3387 });
+    expect(Math.abs(out.purchase!.credits - Math.floor(2000 * monthLeft))).toBeLessThanOrEqual(1);
+    expect(out.plan!.tier.code).toBe('MAX');
+    expect(out.balance!.available).toBe(1025 + out.purchase!.credits);
+
+    const update = stub.calls.find((c) => c.idempotencyKey === `plan-upgrade-${out.purchase!.id}`)!;
+    expect(update.path).toBe(`/v1/subscriptions/${ids.subscription}`);
+    const price = stub.calls.find((c) => c.idempotencyKey === `plan-price-${out.purchase!.id}`)!;
+    expect(price.body).toMatchObject({ unit_amount: '7900', currency: 'usd', 'recurring[interval]': 'month', 'product_data[name]': 'Max plan' });
+    expect(update.body).toMatchObject({
+      'items[0][id]': `si_${ids.subscription}`, proration_behavior: 'always_invoice', payment_behavior: 'error_if_incomplete',
+      'metadata[upgradePurchaseId]': out.purchase!.id, 'metadata[upgradeTier]': 'MAX',
+    });
+    expect(update.body['items[0][price]']).toMatch(/^price_\d+$/);
+
+    // The proration invoice's own webhook, and a retry with the key: nothing more.
+    const { provider_ref: invoice } = await one<{ provider_ref: string }>('SELECT provider_ref FROM purchases WHERE id = $1', [out.purchase!.id]);
+    const metadata = { upgradePurchaseId: out.purchase!.id, upgradeTier: 'MAX' };
+    expect(await deliver(invoiceEvent('evt_upgrade_inv', 'invoice.paid', { id: invoice, subscription: ids.subscription, reason: 'subscription_update', amountPaid: 3387, metadata }))).toBe(200);
+    const retry = await change('sp-upgrade', 'MAX', 'MONTHLY', 'up-1');
+    expect(retry.purchase!.id).toBe(out.purchase!.id);
+    expect(await planPurchases('sp-upgrade')).toBe(2);
+    expect(await balance('sp-upgrade')).toBe(1025 + out.purchase!.credits);
+    expect(stub.calls.filter((c) => c.path === `/v1/subscriptions/${ids.subscription}` && c.method === 'POST')).toHaveLength(1);
+  });
+
+  it('refuses a declined upgrade with PAYMENT_FAILED and changes nothing', async () => {
+    await subscribe('sp-declined', 'CREATOR');
+    stub.declineUpgrades = true;
+    const out = await change('sp-declined', 'PRO');
+    expect(out.userErrors).toEqual([{ code: 'PAYMENT_FAILED', message: 'The payment failed: Your card was declined.' }]);
+    expect(out.purchase).toBeNull();
+    expect(await plan('sp-declined')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
+    expect(await planPurchases('sp-declined')).toBe(1);
+    expect(await balance('sp-declined')).toBe(325);
+  });
+
+  it('applies an upgrade Stripe charged when the answer to it was lost, from the proration invoice, once', async () => {
+    const ids = await subscribe('sp-lost-upgrade', 'CREATOR');
+    const purchaseId = randomUUID();
+    const lost = invoiceEvent('evt_lost_upgrade', 'invoice.paid', {
+      id: 'in_lost_upgrade', subscription: ids.subscription, reason: 'subscription_update', amountPaid: 1700, metadata: { upgradePurchaseId: purchaseId, upgradeTier: 'PRO' },
+    });
+    expect(await deliver(lost)).toBe(200);
+    expect(await deliver({ ...lost, id: 'evt_lost_upgrade_again' })).toBe(200);
+    expect((await plan('sp-lost-upgrade')).tier.code).toBe('PRO');
+    const p = await one<{ status: string; tier: string; amount_cents: number; credits: number }>('SELECT status, tier, amount_cents, credits FROM purchases WHERE id = $1', [purchaseId]);
+    expect(p).toMatchObject({ status: 'COMPLETED', tier: 'PRO', amount_cents: 1700 });
+    expect(p.credits).toBeGreaterThanOrEqual(699); // (1000 − 300) × the month left, just after it started
+    expect(await planPurchases('sp-lost-upgrade')).toBe(2);
+    expect(await balance('sp-lost-upgrade')).toBe(325 + p.credits);
+  });
+
+  it('tells Stripe to cancel at the period end (and to resume), then ends the plan at the period end without charging', async () => {
+    const ids = await subscribe('sp-cancel');
+    const updates = () => stub.calls.filter((c) => c.method === 'POST' && c.path === `/v1/subscriptions/${ids.subscription}`).map((c) => c.body);
+    const cancel = await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-cancel' });
+    expect(cancel.data!.cancelPlan).toMatchObject({ plan: { tier: { code: 'PRO' }, cancelAtPeriodEnd: true }, userErrors: [] });
+    const resumed = await change('sp-cancel', 'PRO');
+    expect(resumed.plan!.cancelAtPeriodEnd).toBe(false);
+    await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-cancel' });
+    expect(updates()).toEqual([{ cancel_at_period_end: 'true' }, { cancel_at_period_end: 'false' }, { cancel_at_period_end: 'true' }]);
+
+    const calls = stub.calls.length;
+    await advanceDays(31);
+    expect(stub.calls.length).toBe(calls);
+    expect(await plan('sp-cancel')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(await planPurchases('sp-cancel')).toBe(1);
+    const notes = await count('notifications WHERE account_id = $1', ['sp-cancel']);
+    expect(await deliver(event('evt_cancel_deleted', 'customer.subscription.deleted', { id: ids.subscription, object: 'subscription', status: 'canceled' }))).toBe(200);
+    expect(await count('notifications WHERE account_id = $1', ['sp-cancel'])).toBe(notes);
+  });
+
+  it('schedules a lower tier at Stripe without proration and applies it when the renewal invoice is paid; an interval change is refused', async () => {
+    const ids = await subscribe('sp-lower', 'MAX');
+    const out = await change('sp-lower', 'CREATOR');
+    expect(out.userErrors).toEqual([]);
+    expect(out.plan).toMatchObject({ tier: { code: 'MAX' }, scheduledTier: { code: 'CREATOR' } });
+    const update = stub.calls.filter((c) => c.method === 'POST' && c.path === `/v1/subscriptions/${ids.subscription}`).pop()!;
+    expect(update.body).toMatchObject({ 'items[0][id]': `si_${ids.subscription}`, proration_behavior: 'none' });
+    const price = stub.calls.filter((c) => c.path === '/v1/prices').pop()!;
+    expect(price.body).toMatchObject({ unit_amount: '1200', 'recurring[interval]': 'month', 'product_data[name]': 'Creator plan' });
+
+    const annual = await change('sp-lower', 'MAX', 'ANNUAL');
+    expect(annual.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+
+    await advanceDays(31);
+    expect((await plan('sp-lower')).tier.code).toBe('MAX');
+    expect(await deliver(invoiceEvent('evt_lower_renew', 'invoice.paid', { id: 'in_lower_renew', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 1200 }))).toBe(200);
+    expect(await plan('sp-lower')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', scheduledTier: null });
+    expect(await one('SELECT tier, amount_cents, credits FROM purchases WHERE provider_ref = $1', ['in_lower_renew'])).toEqual({ tier: 'CREATOR', amount_cents: 1200, credits: 300 });
+    expect(await balance('sp-lower')).toBe(25 + 300);
+  });
+
+  it('keeps one open plan checkout: another plan expires the open one first, and a paid one cannot be replaced', async () => {
+    const first = await change('sp-switch', 'PRO');
+    const firstSession = first.checkoutUrl!.split('/').pop()!;
+    const second = await change('sp-switch', 'MAX', 'ANNUAL');
+    expect(second.userErrors).toEqual([]);
+    expect(second.purchase).toMatchObject({ status: 'PENDING', tier: 'MAX', interval: 'ANNUAL', amountCents: 75840 });
+    expect(stub.callsTo('POST', `/v1/checkout/sessions/${firstSession}/expire`)).toHaveLength(1);
+    expect(await one('SELECT status, failure_reason FROM purchases WHERE id = $1', [first.purchase!.id])).toEqual({ status: 'FAILED', failure_reason: 'replaced by a newer checkout' });
+
+    // The open one was paid meanwhile: it cannot be expired, so it is not replaced.
+    const secondSession = second.checkoutUrl!.split('/').pop()!;
+    stub.paidSessions.add(secondSession);
+    const third = await change('sp-switch', 'CREATOR');
+    expect(third.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+    expect(await one('SELECT status FROM purchases WHERE id = $1', [second.purchase!.id])).toEqual({ status: 'PENDING' });
+    expect(await deliver(checkoutCompleted('evt_switch_paid', { session: secondSession, purchaseId: second.purchase!.id, accountId: 'sp-switch', subscription: 'sub_switch', invoice: 'in_switch' }))).toBe(200);
+    expect(await plan('sp-switch')).toMatchObject({ tier: { code: 'MAX' }, interval: 'ANNUAL', status: 'ACTIVE' });
+    expect(await balance('sp-switch')).toBe(25 + 3000);
+  });
+
+  it('replaces an unpaid (PAST_DUE) plan: its subscription ends at Stripe and a new checkout opens', async () => {
+    const ids = await subscribe('sp-replace', 'PRO');
+    await advanceDays(31);
+    expect(await deliver(invoiceEvent('evt_replace_failed', 'invoice.payment_failed', { id: 'in_replace_1', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 0 }))).toBe(200);
+    expect((await plan('sp-replace')).status).toBe('PAST_DUE');
+    const out = await change('sp-replace', 'CREATOR');
+    expect(out.userErrors).toEqual([]);
+    expect(out.purchase).toMatchObject({ status: 'PENDING', tier: 'CREATOR' });
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
+    expect(out.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    const session = out.checkoutUrl!.split('/').pop()!;
+    expect(await deliver(checkoutCompleted('evt_replace_paid', { session, purchaseId: out.purchase!.id, accountId: 'sp-replace', subscription: 'sub_replace_2', invoice: 'in_replace_2' }))).toBe(200);
+    expect(await plan('sp-replace')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
+    expect(await balance('sp-replace')).toBe(25 + 300);
+  });
+});
