@@ -24,11 +24,13 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 200);
 const POOL = Number(process.env.DB_POOL_SIZE ?? 20);
 
+let pgDir: string | undefined; // the embedded cluster, whose processes' CPU is counted
+
 async function load(name: string, url: string, tokens: string[], body: string, ok: (body: string) => boolean, seconds = SECONDS, serverPid?: number): Promise<Result> {
   let i = 0;
   let errors = 0;
   const cpu0 = serverPid ? cpuTicks(serverPid) : 0;
-  const db0 = postgresTicks();
+  const db0 = postgresTicks(pgDir);
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -52,7 +54,7 @@ async function load(name: string, url: string, tokens: string[], body: string, o
   return {
     name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: errors + result.errors + result.non2xx,
     serverCpu: serverPid ? ((cpuTicks(serverPid) - cpu0) * tick) / total : undefined,
-    dbCpu: ((postgresTicks() - db0) * tick) / total,
+    dbCpu: ((postgresTicks(pgDir) - db0) * tick) / total,
   };
 }
 
@@ -90,6 +92,7 @@ async function main(): Promise<void> {
   const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('build failed');
   const db = await database([...Array.from({ length: ACCOUNTS }, (_, i) => `bench-${i}`), 'bench-hot']);
+  pgDir = db.pgDir;
   const spreadTokens = await Promise.all(Array.from({ length: ACCOUNTS }, (_, i) => signToken(SECRET, `bench-${i}`, Role.USER)));
   const hotTokens = [await signToken(SECRET, 'bench-hot', Role.USER)];
   const results: Result[] = [];

@@ -35,12 +35,30 @@ export function cpuTicks(pid: number): number {
   }
 }
 
-export function postgresTicks(): number {
+/**
+ * CPU ticks of the PostgreSQL processes: those of the embedded cluster under `pgDir` when
+ * given (its postmaster and children: other PostgreSQL servers on the machine do not count),
+ * else of every process named postgres.
+ */
+export function postgresTicks(pgDir?: string): number {
+  let postmaster: number | undefined;
+  if (pgDir) {
+    try {
+      postmaster = Number(readFileSync(path.join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      postmaster = undefined;
+    }
+  }
   let sum = 0;
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith('postgres')) sum += cpuTicks(Number(d));
+      if (postmaster) {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (Number(d) !== postmaster && ppid !== postmaster) continue;
+      } else if (!readFileSync(`/proc/${d}/comm`, 'utf8').trim().startsWith('postgres')) continue;
+      sum += cpuTicks(Number(d));
     } catch {
       /* gone */
     }
@@ -58,6 +76,8 @@ export interface BenchDatabase {
   url: string;
   embedded?: EmbeddedDatabase;
   dir?: string;
+  /** The embedded cluster's data folder (for its processes' CPU). */
+  pgDir?: string;
 }
 
 /** A fresh, migrated database with accounts `ids`, each holding a billion credits. */
@@ -90,7 +110,7 @@ export async function database(ids: string[]): Promise<BenchDatabase> {
     [ids],
   );
   await ds.destroy();
-  return { url, embedded, dir };
+  return { url, embedded, dir, pgDir: dir ? path.join(dir, 'pg') : undefined };
 }
 
 /** Starts a server as a child process and waits until GET `readyUrl` answers 200. */

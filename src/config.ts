@@ -28,6 +28,7 @@ export interface Config {
   jobLeaseSeconds: number;
   jobSweepIntervalMs: number;
   startConcurrency: number;
+  startBatchMax: number;
   quoteTtlSeconds: number;
   maxQueryDepth: number;
   maxQueryCost: number;
@@ -146,7 +147,8 @@ export function loadConfig(env: Env = process.env): Config {
     testClock,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),
     jobSweepIntervalMs: int(env, 'JOB_SWEEP_INTERVAL_MS', 5000, 100, 3_600_000),
-    startConcurrency: int(env, 'START_CONCURRENCY', 4, 1, 1000),
+    startConcurrency: int(env, 'START_CONCURRENCY', 2, 1, 1000),
+    startBatchMax: int(env, 'START_BATCH_MAX', 32, 1, 1000),
     quoteTtlSeconds: int(env, 'QUOTE_TTL_SECONDS', 600, 10, 86400),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 10, 2, 100),
     maxQueryCost: int(env, 'MAX_QUERY_COST', 5000, 10, 1_000_000),

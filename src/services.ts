@@ -56,7 +56,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const adjustments = new AdjustmentService(db, clock, ledger);
   const priceBooks = new PriceBookService(db, clock, events);
   const quotes = new QuoteService(db, clock, catalog, priceBooks, config.quoteTtlSeconds);
-  const generations = new GenerationService(db, clock, catalog, quotes, ledger, config.startConcurrency);
+  const generations = new GenerationService(db, clock, catalog, quotes, ledger, config.startConcurrency, config.startBatchMax);
   const workers = new WorkerService(db, clock, ledger, config.jobLeaseSeconds, log);
   const runners = new JobRunners(workers, log, {
     simulatedWorker: config.simulatedWorker,

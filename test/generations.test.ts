@@ -172,6 +172,40 @@ describe('startGeneration', () => {
     expect((await state('retrier')).balance).toBe(22);
   });
 
+  it('makes one job of 20 concurrent starts with one key, and every answer names it', async () => {
+    await open('duplicator');
+    const results = await Promise.all(Array.from({ length: 20 }, () => start('duplicator', HIGH_IMAGE, { idempotencyKey: 'same-key' })));
+    const ids = new Set(results.map((r) => r.data!.startGeneration.job?.id));
+    expect(ids.size).toBe(1);
+    expect([...ids][0]).toEqual(expect.any(String));
+    expect(results.every((r) => r.data!.startGeneration.userErrors.length === 0)).toBe(true);
+    const s = await state('duplicator');
+    expect(s.jobs).toHaveLength(1);
+    expect(s.balance).toBe(22);
+    expect(s.entries.filter((e) => e.amount < 0)).toHaveLength(1);
+  });
+
+  it('decides each of many concurrent starts across accounts on its own: accepted, short of credits or outside the tier', async () => {
+    await open('mix-rich', undefined, 30);
+    await open('mix-poor', undefined, 2);
+    await open('mix-free');
+    const results = await Promise.all([
+      ...Array.from({ length: 8 }, () => start('mix-rich', HIGH_IMAGE)), // 24 of 30 credits
+      ...Array.from({ length: 4 }, () => start('mix-poor', STANDARD_IMAGE)), // 2 accepted, 2 short
+      start('mix-free', { type: 'IMAGE', imageQuality: 'ULTRA' }), // ULTRA is not in FREE
+    ]);
+    const codes = results.map((r) => r.data!.startGeneration.userErrors[0]?.code ?? 'OK');
+    expect(codes.slice(0, 8)).toEqual(Array(8).fill('OK'));
+    expect(codes.slice(8, 12).sort()).toEqual(['INSUFFICIENT_CREDITS', 'INSUFFICIENT_CREDITS', 'OK', 'OK']);
+    expect(codes[12]).toBe('FEATURE_NOT_IN_TIER');
+    expect((await state('mix-rich')).balance).toBe(6);
+    expect((await state('mix-rich')).jobs).toHaveLength(8);
+    expect((await state('mix-poor')).balance).toBe(0);
+    expect((await state('mix-poor')).jobs).toHaveLength(2);
+    expect((await state('mix-free')).balance).toBe(25);
+    expect((await state('mix-free')).jobs).toHaveLength(0);
+  });
+
   it('accepts exactly as many of 200 racing starts as the balance pays for, and leaves zero', async () => {
     await open('racer', undefined, 63); // 21 jobs of 3 credits
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => start('racer', HIGH_IMAGE, { idempotencyKey: `race-${i}` })));

@@ -1,16 +1,17 @@
 /**
- * Starting and canceling generations. A start is one transaction: the tier gate, the price
- * (the quote's, or the current book's), the debit, the QUEUED job row with the account's queue
- * class, the DEBIT entry linked to it and the events — all in one statement, so the account
- * row is locked for a single round trip — then the idempotency record. Any refusal writes
- * nothing to the balance, the ledger or the jobs.
+ * Starting and canceling generations. A start is the database function `start_generation`:
+ * the tier gate, the price (the quote's, or the current book's), the debit, the QUEUED job row
+ * with the account's queue class, the DEBIT entry linked to it, the events and the idempotency
+ * record, so the account row is locked for a single round trip. Starts that arrive while the
+ * database is busy leave together in one statement and one commit. Any refusal writes nothing
+ * to the balance, the ledger or the jobs.
  */
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-import { isUniqueViolation, sqlOf, type Sql } from '../../common/db/sql';
+import { sqlOf, type Sql } from '../../common/db/sql';
 import { transaction } from '../../common/db/transaction';
-import { KeyedQueue } from '../../common/keyed-queue';
+import { Batcher } from '../../common/batcher';
 import { isUuid } from '../../common/ids';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
@@ -24,7 +25,10 @@ import type { Priced, QuoteService, QuoteView } from '../quotes/quote.service';
 import { CLASS_LABEL } from '../quotes/price-rules';
 import { requiredFeatures } from '../quotes/tier-gate';
 import type { JobRow } from './generation-job.type';
-import { JobStatus, QUEUE_RANK_SQL } from './job-status.enum';
+import { JobStatus } from './job-status.enum';
+
+/** A start whose idempotency key was taken meanwhile: it changed nothing; the first answers. */
+const KEY_TAKEN = Symbol('key taken');
 
 export interface StartRequest {
   settings: SettingsInputShape;
@@ -57,15 +61,48 @@ export interface CancelOutcome {
 }
 
 interface StartRow {
+  n: number;
   tier: TierCode;
   allowed: boolean;
+  available_now: number;
   ok: boolean | null;
   balance: number | null;
   threshold: number;
   queue_class: string | null;
   job_id: string | null;
-  available_now: number;
+  key_taken: boolean;
 }
+
+/** One start as the database function `start_generation` takes it. */
+interface StartItem {
+  account: string;
+  credits: number;
+  description: string;
+  job: string;
+  needs: string[];
+  side: number;
+  key: string | null;
+  now: Date;
+  type: string;
+  settings: unknown;
+  prompt: string;
+  cost_class: string;
+  version: number;
+  quote: string | null;
+  hash: string | null;
+}
+
+/**
+ * Several starts in one statement (one round trip, one commit), in account order so that two
+ * batches lock accounts in the same order. Each start is the database function
+ * `start_generation`, which gives up alone when its key was taken meanwhile.
+ */
+const START_BATCH_SQL = `
+  SELECT i.n, r.* FROM json_to_recordset($1::json) AS i(
+      n int, account text, credits int, description text, job uuid, needs text[], side int, key text, now timestamptz,
+      type text, settings jsonb, prompt text, cost_class text, version int, quote uuid, hash text),
+    LATERAL start_generation(i.account, i.credits, i.description, i.job, i.needs, i.side, i.key, i.now, i.type, i.settings,
+      i.prompt, i.cost_class, i.version, i.quote, i.hash) r`;
 
 export class GenerationService {
   constructor(
@@ -74,18 +111,28 @@ export class GenerationService {
     private readonly catalog: CatalogService,
     private readonly quotes: QuoteService,
     private readonly ledger: LedgerService,
-    startConcurrency = 4,
+    startConcurrency = 2,
+    startBatchMax = 32,
   ) {
     this.sql = sqlOf(db);
-    this.inFlight = new KeyedQueue(startConcurrency);
+    this.starts = new Batcher((items) => this.startBatch(items), startConcurrency, startBatchMax);
   }
 
   private readonly sql: Sql;
-  /** Two starts per account at a time (the next waits at the row lock while one commits). */
-  private readonly perAccount = new KeyedQueue(2);
-  /** Starts in the database at once: every start commits with a NOTIFY, and PostgreSQL
-   *  serialises those commits, so more at once only add lock contention (docs/PERFORMANCE.md). */
-  private readonly inFlight: KeyedQueue;
+  /**
+   * Starts wait here while `startConcurrency` batches are in the database, then leave together.
+   * Every start commits with a NOTIFY, and PostgreSQL serialises those commits: one commit for
+   * many starts is what lets throughput grow with load (docs/PERFORMANCE.md).
+   */
+  private readonly starts: Batcher<StartItem, StartRow | undefined>;
+
+  private async startBatch(items: StartItem[]): Promise<(StartRow | undefined)[]> {
+    const order = items.map((item, n) => ({ n, ...item })).sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : a.n - b.n));
+    const rows = await this.sql<StartRow>(START_BATCH_SQL, [JSON.stringify(order)], 'start_generations');
+    const byN: (StartRow | undefined)[] = new Array(items.length);
+    for (const r of rows) byN[r.n] = r;
+    return byN;
+  }
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
     const priced = await this.quotes.price(req.settings, 'input.settings');
@@ -93,15 +140,10 @@ export class GenerationService {
     const key = req.idempotencyKey
       ? { scope: accountId, key: req.idempotencyKey, operation: 'startGeneration', hash: requestHash('startGeneration', { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null }) }
       : undefined;
-    let outcome: StartOutcome;
-    try {
-      outcome = await this.perAccount.run(accountId, () => this.inFlight.run('all', () => this.attempt(accountId, req, priced, quote, key?.hash)));
-    } catch (e) {
-      // The key was taken (a retry, or a concurrent duplicate that committed first): this
-      // attempt rolled back whole; answer with the first request's outcome.
-      if (key && isUniqueViolation(e, 'idempotency_keys_pkey')) return this.replay(accountId, await replayOf<StartOutcome>(this.db, key));
-      throw e;
-    }
+    const outcome = await this.attempt(accountId, req, priced, quote, key?.hash);
+    // The key was taken (a retry, or a concurrent duplicate that committed first): this
+    // start changed nothing; answer with the first request's outcome.
+    if (outcome === KEY_TAKEN) return this.replay(accountId, await replayOf<StartOutcome>(this.db, key!));
     if (key && outcome.error) {
       // Refusals are kept too, so that a retry after a top-up gets the same answer.
       const { quote: _q, ...store } = outcome;
@@ -132,11 +174,11 @@ export class GenerationService {
   }
 
   /**
-   * One statement, hence one transaction and one round trip: the tier gate, the debit (only
-   * when the gate passed), the job (only when the debit succeeded), the job event and, with a
-   * key, the idempotency record (a taken key fails the statement and undoes all of it).
+   * The quote's checks, then the start in the database (batched with others): the tier gate,
+   * the debit (only when the gate passed), the job (only when the debit succeeded), its event
+   * and, with a key, the idempotency record.
    */
-  private async attempt(accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, hash: string | undefined): Promise<StartOutcome> {
+  private async attempt(accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, hash: string | undefined): Promise<StartOutcome | typeof KEY_TAKEN> {
     const now = this.clock.now();
     if (req.quoteId) {
       if (!quote) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No quote of yours has this id', field: ['input', 'quoteId'] } };
@@ -150,39 +192,26 @@ export class GenerationService {
     const credits = quote?.credits ?? priced.price.credits;
     const costClass = quote?.costClass ?? priced.price.costClass;
     const version = quote?.priceBookVersion ?? priced.priceBookVersion;
-    const needs = requiredFeatures(costClass, priced.model.premium);
-    const side = Math.max(priced.settings.width, priced.settings.height);
     const jobId = randomUUID();
-    const description = `Generation: ${CLASS_LABEL[costClass].toLowerCase()}${priced.settings.count > 1 ? ` ×${priced.settings.count}` : ''}`;
-
-    const [row] = await this.sql<StartRow>(
-      `WITH gate AS (
-         SELECT a.tier, a.available, t.queue_class, (t.features @> $5::text[] AND t.max_resolution >= $6) AS allowed
-           FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END WHERE a.id = $1
-       ), allowed AS (SELECT * FROM gate WHERE allowed),
-       d AS (
-         SELECT r.* FROM allowed, LATERAL ledger_debit($1, $2, 'DEBIT', $3, $4::uuid, NULL, $7, NULL, $8) r
-       ), job AS (
-         INSERT INTO generation_jobs (id, account_id, status, type, settings, prompt, cost_class, credits, price_book_version,
-                                      quote_id, queue_class, queue_rank, created_at)
-         SELECT $4::uuid, $1, 'QUEUED', $9, $10, $11, $12, $2, $13, $14, allowed.queue_class,
-                ${QUEUE_RANK_SQL.replace('%s', 'allowed.queue_class')}, $8
-           FROM d, allowed WHERE d.ok
-         RETURNING *
-       ), idem AS (
-         INSERT INTO idempotency_keys (scope, key, operation, request_hash, response, created_at)
-         SELECT $1, $7, 'startGeneration', $15, jsonb_build_object('jobId', job.id), $8 FROM job WHERE $7::text IS NOT NULL
-       )
-       SELECT gate.tier, gate.allowed, gate.available AS available_now, d.ok, d.balance, d.threshold,
-              job.queue_class, job.id AS job_id, (SELECT string_agg((${jobEventSql('j')})::text, '') FROM job j) AS notified
-         FROM gate LEFT JOIN d ON true LEFT JOIN job ON true`,
-      [
-        accountId, credits, description, jobId, needs, side, req.idempotencyKey ?? null, now,
-        priced.settings.type, JSON.stringify(priced.settings), req.prompt, costClass, version, quote?.id ?? null, hash ?? null,
-      ],
-      'start_generation',
-    );
+    const row = await this.starts.submit({
+      account: accountId,
+      credits,
+      description: `Generation: ${CLASS_LABEL[costClass].toLowerCase()}${priced.settings.count > 1 ? ` ×${priced.settings.count}` : ''}`,
+      job: jobId,
+      needs: requiredFeatures(costClass, priced.model.premium),
+      side: Math.max(priced.settings.width, priced.settings.height),
+      key: req.idempotencyKey ?? null,
+      now,
+      type: priced.settings.type,
+      settings: priced.settings,
+      prompt: req.prompt,
+      cost_class: costClass,
+      version,
+      quote: quote?.id ?? null,
+      hash: hash ?? null,
+    });
     if (!row) throw new Error(`account ${accountId} does not exist`);
+    if (row.key_taken) return KEY_TAKEN;
 
     if (!row.allowed) {
       const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
