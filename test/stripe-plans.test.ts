@@ -380,6 +380,38 @@ describe('plans billed by Stripe', () => {
     expect(stub.calls.filter((c) => c.path === `/v1/subscriptions/${ids.subscription}` && c.method === 'POST')).toHaveLength(1);
   });
 
+  it('refunds an upgrade through Stripe: its proration payment back, the paid tier again, and Stripe charges that tier’s price from the next invoice', async () => {
+    const ids = await subscribe('sp-upgrade-refund', 'PRO');
+    stub.upgradeAmount = 4990;
+    const up = await change('sp-upgrade-refund', 'MAX');
+    expect(up.purchase).toMatchObject({ status: 'COMPLETED', amountCents: 4990 });
+    const { provider_ref: invoice } = await one<{ provider_ref: string }>('SELECT provider_ref FROM purchases WHERE id = $1', [up.purchase!.id]);
+    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: up.purchase!.id } }, { sub: 'sp-upgrade-refund' });
+    expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 4990, creditsRevoked: up.purchase!.credits });
+    expect(stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === `pi_for_${invoice}`).map((c) => c.body.amount)).toEqual(['4990']);
+    expect(await plan('sp-upgrade-refund')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE' });
+    const last = stub.calls.filter((c) => c.method === 'POST' && c.path === `/v1/subscriptions/${ids.subscription}`).pop()!;
+    expect(last.body).toMatchObject({ proration_behavior: 'none', 'items[0][id]': `si_${ids.subscription}` });
+    expect(stub.calls.filter((c) => c.path === '/v1/prices').pop()!.body).toMatchObject({ unit_amount: '2900', 'product_data[name]': 'Pro plan' });
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(0);
+    expect(await balance('sp-upgrade-refund')).toBe(1025);
+  });
+
+  it('grants an annual Stripe plan’s allowance every month from the sweep, without calling or charging Stripe', async () => {
+    const out = await change('sp-annual', 'CREATOR', 'ANNUAL');
+    expect(out.purchase).toMatchObject({ amountCents: 11520, interval: 'ANNUAL' });
+    const session = out.checkoutUrl!.split('/').pop()!;
+    expect(await deliver(checkoutCompleted('evt_annual_paid', { session, purchaseId: out.purchase!.id, accountId: 'sp-annual', subscription: 'sub_annual', invoice: 'in_annual' }))).toBe(200);
+    const calls = stub.calls.length;
+    await advanceDays(31);
+    await advanceDays(31);
+    expect(stub.calls.length).toBe(calls);
+    expect(await grants('sp-annual')).toBe(3);
+    expect(await balance('sp-annual')).toBe(25 + 300);
+    expect(await planPurchases('sp-annual')).toBe(1);
+    expect(await rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY' ORDER BY id`, ['sp-annual'])).toEqual([{ amount: -300 }, { amount: -300 }]);
+  });
+
   it('refuses a declined upgrade with PAYMENT_FAILED and changes nothing', async () => {
     await subscribe('sp-declined', 'CREATOR');
     stub.declineUpgrades = true;
