@@ -8,7 +8,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
-import { GraphQLError, parse, type ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
@@ -21,7 +21,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './common/db/embedd
 import { unauthenticated } from './common/errors/graphql-errors';
 import { createErrorFormatter } from './common/errors/format-error';
 import { EventBus } from './common/events/event-bus';
-import { costError, limitRules, operationCost, validateOperation, type Limits } from './common/limits/operation-limits';
+import { checkCost, limitRules, MAX_DOCUMENT_TOKENS, parseOperation, validateOperation, type Limits } from './common/limits/operation-limits';
 import { createLogger } from './common/logger';
 import type { Config } from './config';
 import { buildContext, type Context } from './context';
@@ -138,12 +138,8 @@ export async function createServer(config: Config, log: Logger = createLogger(co
         if (operations.size >= config.wsMaxSubscriptions) {
           return [new GraphQLError(`At most ${config.wsMaxSubscriptions} operations at a time on one connection`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
         }
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (e) {
-          return [e as GraphQLError];
-        }
+        const document = parseOperation(payload.query);
+        if (document instanceof GraphQLError) return [document];
         const errors = validateOperation(schema, document, payload.variables ?? undefined, payload.operationName, limits);
         if (errors.length) return errors;
         operations.add(id);
@@ -171,8 +167,8 @@ export async function createServer(config: Config, log: Logger = createLogger(co
     async requestDidStart() {
       return {
         async didResolveOperation({ document, request, operationName }) {
-          const cost = operationCost(schema, document, request.variables, operationName);
-          if (cost > limits.maxCost) throw costError(cost, limits.maxCost);
+          const refusal = checkCost(schema, document, request.variables, operationName, limits.maxCost);
+          if (refusal) throw refusal;
         },
       };
     },
@@ -181,6 +177,8 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const apollo = new ApolloServer<Context>({
     schema,
     introspection: !config.production,
+    hideSchemaDetailsFromClientErrors: config.production, // no "Did you mean …" hints without introspection
+    parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
     stopOnTerminationSignals: false, // main.ts owns shutdown order
@@ -235,6 +233,23 @@ export async function createServer(config: Config, log: Logger = createLogger(co
       },
     }),
   );
+
+  // Bodies express could not read (not JSON, too large, bad charset): a GraphQL-shaped JSON
+  // refusal, never express's HTML page with the stack.
+  app.use((err: { type?: string; status?: number }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    const messages: Record<string, string> = {
+      'entity.parse.failed': 'The request body is not valid JSON',
+      'entity.too.large': 'The request body is too large',
+      'encoding.unsupported': 'The request body encoding is not supported',
+      'charset.unsupported': 'The request body charset is not supported',
+    };
+    if (status === 500) log.error({ err }, 'internal error before GraphQL');
+    res.status(status).json({
+      errors: [{ message: status === 500 ? 'Internal server error' : (messages[err?.type ?? ''] ?? 'Bad request'), extensions: { code: status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST' } }],
+    });
+  });
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);

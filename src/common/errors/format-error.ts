@@ -6,6 +6,7 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
+import { dbErrorCode } from './graphql-errors';
 
 const FORBIDDEN_TO_FORBIDDEN: Record<string, string> = { UNAUTHORIZED: 'FORBIDDEN' };
 
@@ -21,6 +22,18 @@ export function createErrorFormatter(production: boolean, log: Logger) {
         ...formatted,
         extensions: { ...(production ? extensions : formatted.extensions), code: mapped ?? code },
       };
+    }
+    if (error instanceof GraphQLError && !error.originalError && /^Too many errors processing variables/.test(error.message)) {
+      // graphql-js stops coercing variables after 50 errors with an uncoded error; it is the request's fault.
+      return { message: error.message, extensions: { code: 'BAD_USER_INPUT' } };
+    }
+    const sqlState = dbErrorCode(original);
+    if (sqlState?.startsWith('22')) {
+      // A data exception: PostgreSQL could not take a value from the request as it is (a NUL
+      // character, a number or date out of range, text where an id belongs). The request is at
+      // fault, not the service; say so without the database's own words.
+      log.warn({ err: original, sqlState, path: formatted.path }, 'a request value the database refused');
+      return { message: 'A value in the request is not valid', path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
     }
     log.error({ err: original, path: formatted.path }, 'internal error');
     if (!production) return formatted;

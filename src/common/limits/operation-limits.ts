@@ -1,23 +1,33 @@
 /**
- * Depth and cost limits, the same for HTTP and websocket operations.
+ * Depth, alias and cost limits, the same for HTTP and websocket operations.
  * Cost: every field costs 1; a connection (or any field with `first`) multiplies the cost of
  * what it selects by its page size (default 20), so aliases and nested pages add up.
+ * Every refusal is a GraphQLError with a code (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
+ * BAD_USER_INPUT, OPERATION_TOO_COSTLY): hostile documents never surface as internal errors.
  */
-import depthLimit from 'graphql-depth-limit';
 import {
   GraphQLError,
   Kind,
   getNamedType,
+  parse,
   visit,
   NoSchemaIntrospectionCustomRule,
   specifiedRules,
   validate,
   type DocumentNode,
+  type FragmentDefinitionNode,
   type GraphQLSchema,
+  type SelectionSetNode,
+  type ValidationContext,
   type ValidationRule,
 } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import { DEFAULT_PAGE_SIZE } from '../relay/connection.args';
+
+/** Tokens in one document: far above any real operation, far below what exhausts the parser's stack. */
+export const MAX_DOCUMENT_TOKENS = 10_000;
+/** Aliased fields in one operation, counted with fragments expanded (alias attacks multiply root resolvers). */
+export const MAX_ALIASES = 50;
 
 export interface Limits {
   maxDepth: number;
@@ -31,8 +41,85 @@ const estimator: ComplexityEstimator = ({ args, childComplexity, field }) => {
   return 1 + childComplexity * Math.max(1, first);
 };
 
+function fragmentsOf(context: ValidationContext): Map<string, FragmentDefinitionNode> {
+  const map = new Map<string, FragmentDefinitionNode>();
+  for (const d of context.getDocument().definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) map.set(d.name.value, d);
+  return map;
+}
+
+/**
+ * Deepest field below a root field, fragments expanded. Unknown fragments and fragment cycles
+ * count as nothing here (KnownFragmentNames and NoFragmentCycles refuse them), so a hostile
+ * document cannot crash the rule (graphql-depth-limit threw on both: internal errors).
+ */
+export function depthRule(maxDepth: number): ValidationRule {
+  return (context) => {
+    const fragments = fragmentsOf(context);
+    const deepest = (set: SelectionSetNode, depth: number, visiting: Set<string>): number => {
+      let max = depth;
+      for (const sel of set.selections) {
+        if (max > maxDepth) break;
+        if (sel.kind === Kind.FIELD) {
+          if (sel.name.value.startsWith('__')) continue;
+          max = Math.max(max, depth, sel.selectionSet ? deepest(sel.selectionSet, depth + 1, visiting) : depth);
+        } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+          max = Math.max(max, deepest(sel.selectionSet, depth, visiting));
+        } else {
+          const f = fragments.get(sel.name.value);
+          if (!f || visiting.has(f.name.value)) continue;
+          visiting.add(f.name.value);
+          max = Math.max(max, deepest(f.selectionSet, depth, visiting));
+          visiting.delete(f.name.value);
+        }
+      }
+      return max;
+    };
+    for (const d of context.getDocument().definitions) {
+      if (d.kind !== Kind.OPERATION_DEFINITION) continue;
+      if (deepest(d.selectionSet, 0, new Set()) > maxDepth) {
+        context.reportError(new GraphQLError(`'${d.name?.value ?? ''}' exceeds maximum operation depth of ${maxDepth}`, { nodes: [d] }));
+      }
+    }
+    return {};
+  };
+}
+
+/** At most `max` aliased fields per operation, fragments expanded (memoised, cycles ignored). */
+export function aliasRule(max: number): ValidationRule {
+  return (context) => {
+    const fragments = fragmentsOf(context);
+    const memo = new Map<string, number>();
+    const count = (set: SelectionSetNode, visiting: Set<string>): number => {
+      let n = 0;
+      for (const sel of set.selections) {
+        if (n > max) break;
+        if (sel.kind === Kind.FIELD) n += (sel.alias ? 1 : 0) + (sel.selectionSet ? count(sel.selectionSet, visiting) : 0);
+        else if (sel.kind === Kind.INLINE_FRAGMENT) n += count(sel.selectionSet, visiting);
+        else {
+          const name = sel.name.value;
+          const f = fragments.get(name);
+          if (!f || visiting.has(name)) continue;
+          if (!memo.has(name)) {
+            visiting.add(name);
+            memo.set(name, count(f.selectionSet, visiting));
+            visiting.delete(name);
+          }
+          n += memo.get(name)!;
+        }
+      }
+      return n;
+    };
+    for (const d of context.getDocument().definitions) {
+      if (d.kind === Kind.OPERATION_DEFINITION && count(d.selectionSet, new Set()) > max) {
+        context.reportError(new GraphQLError(`'${d.name?.value ?? ''}' uses more than ${max} aliases`, { nodes: [d] }));
+      }
+    }
+    return {};
+  };
+}
+
 export function limitRules(limits: Limits): ValidationRule[] {
-  const rules: ValidationRule[] = [depthLimit(limits.maxDepth)];
+  const rules: ValidationRule[] = [depthRule(limits.maxDepth), aliasRule(MAX_ALIASES)];
   if (!limits.introspection) rules.push(NoSchemaIntrospectionCustomRule);
   return rules;
 }
@@ -74,7 +161,43 @@ export function costError(cost: number, max: number): GraphQLError {
   });
 }
 
-/** Full validation for operations that do not pass through Apollo (websockets). */
+/**
+ * The cost refusal, if any. Runs before variables are coerced (Apollo computes it in
+ * didResolveOperation), so bad variable values surface here: they are BAD_USER_INPUT, and a
+ * document too large to cost is OPERATION_TOO_COSTLY — never an uncoded (internal) error.
+ */
+export function checkCost(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  variables: Record<string, unknown> | undefined,
+  operationName: string | null | undefined,
+  maxCost: number,
+): GraphQLError | undefined {
+  let cost: number;
+  try {
+    cost = operationCost(schema, document, variables, operationName);
+  } catch (e) {
+    const message = e instanceof GraphQLError ? e.message : 'The variables do not fit the operation';
+    if (/maximum allowed number of nodes/.test(message)) {
+      return new GraphQLError('The operation has too many fields to run; ask for fewer', { extensions: { code: 'OPERATION_TOO_COSTLY', maxCost, http: { status: 400 } } });
+    }
+    return new GraphQLError(message, { nodes: e instanceof GraphQLError ? e.nodes : undefined, extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } } });
+  }
+  return cost > maxCost ? costError(cost, maxCost) : undefined;
+}
+
+/** Parses with the token limit; a document the parser cannot handle is a coded parse error. */
+export function parseOperation(query: unknown): DocumentNode | GraphQLError {
+  if (typeof query !== 'string') return new GraphQLError('The query must be a string', { extensions: { code: 'BAD_REQUEST' } });
+  try {
+    return parse(query, { maxTokens: MAX_DOCUMENT_TOKENS });
+  } catch (e) {
+    if (e instanceof GraphQLError) return new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+    return new GraphQLError('Syntax Error: the document is nested too deeply', { extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
+  }
+}
+
+/** Full validation for operations that do not pass through Apollo (websockets), with Apollo's codes. */
 export function validateOperation(
   schema: GraphQLSchema,
   document: DocumentNode,
@@ -83,12 +206,13 @@ export function validateOperation(
   limits: Limits,
 ): readonly GraphQLError[] {
   const errors = validate(schema, document, [...specifiedRules, ...limitRules(limits)]);
-  if (errors.length) return errors;
-  let cost: number;
-  try {
-    cost = operationCost(schema, document, variables, operationName);
-  } catch (e) {
-    return [e instanceof GraphQLError ? e : new GraphQLError(String(e), { extensions: { code: 'BAD_USER_INPUT' } })];
+  if (errors.length) {
+    return errors.map((e) => {
+      // Without introspection, do not hand out the schema through suggestions either.
+      const message = limits.introspection ? e.message : e.message.replace(/ Did you mean .*\?$/, '');
+      return new GraphQLError(message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+    });
   }
-  return cost > limits.maxCost ? [costError(cost, limits.maxCost)] : [];
+  const refusal = checkCost(schema, document, variables, operationName, limits.maxCost);
+  return refusal ? [refusal] : [];
 }

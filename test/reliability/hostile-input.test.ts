@@ -1,0 +1,484 @@
+/**
+ * Hostile input against a production-configured server (NODE_ENV=production): every argument
+ * of every field in schema/schema.graphql (walked from the SDL, so new arguments are covered
+ * without touching this file) is fed generated valid and hostile values and documents, over
+ * HTTP and websockets. Every answer must be clean — no 5xx, no stack trace, no SQL or table
+ * names, no internal message — and no refusal may change the ledger. Depth, alias, cost and
+ * batch attacks are refused on both transports while normal requests keep their p99.
+ *
+ * Short form in `npm test` (fixed seed); long form with STRESS=1. Replay: SEED=<n>.
+ */
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { getNamedType, getNullableType, isEnumType, isInputObjectType, isListType, isNonNullType, type GraphQLInputType, type GraphQLSchema } from 'graphql';
+import { createClient, type Client as WsClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { Role } from '../../src/common/auth/role.enum';
+import { scale, seedFor } from '../helpers/scale';
+import { useTestApp } from '../helpers/test-app';
+import {
+  argumentSites,
+  documentFor,
+  hostileValue,
+  leafPaths,
+  loadSchema,
+  rootFields,
+  setAt,
+  stringsIn,
+  validValue,
+  type ArgSite,
+  type ValueContext,
+} from './schema-walk';
+
+const t = useTestApp({ NODE_ENV: 'production' });
+const schema: GraphQLSchema = loadSchema();
+
+const USER = 'hostile-a';
+const OTHER = 'hostile-b';
+const PROBE = 'hostile-probe';
+const ADMIN = 'hostile-admin';
+const WORKER = 'hostile-worker';
+
+type As = 'user' | 'other' | 'admin' | 'worker' | 'none' | 'bad-token';
+const SUBS: Record<Exclude<As, 'none' | 'bad-token'>, { sub: string; role: Role }> = {
+  user: { sub: USER, role: Role.USER },
+  other: { sub: OTHER, role: Role.USER },
+  admin: { sub: ADMIN, role: Role.ADMIN },
+  worker: { sub: WORKER, role: Role.WORKER },
+};
+
+/** Codes a refusal may carry; anything else (INTERNAL_SERVER_ERROR above all) is a finding. */
+const ALLOWED_CODES = new Set([
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'INVALID_STATE',
+  'OPERATION_TOO_COSTLY',
+  'OPERATION_RESOLUTION_FAILURE',
+  'TOO_MANY_SUBSCRIPTIONS',
+]);
+
+/** What a response must never contain: stacks, file paths, SQL, driver or engine messages. */
+const LEAK =
+  /\bat [\w.<>$]+ \(|node_modules|\/work\/|[\w-]+\.[jt]s:\d+|stacktrace|QueryFailed|TypeORM|driverError|SQLSTATE|syntax error at or near|invalid input syntax|violates|duplicate key|out of range for type|invalid byte sequence|relation "|column "|current transaction is aborted|Maximum call stack|Cannot read propert|is not a function|\(reading '|ECONNREFUSED|Unexpected token|Unexpected end of JSON|\bpg_\w+|\b(FROM|INTO|UPDATE|JOIN)\s+"?(accounts|purchases|notifications|quotes|tiers)\b|vanished|Internal server error/i;
+let tableNames: RegExp;
+
+interface Outcome {
+  transport: 'http' | 'ws';
+  status: number;
+  text: string;
+  body?: { data?: Record<string, unknown> | null; errors?: { message: string; extensions?: Record<string, unknown> }[] };
+  closeCode?: number;
+  /** The operation ran (no parse/validation/variable refusal). */
+  executed: boolean;
+  /** Refused: an error, a null root, or userErrors. */
+  refused: boolean;
+}
+
+// ------------------------------------------------------------------------------------------
+// Transport
+
+async function headersFor(as: As): Promise<Record<string, string>> {
+  const h: Record<string, string> = { 'content-type': 'application/json' };
+  if (as === 'bad-token') h.authorization = 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bad';
+  else if (as !== 'none') h.authorization = `Bearer ${await t.app.token(SUBS[as].sub, SUBS[as].role)}`;
+  return h;
+}
+
+function refusedIn(data: unknown, errors: unknown[] | undefined): boolean {
+  if (errors?.length) return true;
+  if (!data || typeof data !== 'object') return true;
+  const stack: unknown[] = [data];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v === null) continue;
+    if (Array.isArray(v)) stack.push(...v);
+    else if (typeof v === 'object') {
+      for (const [k, x] of Object.entries(v as object)) {
+        if (k === 'userErrors' && Array.isArray(x) && x.length) return true;
+        stack.push(x);
+      }
+    }
+  }
+  return Object.values(data as object).some((x) => x === null);
+}
+
+async function http(query: string, variables: Record<string, unknown> | undefined, as: As, rawBody?: string, extraHeaders: Record<string, string> = {}): Promise<Outcome> {
+  const res = await fetch(t.app.url, { method: 'POST', headers: { ...(await headersFor(as)), ...extraHeaders }, body: rawBody ?? JSON.stringify({ query, variables }) });
+  const text = await res.text();
+  let body: Outcome['body'];
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const executed = !!body && "data" in body;
+  return { transport: 'http', status: res.status, text, body, executed, refused: !body || refusedIn(body.data, body.errors) };
+}
+
+const wsClients = new Map<As, { client: WsClient; closed?: number }>();
+function wsFor(as: As): { client: WsClient; closed?: number } {
+  let entry = wsClients.get(as);
+  if (!entry || entry.closed !== undefined) {
+    const holder: { client: WsClient; closed?: number } = {} as never;
+    holder.client = createClient({
+      url: t.app.server.wsUrl,
+      webSocketImpl: WebSocket,
+      lazy: true,
+      retryAttempts: 0,
+      connectionParams: async () => {
+        if (as === 'none') return {};
+        if (as === 'bad-token') return { authorization: 'Bearer nope' };
+        return { authorization: `Bearer ${await t.app.token(SUBS[as].sub, SUBS[as].role)}` };
+      },
+      on: { closed: (e) => (holder.closed = (e as { code: number }).code) },
+    });
+    entry = holder;
+    wsClients.set(as, entry);
+  }
+  return entry;
+}
+
+/** Runs an operation over graphql-ws; a subscription still open after `openMs` counts as accepted. */
+async function ws(query: string, variables: Record<string, unknown> | undefined, as: As, openMs = 80): Promise<Outcome> {
+  const entry = wsFor(as);
+  return new Promise<Outcome>((resolve) => {
+    const results: unknown[] = [];
+    let done = false;
+    const finish = (o: Omit<Outcome, 'transport'>) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stop();
+      resolve({ transport: 'ws', ...o });
+    };
+    const stop = entry.client.subscribe(
+      { query, variables },
+      {
+        next: (v) => results.push(v),
+        error: (e) => {
+          const closeCode = (e as { code?: number })?.code;
+          const errors = Array.isArray(e) ? (e as Outcome['body'] & object[]) : undefined;
+          const text = JSON.stringify(Array.isArray(e) ? e : { code: closeCode, reason: (e as { reason?: string })?.reason ?? String(e) });
+          finish({ status: 0, text, body: errors ? { errors: errors as never } : undefined, closeCode, executed: false, refused: true });
+        },
+        complete: () => {
+          const r = (results[0] ?? {}) as NonNullable<Outcome['body']>;
+          finish({ status: 0, text: JSON.stringify(results), body: r, executed: true, refused: refusedIn(r.data, r.errors) });
+        },
+      },
+    );
+    const timer = setTimeout(() => finish({ status: 0, text: JSON.stringify(results), executed: true, refused: false }), openMs);
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// Checks
+
+const violations: string[] = [];
+let tried = 0;
+
+/** Removes the caller's own strings from a response so an echo of the input is not a leak. */
+function withoutEcho(text: string, sent: string[]): string {
+  let out = text;
+  for (const s of sent.sort((a, b) => b.length - a.length)) {
+    if (s.length < 3) continue;
+    const escaped = JSON.stringify(s).slice(1, -1);
+    out = out.split(escaped).join('').split(s).join('');
+    // graphql-js quotes values inside messages: "…" within a JSON string becomes \"…\"
+    out = out.split(JSON.stringify(escaped).slice(1, -1)).join('');
+  }
+  return out;
+}
+
+function inspect(label: string, o: Outcome, sent: unknown[], payloadBytes = 0): void {
+  tried++;
+  const reasons: string[] = [];
+  const fail = (why: string) => reasons.push(why);
+  if (o.status >= 500) fail(`status ${o.status}`);
+  if (o.transport === 'http' && !o.body) fail('the body is not JSON');
+  if (o.transport === 'ws' && o.closeCode !== undefined) {
+    const tooBig = o.closeCode === 1009 && payloadBytes > 60 * 1024;
+    if (!tooBig && ![4400, 4401, 4403].includes(o.closeCode)) fail(`socket closed with ${o.closeCode}`);
+  }
+  const clean = withoutEcho(o.text, stringsIn(sent));
+  const leak = clean.match(LEAK) ?? clean.match(tableNames);
+  if (leak) fail(`leaks "${leak[0]}"`);
+  for (const e of o.body?.errors ?? []) {
+    const code = e.extensions?.code as string | undefined;
+    if (!code) fail(`an error without a code: ${e.message}`);
+    else if (!ALLOWED_CODES.has(code)) fail(`error code ${code}`);
+    if (e.extensions && 'stacktrace' in e.extensions) fail('a stacktrace extension');
+  }
+  if (reasons.length) violations.push(`${label} [${o.transport}]: ${[...new Set(reasons)].join("; ")} :: ${process.env.FULL_TEXT ? o.text : o.text.slice(0, 240)}`);
+}
+
+interface Digest {
+  ledger: string;
+}
+
+/** The money state: ledger entries, lots, balances, jobs and purchases. */
+async function digest(): Promise<Digest> {
+  const { rows } = await t.app.audit.query(`
+    SELECT concat_ws('|',
+      (SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || coalesce(sum(amount), 0) FROM ledger_entries),
+      (SELECT md5(coalesce(string_agg(id || '=' || available, ',' ORDER BY id), '')) FROM accounts),
+      (SELECT md5(coalesce(string_agg(id || '=' || remaining, ',' ORDER BY id), '')) FROM credit_lots),
+      (SELECT md5(coalesce(string_agg(id || '=' || status || refunded, ',' ORDER BY id), '')) FROM generation_jobs),
+      (SELECT md5(coalesce(string_agg(id || '=' || status, ',' ORDER BY id), '')) FROM purchases)) AS d`);
+  return { ledger: rows[0].d };
+}
+
+/** Sends one case and checks the answer and, on a refusal, that the money state did not move. */
+async function attempt(label: string, transport: 'http' | 'ws', query: string, variables: Record<string, unknown> | undefined, as: As): Promise<Outcome> {
+  const before = await digest();
+  const o = transport === 'http' ? await http(query, variables, as) : await ws(query, variables, as);
+  const bytes = Buffer.byteLength(JSON.stringify({ query, variables }));
+  inspect(label, o, [query, variables], bytes);
+  if (o.refused) {
+    const after = await digest();
+    if (after.ledger !== before.ledger) violations.push(`${label} [${transport}]: a refusal changed the ledger :: ${o.text.slice(0, 200)}`);
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------------------------------
+// Fixtures: objects of both users, so ids of real (own and foreign) objects are in the mix.
+
+const ids: string[] = [];
+const own: Record<string, string> = {};
+let priceClasses: Record<string, unknown>[] = [];
+let largeSizePixels = 0;
+
+async function must<T = Record<string, unknown>>(query: string, variables: Record<string, unknown> | undefined, as: As): Promise<T> {
+  const o = await http(query, variables, as);
+  if (!o.body?.data || o.body.errors) throw new Error(`fixture failed: ${o.text}`);
+  return o.body.data as T;
+}
+
+const START = `mutation($i: StartGenerationInput!) { startGeneration(input: $i) { job { id } userErrors { code } } }`;
+const IMAGE = { type: 'IMAGE', imageQuality: 'STANDARD' };
+
+beforeAll(async () => {
+  const { rows } = await t.app.audit.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE '%\\_%'`);
+  tableNames = new RegExp(`\\b(${rows.map((r) => r.tablename).join('|')})\\b`); // lower case: TEST_CLOCK the setting is not test_clock the table
+  for (const as of ['user', 'other', 'admin', 'worker'] as const) {
+    await must(`{ quote(settings: { type: IMAGE, imageQuality: STANDARD }) { id } }`, undefined, as); // opens the caller's account
+  }
+  await t.app.raw('{ me { id } }', undefined, { sub: PROBE });
+  for (const as of ['user', 'other'] as const) {
+    for (let i = 0; i < 3; i++) {
+      const d = await must<{ startGeneration: { job: { id: string } } }>(START, { i: { settings: IMAGE, prompt: `fixture ${i}` } }, as);
+      ids.push(d.startGeneration.job.id);
+      own[`${as}Job${i}`] = d.startGeneration.job.id;
+    }
+    const p = await must<{ purchaseCreditPack: { purchase: { id: string } } }>(
+      `mutation { purchaseCreditPack(input: { packCode: "STARTER" }) { purchase { id } } }`,
+      undefined,
+      as,
+    );
+    own[`${as}Purchase`] = p.purchaseCreditPack.purchase.id;
+    const q = await must<{ quote: { id: string } }>(`{ quote(settings: { type: IMAGE, imageQuality: STANDARD }) { id } }`, undefined, as);
+    own[`${as}Quote`] = q.quote.id;
+    const n = await must<{ me: { notifications: { edges: { node: { id: string } }[] } } }>(`{ me { notifications { edges { node { id } } } } }`, undefined, as);
+    own[`${as}Notification`] = n.me.notifications.edges[0]?.node.id ?? randomUUID();
+  }
+  const claimed = await must<{ claimGenerationJob: { id: string } }>(`mutation { claimGenerationJob { id } }`, undefined, 'worker');
+  own.running = claimed.claimGenerationJob.id;
+  const r = await must<{ requestRefund: { refundRequest: { id: string } | null } }>(
+    `mutation($p: ID!) { requestRefund(input: { purchaseId: $p }) { refundRequest { id } } }`,
+    { p: own.otherPurchase },
+    'other',
+  );
+  own.refundRequest = r.requestRefund.refundRequest?.id ?? randomUUID();
+  const book = await must<{ priceBook: { largeSizePixels: number; classes: Record<string, unknown>[] } }>(
+    `{ priceBook { largeSizePixels classes { costClass base perExtraSecond cap largeSize premiumModel premiumQuality } } }`,
+    undefined,
+    'user',
+  );
+  largeSizePixels = book.priceBook.largeSizePixels;
+  priceClasses = book.priceBook.classes;
+  ids.push(...Object.values(own), USER, OTHER, ADMIN, WORKER);
+});
+
+afterAll(async () => {
+  await Promise.all([...wsClients.values()].map((e) => e.client.dispose()));
+});
+
+afterEach(() => {
+  if (violations.length) {
+    const shown = violations.splice(0);
+    // One example per field and kind of finding, then the total.
+    const byKind = new Map<string, string>();
+    for (const v of shown) byKind.set(`${v.split(' ')[0]} ${v.split(']: ')[1]?.split(' :: ')[0]}`, v);
+    throw new Error(`${shown.length} findings, ${byKind.size} kinds:\n  ${[...byKind.values()].slice(0, 60).join('\n  ')}`);
+  }
+});
+
+// ------------------------------------------------------------------------------------------
+// Which role a field is meant for, read from its description ("Admin: …", "Worker: …").
+
+function intendedRole(site: { field: { description?: string | null } }, id: string): As {
+  const d = site.field.description ?? '';
+  if (id.startsWith('Query.') || id.startsWith('Mutation.') || id.startsWith('Subscription.')) {
+    if (/^Worker\b/.test(d)) return 'worker';
+    if (/\badmin\b/i.test(d)) return 'admin';
+  }
+  return 'user';
+}
+
+/** Domain-meaningful starting arguments where we know them; any other field starts from generated values. */
+function baseline(site: ArgSite, ctx: ValueContext, seed: number): Record<string, unknown> {
+  const known: Record<string, () => Record<string, unknown>> = {
+    'Query.quote': () => ({ settings: IMAGE }),
+    'Query.job': () => ({ id: own.userJob0 }),
+    'Query.account': () => ({ id: USER }),
+    'Mutation.startGeneration': () => ({ input: { settings: IMAGE, prompt: 'a lighthouse at dusk' } }),
+    'Mutation.cancelGeneration': () => ({ jobId: own.userJob1 }),
+    'Mutation.purchaseCreditPack': () => ({ input: { packCode: 'STARTER' } }),
+    'Mutation.changePlan': () => ({ input: { tier: 'CREATOR', interval: 'MONTHLY' } }),
+    'Mutation.requestRefund': () => ({ input: { purchaseId: own.userPurchase } }),
+    'Mutation.setLowCreditThreshold': () => ({ threshold: 10 }),
+    'Mutation.markNotificationsRead': () => ({ ids: [own.userNotification] }),
+    'Mutation.adjustCredits': () => ({ input: { accountId: USER, amount: 5, reason: 'fuzz' } }),
+    'Mutation.reviewRefundRequest': () => ({ input: { id: own.refundRequest, approve: false } }),
+    'Mutation.reportGenerationProgress': () => ({ jobId: own.running, progress: 10 }),
+    'Mutation.completeGenerationJob': () => ({ jobId: own.running, resultUrls: ['https://cdn.example/1.png'] }),
+    'Mutation.failGenerationJob': () => ({ jobId: own.running, reason: 'fuzz' }),
+    'Mutation.advanceTestClock': () => ({ hours: 1 }),
+    'Mutation.publishPriceBook': () => ({ input: { largeSizePixels, classes: priceClasses } }),
+    'Subscription.jobUpdated': () => ({ jobId: own.userJob0 }),
+  };
+  if (known[site.id]) return known[site.id]();
+  if (site.field.name === 'ledger' || site.field.name.endsWith('s')) {
+    if (site.args.every((a) => ['first', 'after', 'status', 'unreadOnly'].includes(a.name))) return { first: 5 };
+  }
+  const [generated] = fc.sample(
+    fc.record(Object.fromEntries(site.args.map((a) => [a.name, validValue(a.type, ctx)]))),
+    { seed, numRuns: 1 },
+  );
+  return generated as Record<string, unknown>;
+}
+
+/** Values every argument position of this type gets in every run (then generated ones on top). */
+function coreHostile(type: GraphQLInputType): unknown[] {
+  const nullable = getNullableType(type);
+  const named = getNamedType(type);
+  if (isListType(nullable)) return [[], 'not a list', Array.from({ length: 1500 }, () => randomUUID()), [null]];
+  if (isEnumType(named)) return ['unknown', named.getValues()[0].name.toLowerCase(), 0];
+  if (isInputObjectType(named)) return [{}, { unknownField: 1 }, 'x', []];
+  switch (named.name) {
+    case 'Int':
+      return [2 ** 31, -(2 ** 31) - 1, -1, 0, 1.5, 1e308, '1'];
+    case 'Float':
+      return [1e308, -1, 0, 'NaN', '1'];
+    case 'Boolean':
+      return ['true', 0, null];
+    case 'ID':
+      return ['a\u0000b', '\ud800', 'D'.repeat(20_000), '', 'not-an-id', own.otherJob0, own.otherPurchase, OTHER, 12];
+    default:
+      return ['a\u0000b', '\ud800x', 'C'.repeat(20_000), '', '\u202eمرحبا 👩‍👩‍👧‍👦', 7];
+  }
+}
+
+/** GraphQL literal text for inline (document-level) hostile values. */
+const HOSTILE_LITERALS: Record<string, string[]> = {
+  Int: ['99999999999999999999', '2147483648', '-2147483649', '1.5', '1e400', '"1"', 'null', '[1]', '{ a: 1 }', 'NaN', 'true'],
+  Float: ['1e400', '-1e400', '"1"', 'NaN', '0x10', 'null', '[1.5]'],
+  String: ['"\\u0000"', '"\\uD800"', '"""block \\""" string"""', '1', 'null', 'ENUM_VALUE', '["a"]', '{ a: "b" }', `"${'x'.repeat(3000)}"`],
+  ID: ['"\\u0000"', '1', '-1', '99999999999999999999', '1.5', 'null', '["a"]', '{ id: 1 }', '$undeclared'],
+  Boolean: ['"true"', '1', 'null', 'TRUE'],
+};
+
+// ------------------------------------------------------------------------------------------
+
+describe('hostile input (NODE_ENV=production)', () => {
+  it('answers every argument of every field, fed generated valid and hostile values, cleanly and without a ledger change on any refusal', async () => {
+    const seed = seedFor('hostile-input/arguments', 60606);
+    const perLeaf = scale(3, 24);
+    const perSite = scale(6, 80);
+    const ctx: ValueContext = { ids };
+    const sites = argumentSites(schema);
+    const bare = rootFields(schema)
+      .filter((f) => f.field.args.length === 0)
+      .map((f) => ({ id: f.id, operation: f.operation, via: [] as string[], field: f.field, args: f.field.args }));
+    const unreachable = sites.filter((s) => !s.via).map((s) => s.id);
+    expect(unreachable).toEqual([]);
+
+    const coverage = new Map<string, { cases: number; executed: number; refused: number }>();
+    const leafHits = new Map<string, number>();
+    const note = (id: string, o: Outcome) => {
+      const c = coverage.get(id) ?? { cases: 0, executed: 0, refused: 0 };
+      c.cases++;
+      if (o.executed) c.executed++;
+      if (o.refused) c.refused++;
+      coverage.set(id, c);
+    };
+    const started = Date.now();
+    let n = 0;
+    const rng = fc.sample(fc.integer({ min: 0, max: 2 ** 30 }), { seed, numRuns: 1 })[0];
+    const nextSeed = () => rng + n++;
+
+    for (const site of [...sites, ...bare]) {
+      const role = intendedRole(site, site.id);
+      const transport = site.operation === 'subscription' ? 'ws' : 'http';
+      const doc = documentFor(site);
+      const base = site.args.length ? baseline(site, ctx, nextSeed()) : {};
+      const run = async (label: string, vars: Record<string, unknown> | undefined, as: As = role, query = doc) => note(site.id, await attempt(`${site.id} ${label}`, transport, query, vars, as));
+
+      // The baseline itself, then as every other kind of caller.
+      await run('baseline', base);
+      for (const as of ['none', 'bad-token', 'other', ...(role === 'user' ? ['admin', 'worker'] : ['user'])] as As[]) await run(`as ${as}`, base, as);
+
+      // One leaf at a time: hostile values, and the leaf left out.
+      for (const leaf of leafPaths(site.args)) {
+        const key = `${site.id}:${leaf.path.join('.')}`;
+        for (const v of [...coreHostile(leaf.type), ...fc.sample(hostileValue(leaf.type, ctx), { seed: nextSeed(), numRuns: perLeaf })]) {
+          leafHits.set(key, (leafHits.get(key) ?? 0) + 1);
+          await run(`${leaf.path.join('.')}=${JSON.stringify(v)?.slice(0, 60)}`, setAt(base, leaf.path, v));
+        }
+        await run(`${leaf.path.join('.')} left out`, setAt(base, leaf.path, undefined));
+      }
+
+      // Whole argument sets: generated valid (type-correct) and hostile ones.
+      if (site.args.length) {
+        const whole = fc.record(
+          Object.fromEntries(site.args.map((a) => [a.name, fc.oneof(validValue(a.type, ctx), hostileValue(a.type, ctx))])),
+          { requiredKeys: [] },
+        );
+        for (const vars of fc.sample(whole, { seed: nextSeed(), numRuns: perSite })) await run(`generated ${JSON.stringify(vars).slice(0, 80)}`, vars as Record<string, unknown>);
+      }
+
+      // Documents: a missing required argument, an unknown argument, an unknown field, wrong variable types, inline hostile literals.
+      for (const a of site.args.filter((x) => isNonNullType(x.type))) await run(`missing ${a.name}`, base, role, documentFor(site, { omit: [a.name] }));
+      await run('unknown argument', base, role, documentFor(site, { extraArgs: 'bogusArgument: 1' }));
+      await run('unknown field', base, role, documentFor(site, { extraSelection: 'bogusField' }));
+      await run('wrong variable types', base, role, documentFor(site).replace(/\$(\w+): [\w![\]]+/g, '$$$1: String'));
+      for (const a of site.args) {
+        const named = getNamedType(a.type).name;
+        const literals = HOSTILE_LITERALS[named] ?? ['1', '"x"', 'null', '{ unknownField: 1 }', '[]'];
+        for (const lit of literals.slice(0, scale(4, literals.length))) await run(`${a.name} literal ${lit.slice(0, 30)}`, base, role, documentFor(site, { literal: { [a.name]: lit } }));
+      }
+    }
+
+    const seconds = (Date.now() - started) / 1000;
+    process.stdout.write(`[hostile-input/arguments] ${tried} inputs tried on ${coverage.size} fields (${leafHits.size} argument positions) in ${seconds.toFixed(1)} s\n`);
+
+    // Every field with arguments and every root field was exercised; each ran at least once and was refused at least once.
+    const expected = [...sites, ...bare].map((s) => s.id).sort();
+    expect([...coverage.keys()].sort()).toEqual(expected);
+    const neverRan = [...coverage].filter(([, c]) => c.executed === 0).map(([id]) => id);
+    const neverRefused = [...coverage].filter(([, c]) => c.refused === 0).map(([id]) => id);
+    process.stdout.write(`never ran: ${neverRan}; never refused: ${neverRefused}\n`);
+    expect({ neverRan, neverRefused }).toEqual({ neverRan: [], neverRefused: [] });
+    // Every argument position (arguments and the fields of input objects) got hostile values.
+    const positions = sites.flatMap((s) => leafPaths(s.args).map((l) => `${s.id}:${l.path.join('.')}`)).sort();
+    expect([...leafHits.keys()].sort()).toEqual(positions);
+    expect(Math.min(...leafHits.values())).toBeGreaterThanOrEqual(perLeaf + 2);
+  });
+});
+
