@@ -1,0 +1,102 @@
+/**
+ * Model-based test (issue 6, item 2): fast-check generates sequences of commands — buy a pack,
+ * a declined card, start generations (affordable, unaffordable, outside the tier), workers
+ * claiming, completing and failing jobs, cancels, refund requests, admin adjustments, plan
+ * changes and cancellations, the test clock moving across refund windows, period ends and lot
+ * expiries — and runs them against the real API (HTTP) and database, over a few accounts at
+ * once. After every command the touched accounts must agree with a small in-memory model
+ * (model/model.ts): available balance, lots, plan, every job's status and refunded flag, every
+ * purchase's status, and the exact userError codes. The ledger invariants are checked by an
+ * auditor during the runs and after each run.
+ *
+ * Replay: the seed is printed; SEED=<seed> replays the same runs, and on a failure the output
+ * gives fast-check's counterexample path: SEED=<seed> FC_PATH=<path> replays just that case.
+ * Each run uses fresh accounts (the database and the test clock are shared between runs).
+ */
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { startAuditor } from '../helpers/auditor';
+import { assertLedgerInvariants } from '../helpers/invariants';
+import { scale, seedFor, STRESS } from '../helpers/scale';
+import { startTestApp, type TestApp } from '../helpers/test-app';
+import { ACCOUNTS, commandArbs, executed, outcomes, timings } from './model/commands';
+import { newModel, type Catalog, type Model } from './model/model';
+import { checkAll, cleanup, loadCatalog, Real } from './model/system';
+
+const RUNS = scale(30, 600);
+const MAX_COMMANDS = scale(40, 60);
+
+let app: TestApp;
+let catalog: Catalog;
+
+beforeAll(async () => {
+  // The lease sweep (which would fail jobs left RUNNING while the clock jumps) and the periodic
+  // renewals stay out of the way: advanceTestClock runs what falls due before it returns.
+  app = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '86400' });
+  catalog = await loadCatalog(app);
+});
+
+afterAll(async () => {
+  await app?.stop();
+});
+
+const processTag = randomBytes(3).toString('hex');
+let runNo = 0;
+
+describe('model-based: the system never diverges from the model', () => {
+  it(`holds over ${RUNS} runs of up to ${MAX_COMMANDS} commands on ${ACCOUNTS} accounts`, async () => {
+    expect(catalog.tiers.find((t) => t.code === 'FREE')?.monthlyCredits).toBe(0); // the model covers FREE without monthly credits
+    const seed = seedFor('model-based', 20251126);
+    const path = process.env.FC_PATH;
+    const replayPath = process.env.FC_REPLAY;
+    const auditor = startAuditor(app.audit, 500);
+    let commandsRun = 0;
+    const started = Date.now();
+
+    const property = fc.asyncProperty(fc.commands(commandArbs(), { maxCommands: MAX_COMMANDS, size: 'max', replayPath }), async (cmds) => {
+      const tag = `${processTag}-${++runNo}`;
+      const ids = Array.from({ length: ACCOUNTS }, (_, i) => `model-${tag}-${i}`);
+      const real = new Real(app, tag);
+      // Open the accounts first (sign-up bonus), so that no later lot shares their millisecond.
+      for (const sub of ids) await real.data(`query { me { id } }`, undefined, { sub });
+      const model: Model = newModel(catalog, ids);
+      await checkAll(model, real, 'opening the accounts');
+      const before = [...executed.values()].reduce((s, n) => s + n, 0);
+      try {
+        await fc.asyncModelRun(() => ({ model, real }), cmds);
+      } finally {
+        commandsRun += [...executed.values()].reduce((s, n) => s + n, 0) - before;
+        await cleanup(real, ids);
+      }
+      await assertLedgerInvariants(app.audit);
+    });
+
+    const details = await fc.check(property, {
+      seed,
+      numRuns: RUNS,
+      ...(path ? { path } : {}),
+      // Shrinking re-runs whole sequences against the real system: bounded unless asked for.
+      endOnFailure: process.env.FC_SHRINK !== '1' && STRESS,
+    });
+    const violations = await auditor.stop();
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const byName = [...executed.entries()].sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+    process.stdout.write(
+      `[model-based] ${details.numRuns} runs, ${commandsRun} commands (${byName}) in ${seconds} s; auditor: ${auditor.passes()} passes, ${violations.length} violations\n`,
+    );
+    const seen = [...outcomes.entries()].sort((x, y) => x[0].localeCompare(y[0])).map(([k, n]) => `  ${k}: ${n}`).join('\n');
+    process.stdout.write(`[model-based] outcomes:\n${seen}\n`);
+    if (process.env.MODEL_TIMINGS) process.stdout.write(`[model-based] ms per command: ${[...timings].map(([k, t]) => `${k} ${(t / executed.get(k)!).toFixed(0)}`).join(', ')}\n`);
+    if (details.failed) {
+      const report = fc.defaultReportMessage(details) ?? 'model-based test failed';
+      const replay = /replayPath="([^"]+)"/.exec(report)?.[1];
+      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+      process.stdout.write(
+        `[model-based] FAILED — replay this case: SEED=${details.seed} FC_PATH="${details.counterexamplePath}"` +
+          `${replay ? ` FC_REPLAY="${replay}"` : ''} npx jest test/reliability/model.test.ts\n${report}\n${cause}\n`,
+      );
+      throw new Error(`${report}\n${cause}`);
+    }
+    expect(violations).toEqual([]);
+  }, scale(240_000, 3_600_000));
+});
