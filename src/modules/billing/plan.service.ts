@@ -132,12 +132,15 @@ export class PlanService {
     const input = { tier: req.tier, interval: req.interval };
     const reused: PlanOutcome = { error: keyReusedError() };
     const key = req.idempotencyKey ? { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', hash: requestHash('changePlan', input) } : undefined;
-    // A retry must not charge again: answer from the record before doing anything.
+    // A retry must not charge again: answer from the record before doing anything (one read, so
+    // a first request committing meanwhile is never mistaken for a key used with other input).
     if (key) {
-      const first = await replayOf<PlanOutcome>(this.db, key).catch(() => undefined);
-      if (first && !(first instanceof KeyReused)) return first;
-      if (first instanceof KeyReused && (await readRecord(this.db, key.scope, key.key))) return reused;
+      const first = await readRecord<PlanOutcome>(this.db, key.scope, key.key);
+      if (first) return first.operation === key.operation && first.request_hash === key.hash ? first.response : reused;
     }
+    // Read before the transaction: a catalog reload inside it would need a second connection
+    // while concurrent duplicates hold the pool's others, waiting for the account lock.
+    const tiers = await this.catalog.tiers();
     // One purchase id per request (per key when there is one), so the provider charges once
     // even when the transaction is attempted again or a duplicate races this one.
     const purchaseId = key ? derivedId('changePlan', accountId, key.key) : randomUUID();
@@ -147,7 +150,7 @@ export class PlanService {
         { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', input },
         () => this.clock.now(),
         async (tx) => {
-          const result = await this.change(tx, accountId, req.tier, req.interval, purchaseId);
+          const result = await this.change(tx, accountId, req.tier, req.interval, purchaseId, tiers);
           return { result, store: result };
         },
       );
@@ -164,9 +167,10 @@ export class PlanService {
   }
 
   async cancelPlan(accountId: string): Promise<PlanOutcome> {
+    const tiers = await this.catalog.tiers();
     return transaction(this.db, async (tx) => {
       const a = await this.lock(tx, accountId);
-      return this.scheduleCancel(tx, a);
+      return this.scheduleCancel(tx, a, tiers);
     });
   }
 
@@ -181,10 +185,9 @@ export class PlanService {
     return this.provider.subscriptions && a.stripe_subscription_id ? a.stripe_subscription_id : null;
   }
 
-  private async change(tx: Tx, accountId: string, tier: TierCode, interval: BillingInterval, purchaseId: string): Promise<PlanOutcome> {
+  private async change(tx: Tx, accountId: string, tier: TierCode, interval: BillingInterval, purchaseId: string, tiers: TierEntity[]): Promise<PlanOutcome> {
     const a = await this.lock(tx, accountId);
-    if (tier === TierCode.FREE) return this.scheduleCancel(tx, a);
-    const tiers = await this.catalog.tiers();
+    if (tier === TierCode.FREE) return this.scheduleCancel(tx, a, tiers);
     const target = tiers.find((t) => t.code === tier)!;
     const current = tiers.find((t) => t.code === a.tier)!;
     const now = this.clock.now();
@@ -223,7 +226,7 @@ export class PlanService {
     return {};
   }
 
-  private async scheduleCancel(tx: Tx, a: AccountPlanRow): Promise<PlanOutcome> {
+  private async scheduleCancel(tx: Tx, a: AccountPlanRow, tiers: TierEntity[]): Promise<PlanOutcome> {
     const subscription = this.billedBy(a);
     if (a.tier !== TierCode.FREE && a.plan_status === 'PAST_DUE') {
       // Unpaid: nothing left to run to; it ends now (and the provider stops collecting).
@@ -236,7 +239,7 @@ export class PlanService {
     }
     if (subscription) await this.provider.subscriptions!.cancelAtPeriodEnd(subscription, true);
     if (subscription && a.pending_tier && a.pending_tier !== a.tier) {
-      const current = (await this.catalog.tiers()).find((t) => t.code === a.tier)!;
+      const current = tiers.find((t) => t.code === a.tier)!;
       await this.provider.subscriptions!.reprice(subscription, planPrice(current, a.billing_interval!));
     }
     await tx.query('UPDATE accounts SET cancel_at_period_end = true, pending_tier = NULL, pending_interval = NULL WHERE id = $1', [a.id]);
