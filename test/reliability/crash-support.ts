@@ -4,6 +4,8 @@
  * every unanswered one with its key until it is answered, and a reconciliation of what the
  * clients were told against what the ledger holds.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { Pool } from 'pg';
 import { signToken } from '../../src/common/auth/jwt';
 import { Role } from '../../src/common/auth/role.enum';
@@ -392,31 +394,50 @@ export function auditPool(url: string): Pool {
   return pool;
 }
 
-/**
- * Checks the ledger invariants every `everyMs` while a test runs (failed checks — the
- * database being away — are counted, not violations).
- */
-export function auditEvery(db: Pool, everyMs: number): { stop(): Promise<string[]>; passes(): number } {
-  const found = new Set<string>();
-  let passes = 0;
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        for (const v of await ledgerViolations(db)) found.add(v);
-        passes++;
-      } catch {
-        /* the database is unavailable: try again later */
-      }
-      await sleep(everyMs);
+/** A PostgreSQL of the test's own (test/reliability/postgres-restart-server.ts), stopped and started on one port and data folder. */
+export class PgServer {
+  private child?: ChildProcess;
+  private out = '';
+  url = '';
+  starts = 0;
+
+  constructor(readonly dataDir: string, readonly port: number) {}
+
+  async start(): Promise<string> {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('JEST') && k !== 'NODE_OPTIONS') env[k] = v;
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'test/reliability/postgres-restart-server.ts', this.dataDir, String(this.port)], {
+      cwd: path.resolve(__dirname, '..', '..'),
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const t0 = Date.now();
+    while (!/READY (\S+)/.test(out)) {
+      if (child.exitCode !== null) throw new Error(`PostgreSQL did not start:\n${out}`);
+      if (Date.now() - t0 > 60000) throw new Error(`PostgreSQL did not start in 60 s:\n${out}`);
+      await sleep(25);
     }
-  })();
-  return {
-    passes: () => passes,
-    async stop() {
-      stopped = true;
-      await loop;
-      return [...found];
-    },
-  };
+    this.out += out;
+    this.url = /READY (\S+)/.exec(out)![1];
+    this.starts++;
+    return this.url;
+  }
+
+  /** `fast`: sessions terminated, checkpoint; `immediate`: no checkpoint, crash recovery at the next start. */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(mode === 'fast' ? 'SIGTERM' : 'SIGUSR2');
+    await exited;
+    this.child = undefined;
+  }
+
+  output(): string {
+    return this.out;
+  }
 }

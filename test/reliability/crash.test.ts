@@ -8,9 +8,10 @@
  */
 import { Pool } from 'pg';
 import { freePort } from '../../src/common/db/embedded-postgres';
+import { startAuditor } from '../helpers/auditor';
 import { scale, seedFor } from '../helpers/scale';
 import { createTestDatabase } from '../helpers/test-app';
-import { ApiProcess, auditEvery, auditPool, baseline, KeyedLoad, prepareAccounts, reconcile, rng, sleep } from './crash-support';
+import { ApiProcess, auditPool, baseline, KeyedLoad, prepareAccounts, reconcile, rng, sleep } from './crash-support';
 
 const CRASHES = scale(3, 24);
 const CLIENTS = scale(6, 8);
@@ -37,7 +38,7 @@ it(`loses no acknowledged change and applies none twice across ${CRASHES} kill -
   const r = rng(seed);
   await prepareAccounts(api.base, ACCOUNTS, 1000);
   const base = await baseline(db, ACCOUNTS);
-  const audit = auditEvery(db, 500);
+  const audit = startAuditor(db, 500);
   const total = CLIENTS * PER_CLIENT;
   // Crash i when this many operations have been answered (spread over the run), plus a jitter
   // of up to 25 ms so the kill lands while other requests are in flight.

@@ -2,17 +2,51 @@
  * Each instance holds one dedicated connection that LISTENs on the events channel and fans
  * events out, in the order PostgreSQL delivered them, to the local subscribers of the account.
  * On a lost connection it reconnects with backoff.
+ *
+ * Notifications sent while no connection listened (the database restarted, the network
+ * dropped) are gone for good. So once it listens again, the bus tells every local balance
+ * subscriber its account's current balance (a balance event that may repeat the last one);
+ * notifications that arrive meanwhile are held and delivered after it, so the newest value
+ * is the last one a subscriber sees.
  */
-import { createPubSub } from '@graphql-yoga/subscription';
+import { createPubSub, type PubSubEventTarget } from '@graphql-yoga/subscription';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 import { EVENTS_CHANNEL, type DomainEvent, type EventType } from './events';
 
 type Topics = Record<string, [DomainEvent]>;
 
+/** The pub/sub's event target, knowing which topics have local subscribers right now. */
+class TopicTarget extends EventTarget {
+  private readonly counts = new Map<string, number>();
+
+  override addEventListener(type: string, listener: Parameters<EventTarget['addEventListener']>[1], options?: Parameters<EventTarget['addEventListener']>[2]): void {
+    super.addEventListener(type, listener, options);
+    this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
+  }
+
+  override removeEventListener(type: string, listener: Parameters<EventTarget['removeEventListener']>[1], options?: Parameters<EventTarget['removeEventListener']>[2]): void {
+    super.removeEventListener(type, listener, options);
+    const n = (this.counts.get(type) ?? 0) - 1;
+    if (n > 0) this.counts.set(type, n);
+    else this.counts.delete(type);
+  }
+
+  topics(): string[] {
+    return [...this.counts.keys()];
+  }
+}
+
+const BALANCE_TOPIC = 'balance:';
+
 export class EventBus {
-  private readonly pubSub = createPubSub<Topics>();
+  private readonly topics = new TopicTarget();
+  private readonly pubSub = createPubSub<Topics>({ eventTarget: this.topics as unknown as PubSubEventTarget<Topics> });
   private client?: Client;
+  /** LISTEN was in place once: a later connection follows a loss and resyncs. */
+  private listened = false;
+  /** Notifications held while the current balances are read after a reconnect. */
+  private held?: DomainEvent[];
   private stopped = false;
   private reconnectTimer?: NodeJS.Timeout;
   private readyResolve?: () => void;
@@ -33,7 +67,9 @@ export class EventBus {
     client.on('notification', (msg) => {
       if (msg.channel !== EVENTS_CHANNEL || !msg.payload) return;
       try {
-        this.dispatch(JSON.parse(msg.payload) as DomainEvent);
+        const event = JSON.parse(msg.payload) as DomainEvent;
+        if (this.held) this.held.push(event);
+        else this.dispatch(event);
       } catch (e) {
         this.log.error({ err: e }, 'dropping a malformed event');
       }
@@ -49,6 +85,8 @@ export class EventBus {
       this.client = client;
       this.readyResolve?.();
       if (attempt > 0) this.log.info('event listener reconnected');
+      if (this.listened) await this.resync(client);
+      this.listened = true;
     } catch (e) {
       client.removeAllListeners('end');
       client.end().catch(() => undefined);
@@ -69,6 +107,29 @@ export class EventBus {
       this.reconnectTimer = undefined;
       this.connect(Math.max(1, attempt)).catch(() => this.scheduleReconnect(from, attempt + 1));
     }, delay);
+  }
+
+  /** After a reconnect: each local balance subscriber gets its account's current balance. */
+  private async resync(client: Client): Promise<void> {
+    const accounts = this.topics.topics().filter((t) => t.startsWith(BALANCE_TOPIC)).map((t) => t.slice(BALANCE_TOPIC.length));
+    if (!accounts.length) return;
+    this.held = [];
+    try {
+      const { rows } = await client.query<{ id: string; available: number; low_credit_threshold: number }>(
+        'SELECT id, available, low_credit_threshold FROM accounts WHERE id = ANY($1)',
+        [accounts],
+      );
+      for (const r of rows) {
+        this.dispatch({ type: 'balance', accountId: r.id, available: Number(r.available), lowCreditThreshold: Number(r.low_credit_threshold) });
+      }
+      this.log.info({ accounts: rows.length }, 'event listener reconnected: sent current balances to their subscribers');
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not send current balances after the event listener reconnected');
+    } finally {
+      const held = this.held;
+      this.held = undefined;
+      for (const e of held) this.dispatch(e);
+    }
   }
 
   private readonly listeners = new Set<(e: DomainEvent) => void>();
