@@ -23,8 +23,9 @@ import { ACCOUNTS, commandArbs, executed, outcomes, timings } from './model/comm
 import { newModel, type Catalog, type Model } from './model/model';
 import { checkAll, cleanup, loadCatalog, Real } from './model/system';
 
-const RUNS = scale(30, 600);
-const MAX_COMMANDS = scale(40, 60);
+// MODEL_RUNS / MODEL_COMMANDS override the counts (exploring, or replaying a long run's case).
+const RUNS = Number(process.env.MODEL_RUNS ?? scale(30, 600));
+const MAX_COMMANDS = Number(process.env.MODEL_COMMANDS ?? scale(40, 60));
 
 let app: TestApp;
 let catalog: Catalog;

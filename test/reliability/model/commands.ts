@@ -219,44 +219,81 @@ function describeSettings(s: Settings): string {
 }
 
 class StartGeneration extends Cmd {
-  readonly name = 'startGeneration';
-  constructor(readonly acct: number, readonly settings: Settings) {
+  readonly name: string;
+  /** With `quotePick`: start at a held price — the quote's own settings, or (`otherSettings`) these. */
+  constructor(readonly acct: number, readonly settings: Settings, readonly quotePick?: number, readonly otherSettings = false) {
     super();
+    this.name = quotePick === undefined ? 'startGeneration' : 'startWithQuote';
+  }
+  check(m: Readonly<Model>) {
+    return this.quotePick === undefined || m.accounts.some((a) => a.quotes.length > 0);
   }
   toString() {
-    return `StartGeneration(${this.acct}, ${describeSettings(this.settings)})`;
+    return this.quotePick === undefined
+      ? `StartGeneration(${this.acct}, ${describeSettings(this.settings)})`
+      : `StartWithQuote(${this.acct}, quote #${this.quotePick}${this.otherSettings ? `, other settings ${describeSettings(this.settings)}` : ''})`;
   }
   protected async act(m: Model, r: Real) {
     const a = m.accounts[this.acct];
+    const quotes = m.accounts.flatMap((x) => x.quotes.map((q) => ({ q, owner: x })));
+    const held = this.quotePick === undefined ? undefined : quotes[this.quotePick % quotes.length];
+    const settings = held && !this.otherSettings ? held.q.settings : this.settings;
     const d = await r.data<{
       startGeneration: { job: { id: string; status: string; credits: number; queueClass: QueueClass; createdAt: string } | null; balance: { available: number } | null; userErrors: { code: string }[] };
     }>(
-      `mutation($s: GenerationSettingsInput!) { startGeneration(input: { settings: $s, prompt: "model test" }) {
+      `mutation($s: GenerationSettingsInput!, $q: ID) { startGeneration(input: { settings: $s, prompt: "model test", quoteId: $q }) {
          job { id status credits queueClass createdAt } balance { available } userErrors { code } } }`,
-      { s: this.settings },
+      { s: settings, q: held?.q.id ?? null },
       { sub: a.id },
     );
     const out = d.startGeneration;
     const tier = effectiveTier(m, a);
-    const price = priceOf(m.catalog, this.settings);
+    const price = held ? held.q.credits : priceOf(m.catalog, settings);
     const what = `${this} (price ${price}, balance ${available(a)}, ${tier.code})`;
-    if (!tierAllows(m.catalog, tier, this.settings)) {
-      note(`start: FEATURE_NOT_IN_TIER`);
-      expectEq(`${what} userErrors`, codes(out.userErrors), ['FEATURE_NOT_IN_TIER']);
+    const refuse = (code: string) => {
+      note(`${this.name}: ${code}`);
+      expectEq(`${what} userErrors`, codes(out.userErrors), [code]);
       expectEq(`${what} job`, out.job, null);
-    } else if (available(a) < price) {
-      note(`start: INSUFFICIENT_CREDITS`);
-      expectEq(`${what} userErrors`, codes(out.userErrors), ['INSUFFICIENT_CREDITS']);
-      expectEq(`${what} job`, out.job, null);
-    } else {
+    };
+    if (held && held.owner !== a) refuse('NOT_FOUND');
+    else if (held && m.hour > held.q.hour) refuse('QUOTE_EXPIRED');
+    else if (held && JSON.stringify(settings) !== JSON.stringify(held.q.settings)) refuse('QUOTE_MISMATCH');
+    else if (!tierAllows(m.catalog, tier, settings)) refuse('FEATURE_NOT_IN_TIER');
+    else if (available(a) < price) refuse('INSUFFICIENT_CREDITS');
+    else {
       expectEq(`${what} userErrors`, codes(out.userErrors), []);
       expectEq(`${what} job`, { status: out.job?.status, credits: out.job?.credits, queueClass: out.job?.queueClass }, { status: 'QUEUED', credits: price, queueClass: tier.queueClass });
       const takes = take(a, price);
-      note(`start: ok ${tier.queueClass}${takes.length > 1 ? ' (several lots)' : ''}`);
+      note(`${this.name}: ok ${tier.queueClass}${takes.length > 1 ? ' (several lots)' : ''}`);
       a.jobs.push({ id: out.job!.id, account: a.id, credits: price, status: 'QUEUED', refunded: false, queueClass: tier.queueClass, createdAt: out.job!.createdAt, seq: ++m.seq, takes });
       expectEq(`${what} balance`, out.balance?.available, available(a));
     }
     await checkAccount(m, r, a, this.toString());
+  }
+}
+
+/** The price of settings before starting: held for 10 minutes. */
+class Quote extends Cmd {
+  readonly name = 'quote';
+  constructor(readonly acct: number, readonly settings: Settings) {
+    super();
+  }
+  toString() {
+    return `Quote(${this.acct}, ${describeSettings(this.settings)})`;
+  }
+  protected async act(m: Model, r: Real) {
+    const a = m.accounts[this.acct];
+    const d = await r.data<{ quote: { id: string; credits: number; affordable: boolean; balanceAfter: number; missingFeatures: string[] } }>(
+      `query($s: GenerationSettingsInput!) { quote(settings: $s) { id credits affordable balanceAfter missingFeatures } }`,
+      { s: this.settings },
+      { sub: a.id },
+    );
+    const price = priceOf(m.catalog, this.settings);
+    const q = d.quote;
+    expectEq(`${this}`, { credits: q.credits, affordable: q.affordable, balanceAfter: q.balanceAfter, allowed: q.missingFeatures.length === 0 }, {
+      credits: price, affordable: available(a) >= price, balanceAfter: available(a) - price, allowed: tierAllows(m.catalog, effectiveTier(m, a), this.settings),
+    });
+    a.quotes.push({ id: q.id, settings: this.settings, credits: price, hour: m.hour });
   }
 }
 
@@ -639,6 +676,8 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
   return [
     fc.oneof(
       w(8, fc.tuple(acct, settingsArb).map(([a, s]) => new StartGeneration(a, s))),
+      w(1, fc.tuple(acct, settingsArb).map(([a, s]) => new Quote(a, s))),
+      w(2, fc.tuple(acct, settingsArb, pick, bool(2)).map(([a, s, q, other]) => new StartGeneration(a, s, q, other))),
       w(4, fc.tuple(acct, fc.nat({ max: 2 })).map(([a, p]) => new BuyPack(a, p))),
       w(4, fc.tuple(fc.constantFrom<Ending>('complete', 'fail', 'fail', 'hold'), bool(1)).map(([e, any]) => new ClaimJob(e, any))),
       w(2, fc.tuple(pick, fc.constantFrom('complete' as const, 'fail' as const)).map(([p, e]) => new FinishRunning(p, e))),
@@ -647,7 +686,7 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
       w(4, fc.tuple(acct, pick, bool(2), bool(6)).map(([a, p, f, q]) => new CancelGeneration(a, p, f, q))),
       w(6, fc.tuple(acct, pick, bool(2)).map(([a, p, f]) => new RequestRefund(a, p, f))),
       w(4, fc.constantFrom(...CLOCK_STEPS).map((h) => new AdvanceClock(h))),
-      w(2, fc.tuple(acct, fc.constantFrom('refund window' as const, 'period end' as const), fc.constantFrom(-1 as const, 0 as const, 1 as const)).map(([a, e, o]) => new AdvanceToEdge(a, e, o))),
+      w(3, fc.tuple(acct, fc.constantFrom('refund window' as const, 'period end' as const), fc.constantFrom(-1 as const, 0 as const, 1 as const)).map(([a, e, o]) => new AdvanceToEdge(a, e, o))),
       w(2, fc.tuple(acct, fc.oneof(fc.integer({ min: -60, max: -1 }), fc.integer({ min: 1, max: 40 }))).map(([a, n]) => new AdjustCredits(a, n))),
       w(4, fc.tuple(acct, fc.constantFrom<TierCode>('CREATOR', 'CREATOR', 'PRO', 'MAX')).map(([a, t]) => new ChangePlan(a, t))),
       w(2, fc.tuple(acct, bool(2)).map(([a, f]) => new CancelPlan(a, f))),

@@ -126,6 +126,8 @@ export interface MAccount {
   purchases: MPurchase[];
   /** Charges of this account that the payment provider will decline next. */
   declines: number;
+  /** Prices held by `quote` (10 minutes: any clock step ends them). */
+  quotes: { id: string; settings: Settings; credits: number; hour: number }[];
 }
 
 export interface Model {
@@ -142,7 +144,7 @@ export function newModel(catalog: Catalog, ids: string[]): Model {
   const model: Model = { catalog, hour: 0, seq: 0, accounts: [], notes: [] };
   for (const id of ids) {
     const a: MAccount = {
-      id, tier: 'FREE', status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null, plan: null, lots: [], jobs: [], purchases: [], declines: 0,
+      id, tier: 'FREE', status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null, plan: null, lots: [], jobs: [], purchases: [], declines: 0, quotes: [],
     };
     if (free.signupCredits > 0) addLot(model, a, 'SIGNUP_BONUS', free.signupCredits, null, null, null);
     model.accounts.push(a);
