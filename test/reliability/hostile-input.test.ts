@@ -60,6 +60,7 @@ const ALLOWED_CODES = new Set([
   'OPERATION_TOO_COSTLY',
   'OPERATION_RESOLUTION_FAILURE',
   'TOO_MANY_SUBSCRIPTIONS',
+  'PERSISTED_QUERY_NOT_FOUND',
 ]);
 
 /** What a response must never contain: stacks, file paths, SQL, driver or engine messages. */
@@ -107,8 +108,16 @@ function refusedIn(data: unknown, errors: unknown[] | undefined): boolean {
   return Object.values(data as object).some((x) => x === null);
 }
 
+/** Kept-alive connections the server had closed when the client reused them (retried once, counted). */
+let resets = 0;
+
 async function http(query: string, variables: Record<string, unknown> | undefined, as: As, rawBody?: string, extraHeaders: Record<string, string> = {}): Promise<Outcome> {
-  const res = await fetch(t.app.url, { method: 'POST', headers: { ...(await headersFor(as)), ...extraHeaders }, body: rawBody ?? JSON.stringify({ query, variables }) });
+  const send = async () => fetch(t.app.url, { method: 'POST', headers: { ...(await headersFor(as)), ...extraHeaders }, body: rawBody ?? JSON.stringify({ query, variables }) });
+  const res = await send().catch(async (e) => {
+    if (!/ECONNRESET/.test(String((e as { cause?: unknown }).cause))) throw e;
+    resets++;
+    return send();
+  });
   const text = await res.text();
   let body: Outcome['body'];
   try {
@@ -480,5 +489,85 @@ describe('hostile input (NODE_ENV=production)', () => {
     expect([...leafHits.keys()].sort()).toEqual(positions);
     expect(Math.min(...leafHits.values())).toBeGreaterThanOrEqual(perLeaf + 2);
   });
+
+  it('refuses malformed documents and bodies on HTTP and websockets with a coded error and nothing else', async () => {
+    const before = await digest();
+    const start = tried;
+    const deep = (n: number) => `{ me ${'{ a '.repeat(n)}${'}'.repeat(n + 1)}`;
+    const docs: [string, string, Record<string, unknown>?][] = [
+      ['a 10000-character operation name', `query ${'N'.repeat(10_000)} { me { id } }`],
+      ['unknown fragment', '{ me { ...Nope } }'],
+      ['fragment cycle', 'query { me { ...A } } fragment A on Account { id ...B } fragment B on Account { ...A }'],
+      ['self-spreading fragment', 'query { me { ...A } } fragment A on Account { ...A }'],
+      ['nested 40 deep', deep(40)],
+      ['nested 3000 deep', deep(3000)],
+      ['nested 20000 deep', deep(20_000)],
+      ['15000 tokens', `{ me { id ${'__typename '.repeat(15_000)}} }`],
+      ['two operations, no name', 'query A { me { id } } query B { tiers { code } }'],
+      ['empty document', ''],
+      ['only a comment', '# nothing'],
+      ['raw NUL in the source', '{ me { id } }\u0000'],
+      ['lone surrogate in the source', '{ me { id \ud800 } }'],
+      ['byte order mark', '\ufeff{ me { id } }'],
+      ['unknown directive', '{ me @bogus { id } }'],
+      ['skip with a string', '{ me @skip(if: "yes") { id } }'],
+      ['duplicate variables', 'query($a: Int, $a: Int) { me { ledger(first: $a) { totalCount } } }', { a: 1 }],
+      ['unused variable', 'query($a: Int) { me { id } }', { a: 'x' }],
+      ['hostile default value', 'query($a: Int = 99999999999) { me { ledger(first: $a) { totalCount } } }'],
+      ['variable of an unknown type', 'query($a: Money) { me { id } }', { a: 1 }],
+      ['a 200 KB string literal', `{ quote(settings: { type: IMAGE, imageQuality: STANDARD, model: "${'m'.repeat(40_000)}" }) { id } }`],
+      ['introspection of a type', '{ __type(name: "Account") { fields { name } } }'],
+      ['subscription with two root fields', 'subscription { balanceChanged { available } creditWarning { level } }'],
+      ['mutation selecting nothing', 'mutation { cancelPlan }'],
+      ['__proto__ variables', 'query($a: Int) { me { ledger(first: $a) { totalCount } } }', JSON.parse('{"__proto__": {"a": 1}, "constructor": {"prototype": {}}}')],
+    ];
+    for (const [label, query, variables] of docs) {
+      for (const transport of ['http', 'ws'] as const) {
+        const o = await (transport === 'http' ? http(query, variables, 'user') : ws(query, variables, 'user')).catch((e) => {
+          throw new Error(`document: ${label} [${transport}]: ${String((e as { cause?: unknown }).cause ?? e)}`);
+        });
+        inspect(`document: ${label}`, o, [query, variables], Buffer.byteLength(JSON.stringify({ query, variables })));
+        if (!['unused variable', 'byte order mark', 'a 10000-character operation name', '__proto__ variables'].includes(label)) expect(`${label} [${transport}] refused: ${o.refused}`).toBe(`${label} [${transport}] refused: true`);
+      }
+    }
+    const bodies: [string, string, Record<string, string>?][] = [
+      ['truncated JSON', '{"query": '],
+      ['not JSON', 'query { me { id } }'],
+      ['JSON null', 'null'],
+      ['JSON number', '123'],
+      ['JSON string', '"{ me { id } }"'],
+      ['empty array (batch)', '[]'],
+      ['query is a number', '{"query": 1}'],
+      ['query is an object', '{"query": {"kind": "Document"}}'],
+      ['variables is a string', '{"query": "{ me { id } }", "variables": "{}"}'],
+      ['variables is an array', '{"query": "{ me { id } }", "variables": [1]}'],
+      ['extensions junk', '{"query": "{ me { id } }", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "x"}}}'],
+      ['operationName is an object', '{"query": "{ me { id } }", "operationName": {}}'],
+      ['300 KB body', JSON.stringify({ query: `{ me { id } } # ${'x'.repeat(300 * 1024)}` })],
+      ['deeply nested JSON', `{"query": "{ me { id } }", "variables": ${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`],
+      ['gzip that is not', '{"query": "{ me { id } }"}', { 'content-encoding': 'gzip' }],
+      ['latin1 charset', '{"query": "{ me { id } }"}', { 'content-type': 'application/json; charset=latin1' }],
+    ];
+    for (const [label, body, headers] of bodies) {
+      let o: Outcome;
+      try {
+        o = await http('', undefined, 'user', body, headers);
+      } catch (e) {
+        // The server may answer 413 and close before the client finished sending a body above the limit.
+        if (body.length > 256 * 1024 && /ECONNRESET|EPIPE|other side closed/.test(String((e as { cause?: unknown }).cause ?? e))) {
+          tried++;
+          continue;
+        }
+        throw new Error(`body: ${label}: ${String((e as { cause?: unknown }).cause ?? e)}`);
+      }
+      inspect(`body: ${label}`, o, [body]);
+      // Deeply nested but unused variables are harmless and run; every other body is refused with a 4xx.
+      const expected = label === 'deeply nested JSON' ? o.status === 200 : o.status >= 400 && o.status < 500;
+      expect(`${label}: ${o.status}`).toBe(expected ? `${label}: ${o.status}` : `${label}: a 4xx`);
+    }
+    expect((await digest()).ledger).toBe(before.ledger);
+    process.stdout.write(`[hostile-input/documents] ${tried - start} malformed documents and bodies tried (${resets} reused connections reset and retried)\n`);
+  });
+
 });
 

@@ -15,6 +15,10 @@ export function createErrorFormatter(production: boolean, log: Logger) {
     const original = unwrapResolverError(error);
     const code = formatted.extensions?.code as string | undefined;
     const intended = original instanceof GraphQLError || (error instanceof GraphQLError && !error.originalError);
+    if (code === 'GRAPHQL_PARSE_FAILED' && /call stack/i.test(formatted.message)) {
+      // The parser ran out of stack on a deeply nested document: not the engine's words.
+      return { message: 'Syntax Error: the document is nested too deeply', extensions: { code } };
+    }
     if (intended && code && code !== 'INTERNAL_SERVER_ERROR') {
       const mapped = FORBIDDEN_TO_FORBIDDEN[code];
       const { stacktrace: _s, ...extensions } = (formatted.extensions ?? {}) as Record<string, unknown>;
@@ -22,6 +26,11 @@ export function createErrorFormatter(production: boolean, log: Logger) {
         ...formatted,
         extensions: { ...(production ? extensions : formatted.extensions), code: mapped ?? code },
       };
+    }
+    const httpStatus = (error as { extensions?: { http?: { status?: number } } })?.extensions?.http?.status;
+    if (error instanceof GraphQLError && !error.originalError && httpStatus && httpStatus >= 400 && httpStatus < 500) {
+      // Apollo's own refusals of a request it cannot run (e.g. a persisted-query hash that does not match).
+      return { message: error.message, extensions: { code: 'BAD_REQUEST' } };
     }
     if (error instanceof GraphQLError && !error.originalError && /^Too many errors processing variables/.test(error.message)) {
       // graphql-js stops coercing variables after 50 errors with an uncoded error; it is the request's fault.

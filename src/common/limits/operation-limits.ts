@@ -9,6 +9,7 @@ import {
   GraphQLError,
   Kind,
   getNamedType,
+  getOperationAST,
   parse,
   visit,
   NoSchemaIntrospectionCustomRule,
@@ -212,6 +213,10 @@ export function validateOperation(
       const message = limits.introspection ? e.message : e.message.replace(/ Did you mean .*\?$/, '');
       return new GraphQLError(message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
     });
+  }
+  if (!getOperationAST(document, operationName ?? undefined)) {
+    const message = operationName ? `Unknown operation named "${operationName}"` : 'Must provide operation name if query contains multiple operations';
+    return [new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })];
   }
   const refusal = checkCost(schema, document, variables, operationName, limits.maxCost);
   return refusal ? [refusal] : [];
