@@ -195,22 +195,43 @@ class RequestRefund extends Cmd {
 
 // ---------------------------------------------------------------- generations
 
-export const settingsArb: fc.Arbitrary<Settings> = fc.oneof(
+/** Any settings of the space: qualities, models (standard and premium), sizes, counts, durations. */
+const anySettings: fc.Arbitrary<Settings> = fc.oneof(
   { weight: 3, arbitrary: fc.record({
     type: fc.constant('IMAGE' as const),
-    model: fc.constantFrom('lumen-image', 'lumen-image', 'lumen-image', 'lumen-image-fast', 'lumen-image-pro'),
-    imageQuality: fc.constantFrom('STANDARD' as const, 'STANDARD' as const, 'HIGH' as const, 'HIGH' as const, 'ULTRA' as const),
+    model: fc.constantFrom('lumen-image', 'lumen-image-fast', 'lumen-image-pro'),
+    imageQuality: fc.constantFrom('STANDARD' as const, 'HIGH' as const, 'ULTRA' as const),
     count: fc.integer({ min: 1, max: 4 }),
-    size: fc.constantFrom([1024, 1024], [1024, 1024], [1024, 1024], [1024, 1024], [512, 768], [512, 768], [1536, 1024], [2048, 2048], [4096, 2048]),
+    size: fc.constantFrom([1024, 1024], [512, 768], [1536, 1024], [2048, 2048], [4096, 2048]),
   }).map(({ size, ...s }) => ({ ...s, width: size[0], height: size[1] })) },
   { weight: 2, arbitrary: fc.record({
     type: fc.constant('VIDEO' as const),
-    model: fc.constantFrom('lumen-video', 'lumen-video', 'lumen-video', 'lumen-video-pro'),
-    durationSeconds: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 14 })),
-    videoQuality: fc.constantFrom('STANDARD' as const, 'STANDARD' as const, 'STANDARD' as const, 'PREMIUM' as const),
-    size: fc.constantFrom([1024, 576], [1024, 576], [1024, 576], [1920, 1080], [3840, 2160]),
+    model: fc.constantFrom('lumen-video', 'lumen-video', 'lumen-video-pro'),
+    durationSeconds: fc.integer({ min: 1, max: 14 }),
+    videoQuality: fc.constantFrom('STANDARD' as const, 'STANDARD' as const, 'PREMIUM' as const),
+    size: fc.constantFrom([1024, 576], [1920, 1080], [3840, 2160]),
   }).map(({ size, ...s }) => ({ ...s, width: size[0], height: size[1] })) },
 );
+
+/** Settings every tier allows (most accounts are on FREE): standard and high images, short videos. */
+const freeSettings: fc.Arbitrary<Settings> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({
+    type: fc.constant('IMAGE' as const),
+    model: fc.constantFrom('lumen-image', 'lumen-image-fast'),
+    imageQuality: fc.constantFrom('STANDARD' as const, 'HIGH' as const),
+    count: fc.integer({ min: 1, max: 4 }),
+    size: fc.constantFrom([1024, 1024], [512, 768]),
+  }).map(({ size, ...s }) => ({ ...s, width: size[0], height: size[1] })) },
+  { weight: 1, arbitrary: fc.record({
+    type: fc.constant('VIDEO' as const),
+    model: fc.constant('lumen-video'),
+    durationSeconds: fc.integer({ min: 1, max: 5 }),
+    videoQuality: fc.constant('STANDARD' as const),
+    size: fc.constantFrom([1024, 576], [768, 768]),
+  }).map(({ size, ...s }) => ({ ...s, width: size[0], height: size[1] })) },
+);
+
+export const settingsArb: fc.Arbitrary<Settings> = fc.oneof({ weight: 3, arbitrary: freeSettings }, { weight: 2, arbitrary: anySettings });
 
 function describeSettings(s: Settings): string {
   return s.type === 'IMAGE'
@@ -235,8 +256,10 @@ class StartGeneration extends Cmd {
   }
   protected async act(m: Model, r: Real) {
     const a = m.accounts[this.acct];
-    const quotes = m.accounts.flatMap((x) => x.quotes.map((q) => ({ q, owner: x })));
-    const held = this.quotePick === undefined ? undefined : quotes[this.quotePick % quotes.length];
+    // Mostly the account's own quotes (any account's when it has none).
+    const own = this.quotePick! % 4 !== 0 && a.quotes.length > 0;
+    const quotes = (own ? [a] : m.accounts).flatMap((x) => x.quotes.map((q) => ({ q, owner: x })));
+    const held = this.quotePick === undefined ? undefined : quotes[Math.floor(this.quotePick / 4) % quotes.length];
     const settings = held && !this.otherSettings ? held.q.settings : this.settings;
     const d = await r.data<{
       startGeneration: { job: { id: string; status: string; credits: number; queueClass: QueueClass; createdAt: string } | null; balance: { available: number } | null; userErrors: { code: string }[] };
@@ -446,14 +469,20 @@ class WrongWorker extends Cmd {
 
 class AdjustCredits extends Cmd {
   readonly name = 'adjustCredits';
-  constructor(readonly acct: number, readonly amount: number) {
+  /** `drainTo`: take all but that many credits (the amount is computed from the model). */
+  constructor(readonly acct: number, readonly n: number, readonly drainTo = false) {
     super();
   }
+  private amount = 0;
+  check(m: Readonly<Model>) {
+    return !this.drainTo || available(m.accounts[this.acct]) > this.n;
+  }
   toString() {
-    return `AdjustCredits(${this.acct}, ${this.amount})`;
+    return this.drainTo ? `AdjustCredits(${this.acct}, all but ${this.n})` : `AdjustCredits(${this.acct}, ${this.n})`;
   }
   protected async act(m: Model, r: Real) {
     const a = m.accounts[this.acct];
+    this.amount = this.drainTo ? this.n - available(a) : this.n;
     const d = await r.data<{ adjustCredits: { balance: { available: number } | null; userErrors: { code: string }[] } }>(
       `mutation($id: ID!, $n: Int!) { adjustCredits(input: { accountId: $id, amount: $n, reason: "model test" }) { balance { available } userErrors { code } } }`,
       { id: a.id, n: this.amount },
@@ -688,7 +717,8 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
       w(4, fc.constantFrom(...CLOCK_STEPS).map((h) => new AdvanceClock(h))),
       w(3, fc.tuple(acct, fc.constantFrom('refund window' as const, 'period end' as const), fc.constantFrom(-1 as const, 0 as const, 1 as const)).map(([a, e, o]) => new AdvanceToEdge(a, e, o))),
       w(2, fc.tuple(acct, fc.oneof(fc.integer({ min: -60, max: -1 }), fc.integer({ min: 1, max: 40 }))).map(([a, n]) => new AdjustCredits(a, n))),
-      w(4, fc.tuple(acct, fc.constantFrom<TierCode>('CREATOR', 'CREATOR', 'PRO', 'MAX')).map(([a, t]) => new ChangePlan(a, t))),
+      w(2, fc.tuple(acct, fc.integer({ min: 0, max: 8 })).map(([a, n]) => new AdjustCredits(a, n, true))),
+      w(3, fc.tuple(acct, fc.constantFrom<TierCode>('CREATOR', 'CREATOR', 'PRO', 'MAX')).map(([a, t]) => new ChangePlan(a, t))),
       w(2, fc.tuple(acct, bool(2)).map(([a, f]) => new CancelPlan(a, f))),
       w(1, acct.map((a) => new CardDeclines(a))),
       w(1, fc.constant(new ReadAll())),
