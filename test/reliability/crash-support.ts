@@ -14,6 +14,8 @@ import { startService, type ServiceProcess } from '../helpers/process';
 import { TEST_JWT_SECRET } from '../helpers/test-app';
 
 export const ADMIN = 'rel-admin';
+/** An adjustment no balance in these tests can pay. */
+export const IMPOSSIBLE_DEBIT = 1_000_000;
 
 /** A small seeded generator (mulberry32): the same seed gives the same run plan. */
 export function rng(seed: number): () => number {
@@ -79,11 +81,16 @@ export class ApiProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<void> {
-    const t0 = Date.now();
+  /** Starts the process without waiting for it to be ready. */
+  spawn(): ServiceProcess {
     this.svc = startService({ ...this.env, PORT: String(this.port), HOST: '127.0.0.1', JWT_SECRET: TEST_JWT_SECRET, NODE_ENV: 'test' });
     this.starts++;
-    const svc = this.svc;
+    return this.svc;
+  }
+
+  async start(): Promise<void> {
+    const t0 = Date.now();
+    const svc = this.spawn();
     while ((await probe(this.base, '/readyz')) !== 200) {
       if (svc.child.exitCode !== null || svc.child.signalCode !== null) throw new Error(`the API exited while starting:\n${svc.output().slice(-4000)}`);
       if (Date.now() - t0 > 60000) throw new Error(`the API did not become ready in 60 s:\n${svc.output().slice(-4000)}`);
@@ -197,7 +204,9 @@ export class KeyedLoad {
     const account = this.opts.accounts[Math.floor(r() * this.opts.accounts.length)];
     const x = r();
     const kind: OpKind = x < 0.6 ? 'start' : x < 0.9 ? 'adjust' : 'purchase';
-    const amount = kind === 'start' ? 1 + Math.floor(r() * 2) : kind === 'adjust' ? (r() < 0.3 ? -1 - Math.floor(r() * 3) : 1 + Math.floor(r() * 5)) : 0;
+    const y = r();
+    // One adjustment in ten takes more than any balance holds: always refused (INSUFFICIENT_CREDITS).
+    const amount = kind === 'start' ? 1 + Math.floor(r() * 2) : kind !== 'adjust' ? 0 : y < 0.1 ? -IMPOSSIBLE_DEBIT : y < 0.35 ? -1 - Math.floor(r() * 3) : 1 + Math.floor(r() * 5);
     return { client, kind, account, key: `${this.opts.tag}-c${client}-${this.seq++}`, amount, attempts: 0, failures: [] };
   }
 
@@ -440,4 +449,11 @@ export class PgServer {
   output(): string {
     return this.out;
   }
+}
+
+/** Why attempts went unanswered, most frequent first: "network: ECONNREFUSED ×12, …". */
+export function failureSummary(ops: Op[]): string {
+  const counts = new Map<string, number>();
+  for (const o of ops) for (const f of o.failures) counts.set(f, (counts.get(f) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ×${n}`).join(', ') || 'none';
 }

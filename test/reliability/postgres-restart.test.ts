@@ -17,7 +17,7 @@ import { freePort } from '../../src/common/db/embedded-postgres';
 import { startAuditor } from '../helpers/auditor';
 import { scale, seedFor } from '../helpers/scale';
 import {
-  ADMIN, ApiProcess, auditPool, baseline, KeyedLoad, PgServer, post, prepareAccounts, probe, reconcile, sleep, tokenFor, type ExtraEntry, type Op,
+  ADMIN, ApiProcess, IMPOSSIBLE_DEBIT, auditPool, baseline, KeyedLoad, PgServer, post, prepareAccounts, probe, reconcile, failureSummary, sleep, tokenFor, type ExtraEntry, type Op,
 } from './crash-support';
 
 const RESTARTS = scale(1, 6);
@@ -170,10 +170,11 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
   process.stdout.write(
     `[postgres-restart] seed ${seed}: ${outages.length} restarts (${outages.map((o) => o.mode).join(', ')}), ${load.ops.length} operations ` +
       `(${rec.applied} applied, ${rec.refused} refused), ${rec.retried} retried with their key, ${rec.replayedAfterLoss} committed before their answer was lost, ` +
-      `${load.errorAnswers} error answers; after the database returned: /readyz 200 in ${outages.map((o) => o.readyMs).join('/')} ms, ` +
+      `${load.errorAnswers} error answers (unanswered attempts: ${failureSummary(load.ops)}); after the database returned: /readyz 200 in ${outages.map((o) => o.readyMs).join('/')} ms, ` +
       `keyed write in ${outages.map((o) => o.writeMs).join('/')} ms, subscriber up to date in ${outages.map((o) => o.convergeMs).join('/')} ms, next event in ${outages.map((o) => o.eventMs).join('/')} ms; ` +
       `${audit.passes()} audit passes, ${Date.now() - started} ms\n`,
   );
+  if (process.env.RELIABILITY_DUMP) process.stdout.write(api.output());
   for (const o of outages) {
     expect(o.healthz.every((s) => s === 200)).toBe(true);
     expect(o.readyz.length).toBeGreaterThanOrEqual(5);
@@ -194,6 +195,8 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
   expect(job).toEqual({ status: 'FAILED', refunded: true });
   expect(rec.problems).toEqual([]);
   expect(violationsDuring).toEqual([]);
-  expect(rec.applied + rec.refused).toBe(load.ops.length);
+  const impossible = load.ops.filter((o) => o.kind === 'adjust' && o.amount === -IMPOSSIBLE_DEBIT).length;
+  expect(rec.refused).toBe(impossible);
+  expect(rec.applied).toBe(load.ops.length - impossible);
   expect(rec.entries).toBe(rec.applied + extra.length);
 }, scale(120000, 600000));
