@@ -93,7 +93,7 @@ describe('model-based: the system never diverges from the model', () => {
       const replay = /replayPath="([^"]+)"/.exec(report)?.[1];
       const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       process.stdout.write(
-        `[model-based] FAILED — replay this case: SEED=${details.seed} FC_PATH="${details.counterexamplePath}"` +
+        `[model-based] FAILED — replay this case: ${STRESS ? 'STRESS=1 ' : ''}${process.env.MODEL_COMMANDS ? `MODEL_COMMANDS=${MAX_COMMANDS} ` : ''}SEED=${details.seed} FC_PATH="${details.counterexamplePath}"` +
           `${replay ? ` FC_REPLAY="${replay}"` : ''} npx jest test/reliability/model.test.ts\n${report}\n${cause}\n`,
       );
       throw new Error(`${report}\n${cause}`);

@@ -257,7 +257,7 @@ class StartGeneration extends Cmd {
   protected async act(m: Model, r: Real) {
     const a = m.accounts[this.acct];
     // Mostly the account's own quotes (any account's when it has none).
-    const own = this.quotePick! % 4 !== 0 && a.quotes.length > 0;
+    const own = this.quotePick !== undefined && this.quotePick % 4 !== 0 && a.quotes.length > 0;
     const quotes = (own ? [a] : m.accounts).flatMap((x) => x.quotes.map((q) => ({ q, owner: x })));
     const held = this.quotePick === undefined ? undefined : quotes[Math.floor(this.quotePick / 4) % quotes.length];
     const settings = held && !this.otherSettings ? held.q.settings : this.settings;
