@@ -2,10 +2,14 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
  * One generation start as a database function, so that an instance can send several starts
- * in one statement (one round trip, one commit): the tier gate, the idempotency key, the debit
- * (ledger_debit: account row lock, entry, lots, movements, balance event, warnings), the QUEUED
- * job and its event. With a key, the debit, the job and the key record run in a subtransaction:
- * a key taken meanwhile (a concurrent duplicate) undoes only this start, never its neighbours.
+ * in one statement (one round trip, one commit): the account row lock and the tier gate, the
+ * idempotency key, the debit (ledger_debit: entry, lots, movements, balance event, warnings),
+ * the QUEUED job and its event. With a key, the debit, the job and the key record run in a
+ * subtransaction: a key taken meanwhile (a concurrent duplicate) undoes only this start.
+ *
+ * Without p_wait, an account row locked by another transaction is not waited for: the start
+ * answers `busy` at once and changes nothing, so a batch never waits on (or deadlocks with)
+ * anyone else while it holds its other accounts; the service runs busy starts alone, waiting.
  */
 export class StartGenerationFunction1764000002000 implements MigrationInterface {
   name = 'StartGenerationFunction1764000002000';
@@ -43,19 +47,31 @@ export class StartGenerationFunction1764000002000 implements MigrationInterface 
       CREATE FUNCTION start_generation(
         p_account text, p_credits int, p_description text, p_job uuid, p_needs text[], p_side int, p_key text,
         p_now timestamptz, p_type text, p_settings jsonb, p_prompt text, p_cost_class text, p_version int,
-        p_quote uuid, p_hash text)
+        p_quote uuid, p_hash text, p_wait boolean)
       RETURNS TABLE (tier text, allowed boolean, available_now int, ok boolean, balance int, threshold int,
-                     queue_class text, job_id uuid, key_taken boolean)
+                     queue_class text, job_id uuid, key_taken boolean, busy boolean)
       LANGUAGE plpgsql AS $$
       #variable_conflict use_column
       DECLARE g record; d record; v_constraint text;
       BEGIN
-        SELECT a.tier, a.available, t.queue_class, (t.features @> p_needs AND t.max_resolution >= p_side) AS allowed INTO g
-          FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END
-         WHERE a.id = p_account;
-        IF NOT FOUND THEN RETURN; END IF;
+        IF p_wait THEN
+          SELECT a.tier, a.available, t.queue_class, (t.features @> p_needs AND t.max_resolution >= p_side) AS allowed INTO g
+            FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END
+           WHERE a.id = p_account FOR UPDATE OF a;
+        ELSE
+          SELECT a.tier, a.available, t.queue_class, (t.features @> p_needs AND t.max_resolution >= p_side) AS allowed INTO g
+            FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END
+           WHERE a.id = p_account FOR UPDATE OF a SKIP LOCKED;
+        END IF;
+        IF NOT FOUND THEN
+          -- Locked by another transaction (busy), or no such account (no row).
+          IF EXISTS (SELECT 1 FROM accounts a WHERE a.id = p_account) THEN
+            RETURN QUERY SELECT NULL::text, NULL::boolean, NULL::int, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, false, true;
+          END IF;
+          RETURN;
+        END IF;
         IF NOT g.allowed THEN
-          RETURN QUERY SELECT g.tier, false, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, false;
+          RETURN QUERY SELECT g.tier, false, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, false, false;
           RETURN;
         END IF;
         IF p_key IS NULL THEN
@@ -65,7 +81,7 @@ export class StartGenerationFunction1764000002000 implements MigrationInterface 
           -- A retry finds its key at once; a concurrent duplicate waits for the first at the key
           -- insert and, once it committed, gives up this start alone.
           IF EXISTS (SELECT 1 FROM idempotency_keys k WHERE k.scope = p_account AND k.key = p_key) THEN
-            RETURN QUERY SELECT g.tier, true, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, true;
+            RETURN QUERY SELECT g.tier, true, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, true, false;
             RETURN;
           END IF;
           BEGIN
@@ -74,17 +90,17 @@ export class StartGenerationFunction1764000002000 implements MigrationInterface 
           EXCEPTION WHEN unique_violation THEN
             GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
             IF v_constraint <> 'idempotency_keys_pkey' THEN RAISE; END IF;
-            RETURN QUERY SELECT g.tier, true, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, true;
+            RETURN QUERY SELECT g.tier, true, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, true, false;
             RETURN;
           END;
         END IF;
         RETURN QUERY SELECT g.tier, true, g.available, d.ok, d.balance, d.threshold,
-                            CASE WHEN d.ok THEN g.queue_class END, CASE WHEN d.ok THEN p_job END, false;
+                            CASE WHEN d.ok THEN g.queue_class END, CASE WHEN d.ok THEN p_job END, false, false;
       END $$`);
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query(`DROP FUNCTION start_generation(text, int, text, uuid, text[], int, text, timestamptz, text, jsonb, text, text, int, uuid, text)`);
+    await q.query(`DROP FUNCTION start_generation(text, int, text, uuid, text[], int, text, timestamptz, text, jsonb, text, text, int, uuid, text, boolean)`);
     await q.query(`DROP FUNCTION start_generation_apply(text, int, text, uuid, text, timestamptz, text, jsonb, text, text, int, uuid, text, text)`);
   }
 }

@@ -206,6 +206,45 @@ describe('startGeneration', () => {
     expect((await state('mix-free')).jobs).toHaveLength(0);
   });
 
+  it('does not hold up other accounts while accounts are locked by another transaction, then starts those once the lock is gone', async () => {
+    await open('held-a');
+    await open('held-b');
+    await open('free-runner');
+    const holder = await t.app.audit.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM accounts WHERE id IN ('held-a', 'held-b') FOR UPDATE`);
+      let heldDone = 0;
+      // As many held starts as batches may run at once (START_CONCURRENCY 2): were they waited
+      // for inside a batch, no other start could go until the lock is gone.
+      const held = ['held-a', 'held-b'].map((sub) => start(sub, HIGH_IMAGE).then((r) => (heldDone++, r)));
+      await new Promise((r) => setTimeout(r, 150));
+      const others = await Promise.all(Array.from({ length: 5 }, () => start('free-runner', STANDARD_IMAGE)));
+      expect(others.map((r) => r.data!.startGeneration.userErrors)).toEqual(Array(5).fill([]));
+      expect(heldDone).toBe(0);
+      await holder.query('COMMIT');
+      for (const r of await Promise.all(held)) {
+        expect(r.data!.startGeneration.userErrors).toEqual([]);
+        expect(r.data!.startGeneration.balance).toEqual({ available: 22 });
+      }
+    } finally {
+      holder.release();
+    }
+    expect((await state('held-a')).jobs).toHaveLength(1);
+    expect((await state('held-b')).jobs).toHaveLength(1);
+    expect((await state('free-runner')).balance).toBe(20);
+  });
+
+  it('refuses a prompt or key holding a NUL character with BAD_USER_INPUT and changes nothing', async () => {
+    await open('nul-sender');
+    const before = await state('nul-sender');
+    for (const extra of [{ prompt: 'a\u0000b' }, { idempotencyKey: 'k\u0000' }]) {
+      const r = await start('nul-sender', STANDARD_IMAGE, extra);
+      expect(r.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    expect(await state('nul-sender')).toEqual(before);
+  });
+
   it('accepts exactly as many of 200 racing starts as the balance pays for, and leaves zero', async () => {
     await open('racer', undefined, 63); // 21 jobs of 3 credits
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => start('racer', HIGH_IMAGE, { idempotencyKey: `race-${i}` })));

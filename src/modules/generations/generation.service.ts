@@ -71,6 +71,8 @@ interface StartRow {
   queue_class: string | null;
   job_id: string | null;
   key_taken: boolean;
+  /** The account row was locked by another transaction: nothing was done; run it again, waiting. */
+  busy: boolean;
 }
 
 /** One start as the database function `start_generation` takes it. */
@@ -93,16 +95,16 @@ interface StartItem {
 }
 
 /**
- * Several starts in one statement (one round trip, one commit), in account order so that two
- * batches lock accounts in the same order. Each start is the database function
- * `start_generation`, which gives up alone when its key was taken meanwhile.
+ * Several starts in one statement (one round trip, one commit), in account order. Each start
+ * is the database function `start_generation`, which gives up alone when its key was taken
+ * meanwhile and, unless told to wait, when another transaction holds its account row.
  */
 const START_BATCH_SQL = `
   SELECT i.n, r.* FROM json_to_recordset($1::json) AS i(
       n int, account text, credits int, description text, job uuid, needs text[], side int, key text, now timestamptz,
       type text, settings jsonb, prompt text, cost_class text, version int, quote uuid, hash text),
     LATERAL start_generation(i.account, i.credits, i.description, i.job, i.needs, i.side, i.key, i.now, i.type, i.settings,
-      i.prompt, i.cost_class, i.version, i.quote, i.hash) r`;
+      i.prompt, i.cost_class, i.version, i.quote, i.hash, $2) r`;
 
 export class GenerationService {
   constructor(
@@ -115,23 +117,40 @@ export class GenerationService {
     startBatchMax = 32,
   ) {
     this.sql = sqlOf(db);
-    this.starts = new Batcher((items) => this.startBatch(items), startConcurrency, startBatchMax);
+    this.starts = new Batcher((items) => this.startBatch(items, false), {
+      concurrency: startConcurrency,
+      maxSize: startBatchMax,
+      keyOf: (item) => item.account,
+    });
+    this.waitingStarts = new Batcher((items) => this.startBatch(items, true), { concurrency: startConcurrency, maxSize: 1 });
   }
 
   private readonly sql: Sql;
   /**
-   * Starts wait here while `startConcurrency` batches are in the database, then leave together.
-   * Every start commits with a NOTIFY, and PostgreSQL serialises those commits: one commit for
-   * many starts is what lets throughput grow with load (docs/PERFORMANCE.md).
+   * Starts wait here while `startConcurrency` batches are in the database, then leave together;
+   * an account is in one batch at a time. Every start commits with a NOTIFY, and PostgreSQL
+   * serialises those commits: one commit for many starts is what lets throughput grow with
+   * load (docs/PERFORMANCE.md).
    */
   private readonly starts: Batcher<StartItem, StartRow | undefined>;
+  /**
+   * Starts whose account another transaction held (a refund, a plan change, another instance):
+   * run alone, waiting for the lock, so that a batch never waits while holding other accounts.
+   */
+  private readonly waitingStarts: Batcher<StartItem, StartRow | undefined>;
 
-  private async startBatch(items: StartItem[]): Promise<(StartRow | undefined)[]> {
+  private async startBatch(items: StartItem[], wait: boolean): Promise<(StartRow | undefined)[]> {
     const order = items.map((item, n) => ({ n, ...item })).sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : a.n - b.n));
-    const rows = await this.sql<StartRow>(START_BATCH_SQL, [JSON.stringify(order)], 'start_generations');
+    const rows = await this.sql<StartRow>(START_BATCH_SQL, [JSON.stringify(order), wait], 'start_generations');
     const byN: (StartRow | undefined)[] = new Array(items.length);
     for (const r of rows) byN[r.n] = r;
     return byN;
+  }
+
+  /** A start in the database: batched, then alone and waiting if its account was busy. */
+  private async submit(item: StartItem): Promise<StartRow | undefined> {
+    const row = await this.starts.submit(item);
+    return row?.busy ? this.waitingStarts.submit(item) : row;
   }
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
@@ -193,7 +212,7 @@ export class GenerationService {
     const costClass = quote?.costClass ?? priced.price.costClass;
     const version = quote?.priceBookVersion ?? priced.priceBookVersion;
     const jobId = randomUUID();
-    const row = await this.starts.submit({
+    const row = await this.submit({
       account: accountId,
       credits,
       description: `Generation: ${CLASS_LABEL[costClass].toLowerCase()}${priced.settings.count > 1 ? ` ×${priced.settings.count}` : ''}`,

@@ -11,6 +11,7 @@ export class StartGenerationInput {
   @Field(_type => String, { description: '1 to 2000 characters, not blank' })
   @Length(1, 2000)
   @Matches(/\S/, { message: 'prompt must not be blank' })
+  @Matches(/^[^\u0000]*$/, { message: 'prompt must not contain NUL characters' })
   prompt: string;
 
   @Field(_type => ID, { nullable: true, description: 'Start at the price of this quote (same settings, not expired)' })
@@ -21,5 +22,6 @@ export class StartGenerationInput {
   @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
   @IsOptional()
   @Length(1, 255)
+  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
   idempotencyKey?: string | null;
 }
