@@ -168,6 +168,16 @@ async function advanceDays(days: number): Promise<void> {
   expect(r.errors).toBeUndefined();
 }
 
+/** Moves the clock to `ms` before the account's current period end. */
+async function advanceToBeforePeriodEnd(sub: string, ms: number): Promise<void> {
+  const { current_period_end: end } = await one<{ current_period_end: Date }>('SELECT current_period_end FROM accounts WHERE id = $1', [sub]);
+  const hours = (end.getTime() - ms - app.server.services.clock.now().getTime()) / 3_600_000;
+  const r = await app.gql(AdvanceTestClockDocument, { hours }, admin);
+  expect(r.errors).toBeUndefined();
+}
+
+const refundCalls = (invoice: string) => stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === `pi_for_${invoice}`).map((c) => c.body);
+
 async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
   return (await app.audit.query(sql, params)).rows as T[];
 }
@@ -302,8 +312,12 @@ describe('plans billed by Stripe', () => {
     expect(await one('SELECT stripe_subscription_id FROM accounts WHERE id = $1', ['sp-deleted'])).toEqual({ stripe_subscription_id: null });
     // The credits already granted stay until their month ends, as with any cancellation.
     expect(await balance('sp-deleted')).toBe(3025);
+    // An invoice of that subscription collected afterwards gives no period: it is refunded in full.
     expect(await deliver(invoiceEvent('evt_deleted_late', 'invoice.paid', { id: 'in_deleted_late', subscription: 'sub_sp-deleted', reason: 'subscription_cycle', amountPaid: 7900 }))).toBe(200);
-    expect(await planPurchases('sp-deleted')).toBe(1);
+    expect(refundCalls('in_deleted_late')).toEqual([{ payment_intent: 'pi_for_in_deleted_late', amount: '7900' }]);
+    expect(await rows(`SELECT status, credits FROM purchases WHERE account_id = $1 AND kind = 'PLAN' ORDER BY created_at`, ['sp-deleted'])).toEqual([
+      { status: 'COMPLETED', credits: 3000 }, { status: 'REFUNDED', credits: 0 },
+    ]);
     expect(await grants('sp-deleted')).toBe(1);
     expect((await plan('sp-deleted')).tier.code).toBe('FREE');
   });
@@ -514,5 +528,64 @@ describe('plans billed by Stripe', () => {
     expect(await deliver(checkoutCompleted('evt_replace_paid', { session, purchaseId: out.purchase!.id, accountId: 'sp-replace', subscription: 'sub_replace_2', invoice: 'in_replace_2' }))).toBe(200);
     expect(await plan('sp-replace')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
     expect(await balance('sp-replace')).toBe(25 + 300);
+  });
+  it('refuses to cancel or change a Stripe plan while its renewal is in progress (period ended, invoice not yet paid); the paid invoice then renews it as it was', async () => {
+    const ids = await subscribe('sp-gap', 'PRO');
+    await advanceDays(31);
+    const calls = stub.calls.length;
+    const cancel = await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-gap' });
+    expect(cancel.data!.cancelPlan.userErrors).toEqual([{ code: 'INVALID_STATE', message: expect.stringMatching(/renewal is in progress.*try again/i) }]);
+    for (const tier of ['FREE', 'CREATOR', 'MAX'] as const) {
+      expect((await change('sp-gap', tier)).userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+    }
+    expect(stub.calls.length).toBe(calls);
+    expect(await plan('sp-gap')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null });
+
+    expect(await deliver(invoiceEvent('evt_gap_renew', 'invoice.paid', { id: 'in_gap_renew', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 }))).toBe(200);
+    expect(await plan('sp-gap')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE', cancelAtPeriodEnd: false });
+    expect(await one('SELECT status, tier, amount_cents FROM purchases WHERE provider_ref = $1', ['in_gap_renew'])).toEqual({ status: 'COMPLETED', tier: 'PRO', amount_cents: 2900 });
+    expect(await balance('sp-gap')).toBe(1025);
+    // The new period runs: cancelling is possible again.
+    expect((await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-gap' })).data!.cancelPlan.userErrors).toEqual([]);
+  });
+
+  it('refunds a renewal Stripe collects after the plan ended here (cancelled inside Stripe’s own renewal), once, found through the subscription it came from', async () => {
+    const ids = await subscribe('sp-late', 'PRO');
+    await advanceToBeforePeriodEnd('sp-late', 60_000);
+    expect((await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-late' })).data!.cancelPlan.userErrors).toEqual([]);
+    await advanceDays(1 / 24);
+    expect(await plan('sp-late')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    const notes = await count(`notifications WHERE account_id = $1 AND kind = 'REFUND_DECIDED'`, ['sp-late']);
+
+    // Stripe had already started its next period when the cancel reached it: it collects that invoice an hour later.
+    const late = { id: 'in_late_1', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 };
+    expect(await Promise.all([1, 2, 3].map(() => deliver(invoiceEvent('evt_late_1', 'invoice.paid', late))))).toEqual([200, 200, 200]);
+    expect(await deliver(invoiceEvent('evt_late_1_succeeded', 'invoice.payment_succeeded', late))).toBe(200);
+    expect(refundCalls('in_late_1')).toEqual([{ payment_intent: 'pi_for_in_late_1', amount: '2900' }]);
+    const p = await one<{ id: string }>(`SELECT id, status, tier, credits, amount_cents FROM purchases WHERE provider_ref = $1`, ['in_late_1']);
+    expect(p).toMatchObject({ status: 'REFUNDED', tier: 'PRO', credits: 0, amount_cents: 2900 });
+    expect(await one('SELECT status, amount_cents, credits_revoked, provider_ref FROM refund_requests WHERE purchase_id = $1', [p.id])).toEqual({
+      status: 'APPROVED', amount_cents: 2900, credits_revoked: 0, provider_ref: expect.stringMatching(/^re_test_\d+$/),
+    });
+    expect(await count(`notifications WHERE account_id = $1 AND kind = 'REFUND_DECIDED'`, ['sp-late'])).toBe(notes + 1);
+    expect(await plan('sp-late')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(await grants('sp-late')).toBe(1);
+    expect(await balance('sp-late')).toBe(25);
+  });
+
+  it('refunds a renewal paid before our period end of a plan cancelled meanwhile, and still ends the plan at the period end', async () => {
+    const ids = await subscribe('sp-early', 'PRO');
+    await advanceToBeforePeriodEnd('sp-early', 2 * 3_600_000);
+    expect((await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-early' })).data!.cancelPlan.userErrors).toEqual([]);
+    const renewal = { id: 'in_early_1', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 };
+    expect(await deliver(invoiceEvent('evt_early_1', 'invoice.paid', renewal))).toBe(200);
+    expect(refundCalls('in_early_1')).toEqual([{ payment_intent: 'pi_for_in_early_1', amount: '2900' }]);
+    expect(await plan('sp-early')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE', cancelAtPeriodEnd: true });
+    expect(await one('SELECT status, credits FROM purchases WHERE provider_ref = $1', ['in_early_1'])).toEqual({ status: 'REFUNDED', credits: 0 });
+    expect(await grants('sp-early')).toBe(1);
+    await advanceDays(3 / 24);
+    expect(await plan('sp-early')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(await planPurchases('sp-early')).toBe(2);
+    expect(await grants('sp-early')).toBe(1);
   });
 });

@@ -81,6 +81,8 @@ export interface SubscriptionInvoice {
   subscription: string;
   billingReason: string | null;
   amountPaid: number;
+  /** ISO currency of the invoice, when the provider says it. */
+  currency?: string;
   /** The subscription's metadata when the invoice was made (an upgrade names its purchase and tier). */
   metadata: Record<string, string>;
 }
@@ -180,6 +182,22 @@ export class PlanService {
     return a;
   }
 
+  /**
+   * The provider bills this plan and its period has ended here without its renewal invoice
+   * being paid yet: the provider has already started its next period (its renewal invoice is a
+   * draft it collects about an hour later). A cancel or a change told to it now would apply to
+   * that next period, not to the one ending, so none is taken until the invoice is settled.
+   */
+  private renewing(a: AccountPlanRow, now: Date): PlanOutcome | undefined {
+    if (!this.billedBy(a) || a.plan_status !== 'ACTIVE' || !a.current_period_end || a.current_period_end > now) return undefined;
+    return {
+      error: {
+        code: UserErrorCode.INVALID_STATE,
+        message: 'Your plan’s renewal is in progress at Stripe; try again in a few minutes, once it is settled',
+      },
+    };
+  }
+
   /** The provider's subscription of an account whose plan it bills, if any. */
   private billedBy(a: AccountPlanRow): string | null {
     return this.provider.subscriptions && a.stripe_subscription_id ? a.stripe_subscription_id : null;
@@ -196,6 +214,8 @@ export class PlanService {
       return this.startPeriod(tx, a, target, interval, now, purchaseId);
     }
     const subscription = this.billedBy(a);
+    const renewing = this.renewing(a, now);
+    if (renewing) return renewing;
     if (a.tier === tier && a.billing_interval === interval) {
       if (!a.cancel_at_period_end && !a.pending_tier && !a.pending_interval) {
         return { error: { code: UserErrorCode.INVALID_STATE, message: `You are already on the ${target.name} plan, billed ${interval.toLowerCase()}` } };
@@ -237,6 +257,8 @@ export class PlanService {
     if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') {
       return { error: { code: UserErrorCode.INVALID_STATE, message: 'There is no paid plan to cancel' } };
     }
+    const renewing = this.renewing(a, this.clock.now());
+    if (renewing) return renewing;
     if (subscription) await this.provider.subscriptions!.cancelAtPeriodEnd(subscription, true);
     if (subscription && a.pending_tier && a.pending_tier !== a.tier) {
       const current = tiers.find((t) => t.code === a.tier)!;
@@ -430,6 +452,12 @@ export class PlanService {
       paid.subscription,
       paid.customer,
     ]);
+    // Kept after the plan ends, so an invoice the provider collects late still finds its account.
+    await tx.query('INSERT INTO stripe_subscriptions (subscription_id, account_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+      paid.subscription,
+      a.id,
+      start,
+    ]);
     await this.activate(tx, a.id, target, interval, start, end, p.id);
     return true;
   }
@@ -445,7 +473,8 @@ export class PlanService {
    */
   async renewFromInvoice(tx: Tx, invoice: SubscriptionInvoice): Promise<boolean> {
     const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE stripe_subscription_id = $1 FOR UPDATE', [invoice.subscription]);
-    if (!a || a.tier === TierCode.FREE || !a.current_period_end) return false;
+    if (!a) return this.paidAfterEnd(tx, invoice);
+    if (a.tier === TierCode.FREE || !a.current_period_end) return false;
     const [seen] = await tx.query(`SELECT 1 FROM purchases WHERE provider = $1 AND provider_ref = $2`, [this.provider.name, invoice.id]);
     if (seen || invoice.billingReason === 'subscription_create') return false;
     const tiers = await this.catalog.tiers();
@@ -461,6 +490,13 @@ export class PlanService {
       const p = await this.record(tx, purchaseId, a.id, target, a.billing_interval!, invoice.amountPaid, credits, now, a.current_period_end, invoice.id);
       await this.applyUpgrade(tx, a, target, null, credits, p.id);
       return true;
+    }
+    if (a.cancel_at_period_end) {
+      // Cancelled after the provider had started its next period (the cancel applies to that
+      // one there): the period is not given here — the plan ends at its period end as asked —
+      // so what the provider collected for it goes back.
+      const current = tiers.find((t) => t.code === a.tier)!;
+      return this.refundInvoice(tx, a.id, invoice, current, a.billing_interval, 'the plan was cancelled before this renewal');
     }
     const next = tiers.find((t) => t.code === (a.pending_tier ?? a.tier))!;
     const interval = a.billing_interval!;
@@ -483,6 +519,51 @@ export class PlanService {
     );
     await this.grantAllowance(tx, a.id, next, start, monthEnd, p.id);
     await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${next.name} plan renewed: ${next.monthlyCredits} fresh credits; unused ones from last month expired.`);
+    return true;
+  }
+
+  /**
+   * A renewal invoice paid for a subscription whose plan ended here (the account no longer holds
+   * it: cancelled at the period end while the provider had already started its next period,
+   * refunded, ended by the provider, or replaced): no period is given for it, so the payment is
+   * refunded in full — once per invoice, found through the subscription's owner.
+   */
+  private async paidAfterEnd(tx: Tx, invoice: SubscriptionInvoice): Promise<boolean> {
+    if (invoice.billingReason !== 'subscription_cycle' || invoice.amountPaid <= 0) return false;
+    const [owner] = await tx.query<{ account_id: string }>('SELECT account_id FROM stripe_subscriptions WHERE subscription_id = $1', [invoice.subscription]);
+    if (!owner) return false;
+    const a = await this.lock(tx, owner.account_id);
+    const [last] = await tx.query<{ tier: TierCode; billing_interval: BillingInterval | null }>(
+      `SELECT tier, billing_interval FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND completed_at IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1`,
+      [a.id],
+    );
+    return this.refundInvoice(tx, a.id, invoice, last ? await this.catalog.tier(last.tier) : null, last?.billing_interval ?? null, 'your plan had already ended');
+  }
+
+  /**
+   * Gives back what the provider collected on an invoice that pays for no period here: a plan
+   * purchase of it (no credits) REFUNDED, its refund APPROVED, the money back through the
+   * provider, a REFUND_DECIDED notification. Once per invoice (its purchase id and provider_ref).
+   */
+  private async refundInvoice(
+    tx: Tx, accountId: string, invoice: SubscriptionInvoice, tier: TierEntity | null, interval: BillingInterval | null, why: string,
+  ): Promise<boolean> {
+    const now = this.clock.now();
+    const currency = (invoice.currency ?? tier?.currency ?? 'USD').trim().toUpperCase();
+    const [p] = await tx.query<PurchaseRow>(
+      `INSERT INTO purchases (id, account_id, kind, status, tier, billing_interval, credits, amount_cents, currency, provider, provider_ref, created_at, completed_at)
+       VALUES ($1, $2, 'PLAN', 'REFUNDED', $3, $4, 0, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING RETURNING *`,
+      [derivedId('invoice-refunded', accountId, invoice.id), accountId, tier?.code ?? null, interval, invoice.amountPaid, currency, this.provider.name, invoice.id, now],
+    );
+    if (!p) return false;
+    const refund = invoice.amountPaid > 0 ? await this.provider.refund(invoice.id, invoice.amountPaid) : undefined;
+    await tx.query(
+      `INSERT INTO refund_requests (purchase_id, account_id, status, amount_cents, credits_revoked, decision_reason, provider_ref, created_at, decided_at)
+       VALUES ($1, $2, 'APPROVED', $3, 0, $4, $5, $6, $6)`,
+      [p.id, accountId, invoice.amountPaid, `Collected by Stripe for a period not given (${why}): refunded in full`, refund?.ref ?? null, now],
+    );
+    await this.notify(tx, accountId, 'REFUND_DECIDED',
+      `Stripe collected ${(invoice.amountPaid / 100).toFixed(2)} ${currency} for a new period of your ${tier?.name ?? 'paid'} plan after ${why}; it was refunded in full.`);
     return true;
   }
 

@@ -27,7 +27,7 @@ function subscriptionInvoice(i: Stripe.Invoice): SubscriptionInvoice | undefined
   if (!subscription || !i.id) return undefined;
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(details?.metadata ?? {})) if (typeof v === 'string') metadata[k] = v;
-  return { id: i.id, subscription, billingReason: i.billing_reason ?? null, amountPaid: i.amount_paid ?? 0, metadata };
+  return { id: i.id, subscription, billingReason: i.billing_reason ?? null, amountPaid: i.amount_paid ?? 0, currency: i.currency ?? undefined, metadata };
 }
 
 /** Stripe confirms that these refunds (by their ids) were paid out. */
