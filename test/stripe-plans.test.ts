@@ -28,8 +28,12 @@ class StripeStub {
   readonly calls: Call[] = [];
   /** Checkout sessions the tests reported as paid (they can no longer be expired). */
   readonly paidSessions = new Set<string>();
+  /** What an upgrade's proration invoice collects; 0: Stripe's proration for a whole period left (new price − the item's price). */
   upgradeAmount = 0;
   declineUpgrades = false;
+  /** Unit amounts of the prices created, and the price each subscription's item is on. */
+  readonly prices = new Map<string, number>();
+  readonly subscriptionAmount = new Map<string, number>();
   private n = 0;
   private server = http.createServer((req, res) => {
     let raw = '';
@@ -59,15 +63,23 @@ class StripeStub {
     if ((m = path.match(/^\/v1\/checkout\/sessions\/([^/]+)$/))) {
       return [200, { id: m[1], object: 'checkout.session', status: this.paidSessions.has(m[1]) ? 'complete' : 'expired' }];
     }
-    if (method === 'POST' && path === '/v1/prices') return [200, { id: `price_${n}`, object: 'price', unit_amount: Number(body.unit_amount) }];
+    if (method === 'POST' && path === '/v1/prices') {
+      this.prices.set(`price_${n}`, Number(body.unit_amount));
+      return [200, { id: `price_${n}`, object: 'price', unit_amount: Number(body.unit_amount) }];
+    }
     if ((m = path.match(/^\/v1\/subscriptions\/([^/]+)$/))) {
       const sub = { id: m[1], object: 'subscription', items: { object: 'list', data: [{ id: `si_${m[1]}`, object: 'subscription_item' }] } };
       if (method === 'GET') return [200, sub];
       if (method === 'DELETE') return [200, { ...sub, status: 'canceled' }];
+      const from = this.subscriptionAmount.get(m[1]) ?? 0;
+      const to = body['items[0][price]'] ? this.prices.get(body['items[0][price]']) : undefined;
       if (body.proration_behavior === 'always_invoice') {
         if (this.declineUpgrades) return [402, { error: { type: 'card_error', code: 'card_declined', message: 'Your card was declined.' } }];
-        return [200, { ...sub, latest_invoice: { id: `in_upgrade_${n}`, object: 'invoice', status: 'paid', amount_paid: this.upgradeAmount } }];
+        if (to !== undefined) this.subscriptionAmount.set(m[1], to);
+        const amount = this.upgradeAmount || (to ?? from) - from;
+        return [200, { ...sub, latest_invoice: { id: `in_upgrade_${n}`, object: 'invoice', status: 'paid', amount_paid: amount } }];
       }
+      if (to !== undefined) this.subscriptionAmount.set(m[1], to);
       return [200, sub];
     }
     if ((m = path.match(/^\/v1\/invoices\/([^/]+)$/))) {
@@ -198,6 +210,7 @@ async function subscribe(sub: string, tier: 'CREATOR' | 'PRO' | 'MAX' = 'PRO') {
   const session = out.checkoutUrl!.split('/').pop()!;
   const ids = { session, purchaseId: out.purchase!.id, accountId: sub, subscription: `sub_${sub}`, invoice: `in_first_${sub}` };
   stub.paidSessions.add(session);
+  stub.subscriptionAmount.set(ids.subscription, out.purchase!.amountCents);
   expect(await deliver(checkoutCompleted(`evt_paid_${sub}`, ids))).toBe(200);
   return ids;
 }
@@ -587,5 +600,42 @@ describe('plans billed by Stripe', () => {
     expect(await plan('sp-early')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
     expect(await planPurchases('sp-early')).toBe(2);
     expect(await grants('sp-early')).toBe(1);
+  });
+  it('upgrades after a scheduled lower tier by the difference from the tier paid for: the item goes back to the current price (no proration) before the prorated update', async () => {
+    const ids = await subscribe('sp-down-up', 'PRO');
+    const updates = () => stub.calls.filter((c) => c.method === 'POST' && c.path === `/v1/subscriptions/${ids.subscription}`);
+    expect((await change('sp-down-up', 'CREATOR')).plan).toMatchObject({ tier: { code: 'PRO' }, scheduledTier: { code: 'CREATOR' } });
+    expect(stub.subscriptionAmount.get(ids.subscription)).toBe(1200);
+
+    // Declined: Stripe is left as it was (the lower price from the next invoice), and so is the plan.
+    stub.declineUpgrades = true;
+    expect((await change('sp-down-up', 'MAX')).userErrors.map((e) => e.code)).toEqual(['PAYMENT_FAILED']);
+    expect(stub.subscriptionAmount.get(ids.subscription)).toBe(1200);
+    expect(await plan('sp-down-up')).toMatchObject({ tier: { code: 'PRO' }, scheduledTier: { code: 'CREATOR' } });
+    stub.declineUpgrades = false;
+
+    const before = updates().length;
+    const up = await change('sp-down-up', 'MAX');
+    expect(up.userErrors).toEqual([]);
+    // Stripe credits the unused time at the price of the tier paid for (PRO), not the scheduled one.
+    expect(up.purchase).toMatchObject({ status: 'COMPLETED', tier: 'MAX', amountCents: 7900 - 2900 });
+    const [reprice, upgrade] = updates().slice(before);
+    expect(reprice.body).toMatchObject({ proration_behavior: 'none' });
+    expect(stub.prices.get(reprice.body['items[0][price]'])).toBe(2900);
+    expect(upgrade.body).toMatchObject({ proration_behavior: 'always_invoice' });
+    expect(stub.subscriptionAmount.get(ids.subscription)).toBe(7900);
+    expect(await plan('sp-down-up')).toMatchObject({ tier: { code: 'MAX' }, scheduledTier: null });
+  });
+
+  it('resumes the subscription at Stripe when a plan cancelled at its period end is upgraded, in the same update', async () => {
+    const ids = await subscribe('sp-cancel-up', 'CREATOR');
+    expect((await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-cancel-up' })).data!.cancelPlan.userErrors).toEqual([]);
+    const up = await change('sp-cancel-up', 'PRO');
+    expect(up.userErrors).toEqual([]);
+    expect(up.plan).toMatchObject({ tier: { code: 'PRO' }, cancelAtPeriodEnd: false });
+    const upgrade = stub.calls.find((c) => c.idempotencyKey === `plan-upgrade-${up.purchase!.id}`)!;
+    expect(upgrade.path).toBe(`/v1/subscriptions/${ids.subscription}`);
+    expect(upgrade.body).toMatchObject({ proration_behavior: 'always_invoice', cancel_at_period_end: 'false' });
+    expect(up.purchase).toMatchObject({ amountCents: 2900 - 1200 });
   });
 });

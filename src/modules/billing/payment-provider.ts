@@ -47,8 +47,9 @@ export interface SubscriptionGateway {
   /**
    * Moves the subscription to `price` now, invoicing the provider's proration at once and
    * collecting it before answering; nothing changes at the provider when the payment fails.
+   * `resume`: the same update also clears a cancellation scheduled at the period end.
    */
-  upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string> }): Promise<UpgradeResult>;
+  upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume?: boolean }): Promise<UpgradeResult>;
   /** Charges `price` from the next renewal on, without proration (a lower tier at the period end). */
   reprice(subscription: string, price: PlanPrice): Promise<void>;
   cancelAtPeriodEnd(subscription: string, cancel: boolean): Promise<void>;

@@ -236,7 +236,10 @@ export class PlanService {
         },
       };
     }
-    if (target.rank > current.rank) return this.upgrade(tx, a, current, target, interval, now, purchaseId);
+    if (target.rank > current.rank) {
+      const scheduled = a.pending_tier && a.pending_tier !== a.tier ? tiers.find((t) => t.code === a.pending_tier)! : null;
+      return this.upgrade(tx, a, current, target, interval, now, purchaseId, scheduled);
+    }
     // Lower tier or another interval: from the next period (the provider charges the new price from its next invoice).
     if (subscription) {
       if (a.cancel_at_period_end) await this.provider.subscriptions!.cancelAtPeriodEnd(subscription, false);
@@ -332,6 +335,7 @@ export class PlanService {
 
   private async upgrade(
     tx: Tx, a: AccountPlanRow, current: TierEntity, target: TierEntity, interval: BillingInterval, now: Date, purchaseId: string,
+    scheduled: TierEntity | null,
   ): Promise<PlanOutcome> {
     const billing = a.billing_interval!;
     const credits = this.upgradeCredits(a, current, target, now);
@@ -339,12 +343,31 @@ export class PlanService {
     let purchase: PurchaseRow | { error: PlanOutcome['error'] };
     if (subscription) {
       // The provider prorates and collects the difference before answering; we record what it charged.
-      const r = await this.provider.subscriptions!.upgrade(subscription, {
-        purchaseId,
-        price: planPrice(target, billing),
-        metadata: { upgradePurchaseId: purchaseId, upgradeTier: target.code },
-      });
-      if (r.status === 'failed') return { error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${r.reason}` } };
+      // It credits the unused time at the item's price: a scheduled lower tier already put the
+      // lower price there, so the price of the tier paid for goes back first (no proration), and
+      // back to the lower one when the upgrade does not happen.
+      const subs = this.provider.subscriptions!;
+      if (scheduled) await subs.reprice(subscription, planPrice(current, billing));
+      const restore = async () => {
+        if (scheduled) await subs.reprice(subscription, planPrice(scheduled, a.pending_interval ?? billing));
+      };
+      let r: Awaited<ReturnType<typeof subs.upgrade>>;
+      try {
+        r = await subs.upgrade(subscription, {
+          purchaseId,
+          price: planPrice(target, billing),
+          metadata: { upgradePurchaseId: purchaseId, upgradeTier: target.code },
+          // A cancel at the period end is undone by the upgrade, at Stripe in the same update.
+          resume: a.cancel_at_period_end,
+        });
+      } catch (e) {
+        await restore().catch((err) => this.log?.error({ err, subscription }, 'could not put the scheduled lower price back after a failed upgrade'));
+        throw e;
+      }
+      if (r.status === 'failed') {
+        await restore();
+        return { error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${r.reason}` } };
+      }
       purchase = await this.record(tx, purchaseId, a.id, target, billing, r.amountCents, credits, now, a.current_period_end!, r.ref);
     } else {
       const periodStart = a.current_period_start!.getTime();

@@ -117,7 +117,7 @@ class StripeSubscriptions implements SubscriptionGateway {
     }
   }
 
-  async upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string> }): Promise<UpgradeResult> {
+  async upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume?: boolean }): Promise<UpgradeResult> {
     try {
       const item = await this.itemOf(subscription);
       const price = await this.price(req.price, `plan-price-${req.purchaseId}`);
@@ -127,6 +127,7 @@ class StripeSubscriptions implements SubscriptionGateway {
           items: [{ id: item, price }],
           proration_behavior: 'always_invoice',
           payment_behavior: 'error_if_incomplete',
+          ...(req.resume ? { cancel_at_period_end: false } : {}),
           metadata: req.metadata,
           expand: ['latest_invoice'],
         },
