@@ -23,6 +23,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 200);
 const POOL = Number(process.env.DB_POOL_SIZE ?? 20);
+/** Seconds of load before each server is measured (JIT, caches, pool). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5);
 
 let pgDir: string | undefined; // the embedded cluster, whose processes' CPU is counted
 
@@ -107,7 +109,7 @@ async function main(): Promise<void> {
   });
   const accepted = (b: string) => b.includes('"userErrors":[]');
   const url = `http://127.0.0.1:${port}/graphql`;
-  await load('warm-up', url, spreadTokens, start, accepted, 3);
+  await load('warm-up', url, spreadTokens, start, accepted, WARMUP);
   results.push(await load('(a) startGeneration, spread', url, spreadTokens, start, accepted, SECONDS, server.pid));
   results.push(await load('(a) startGeneration, hot account', url, hotTokens, start, accepted, SECONDS, server.pid));
   await stopChild(server);
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
   const debit = JSON.stringify({ query: 'mutation { debit(amount: 1) }' });
   const debited = (b: string) => /"debit":\d+/.test(b);
   const murl = `http://127.0.0.1:${mport}/graphql`;
-  await load('warm-up', murl, spreadTokens, debit, debited, 3);
+  await load('warm-up', murl, spreadTokens, debit, debited, WARMUP);
   results.push(await load('(b) minimal stack debit, spread', murl, spreadTokens, debit, debited, SECONDS, minimal.pid));
   results.push(await load('(b) minimal stack debit, hot account', murl, hotTokens, debit, debited, SECONDS, minimal.pid));
   await stopChild(minimal);
