@@ -31,6 +31,10 @@ class StripeStub {
   /** What an upgrade's proration invoice collects; 0: Stripe's proration for a whole period left (new price − the item's price). */
   upgradeAmount = 0;
   declineUpgrades = false;
+  /** Upgrades (prorated updates) answered with a 500 or a closed connection, while set. */
+  failUpgrades: '500' | 'close' | null = null;
+  /** Refunds answered with a 500, while set. */
+  failRefunds = false;
   /** Unit amounts of the prices created, and the price each subscription's item is on. */
   readonly prices = new Map<string, number>();
   readonly subscriptionAmount = new Map<string, number>();
@@ -42,6 +46,17 @@ class StripeStub {
       const url = new URL(req.url!, 'http://stub');
       const body = Object.fromEntries(new URLSearchParams(raw));
       this.calls.push({ method: req.method!, path: url.pathname, idempotencyKey: req.headers['idempotency-key'] as string | undefined, body });
+      const upgrade = body.proration_behavior === 'always_invoice';
+      if (upgrade && this.failUpgrades === 'close') {
+        req.socket.destroy();
+        return;
+      }
+      if ((upgrade && this.failUpgrades === '500') || (this.failRefunds && url.pathname === '/v1/refunds')) {
+        res.statusCode = 500;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ error: { type: 'api_error', message: 'An unknown error occurred' } }));
+        return;
+      }
       const [status, answer] = this.answer(req.method!, url.pathname, body);
       res.statusCode = status;
       res.setHeader('content-type', 'application/json');
@@ -122,6 +137,8 @@ beforeAll(async () => {
 afterEach(async () => {
   stub.upgradeAmount = 0;
   stub.declineUpgrades = false;
+  stub.failUpgrades = null;
+  stub.failRefunds = false;
   await app.checkInvariants();
 });
 
@@ -637,5 +654,25 @@ describe('plans billed by Stripe', () => {
     expect(upgrade.path).toBe(`/v1/subscriptions/${ids.subscription}`);
     expect(upgrade.body).toMatchObject({ proration_behavior: 'always_invoice', cancel_at_period_end: 'false' });
     expect(up.purchase).toMatchObject({ amountCents: 2900 - 1200 });
+  });
+  it.each(['500', 'close'] as const)('keeps nothing when an upgrade cannot get an answer from Stripe (%s): an error, no PAYMENT_FAILED stored; a retry with the same key replays through Stripe’s idempotency key', async (mode) => {
+    const sub = `sp-flaky-${mode}`;
+    await subscribe(sub, 'CREATOR');
+    stub.failUpgrades = mode;
+    const failed = await app.gql(ChangePlanWithCheckoutDocument, { input: { tier: 'PRO', interval: 'MONTHLY', idempotencyKey: 'flaky-1' } }, { sub });
+    expect(failed.errors).toHaveLength(1);
+    expect(failed.data?.changePlan ?? null).toBeNull();
+    expect(await count('idempotency_keys WHERE scope = $1', [sub])).toBe(0);
+    expect(await planPurchases(sub)).toBe(1);
+    expect(await plan(sub)).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
+
+    stub.failUpgrades = null;
+    stub.upgradeAmount = 1700;
+    const retry = await change(sub, 'PRO', 'MONTHLY', 'flaky-1');
+    expect(retry.userErrors).toEqual([]);
+    expect(retry.purchase).toMatchObject({ status: 'COMPLETED', tier: 'PRO', amountCents: 1700 });
+    const attempts = stub.calls.filter((c) => c.body.proration_behavior === 'always_invoice' && c.path === `/v1/subscriptions/sub_${sub}`);
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(attempts.map((c) => c.idempotencyKey))).toEqual(new Set([`plan-upgrade-${retry.purchase!.id}`]));
   });
 });

@@ -48,6 +48,7 @@ export interface SubscriptionGateway {
    * Moves the subscription to `price` now, invoicing the provider's proration at once and
    * collecting it before answering; nothing changes at the provider when the payment fails.
    * `resume`: the same update also clears a cancellation scheduled at the period end.
+   * `failed` only when the payment was refused; throws when the outcome is unknown (network, 5xx).
    */
   upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume?: boolean }): Promise<UpgradeResult>;
   /** Charges `price` from the next renewal on, without proration (a lower tier at the period end). */

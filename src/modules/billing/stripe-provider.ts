@@ -15,6 +15,12 @@ const stripeInterval = (i: PlanPrice['interval']): 'month' | 'year' => (i === 'A
 const idOf = (v: string | { id: string } | null | undefined): string | undefined => (typeof v === 'string' ? v : v?.id);
 const isStripeError = (e: unknown): e is { type: string; statusCode?: number; code?: string; message: string } =>
   typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && (e as { type: string }).type.startsWith('Stripe');
+/**
+ * Stripe refused the payment itself (declined card, failed authentication): a definite answer.
+ * Anything else — connection errors, 5xx, rate limits, conflicts — says nothing about whether
+ * the request took effect, so it is not an outcome to keep.
+ */
+const isPaymentRefusal = (e: unknown): e is { message: string } => isStripeError(e) && (e.type === 'StripeCardError' || e.statusCode === 402);
 
 export interface StripeSettings {
   secretKey: string;
@@ -137,7 +143,9 @@ class StripeSubscriptions implements SubscriptionGateway {
       if (!invoice || typeof invoice === 'string') throw new Error(`Stripe did not return the proration invoice of ${subscription}`);
       return { status: 'succeeded', ref: invoice.id, amountCents: invoice.amount_paid };
     } catch (e) {
-      if (isStripeError(e)) return { status: 'failed', reason: e.message };
+      // Only a refused payment is a failed upgrade; anything else throws, so nothing is kept and a
+      // retry (same purchase id, same Stripe idempotency key) replays the update at Stripe.
+      if (isPaymentRefusal(e)) return { status: 'failed', reason: e.message };
       throw e;
     }
   }
