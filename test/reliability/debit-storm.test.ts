@@ -1,0 +1,486 @@
+/**
+ * Debit storm, through the real HTTP API on a real PostgreSQL, with an auditor checking every
+ * ledger invariant on its own connection during and after each test.
+ *
+ * 1. 64 concurrent clients spend one account's credits: exactly as many generations are
+ *    accepted as the balance pays for, every accepted debit saw a different balance, and the
+ *    balance ends at the exact remainder (one price) or at exactly 0 (mixed prices).
+ * 2. A mix of accounts with purchases, generations, cancels, worker completions and failures,
+ *    refund requests, plan changes and cancellations interleaved by concurrent clients, in
+ *    rounds; between rounds the jobs are drained, each account's balance must equal what the
+ *    acknowledged answers add up to, and the test clock is advanced so that plans renew and
+ *    allowances expire — by exactly the amounts the plan and lot state before predicts.
+ *
+ * Short form (npm test): fixed seed, small counts. Long form (STRESS=1): larger counts.
+ */
+import { Role } from '../../src/common/auth/role.enum';
+import { startAuditor } from '../helpers/auditor';
+import { scale, seedFor } from '../helpers/scale';
+import { useTestApp } from '../helpers/test-app';
+import { Caller, FREE_SETTINGS, OPS, PACKS, Random, pool, type StartResult, type UserError } from './storm-support';
+
+// Time-driven work (renewals, expiries, lease sweeps) runs only when the test advances the clock.
+const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', DB_POOL_SIZE: '20' });
+
+const CLIENTS = 64;
+const started = Date.now();
+afterAll(() => {
+  process.stdout.write(`[debit-storm] ${((Date.now() - started) / 1000).toFixed(1)} s in all\n`);
+});
+
+/** Waits for the work, then stops the auditor (also when the work failed) and returns what it saw. */
+async function settle(work: Promise<unknown>, auditor: ReturnType<typeof startAuditor>): Promise<string[]> {
+  try {
+    await work;
+  } catch (e) {
+    await auditor.stop();
+    throw e;
+  }
+  return auditor.stop();
+}
+
+async function balanceOf(sub: string): Promise<number> {
+  return (await t.app.audit.query('SELECT available FROM accounts WHERE id = $1', [sub])).rows[0].available;
+}
+
+async function entryCount(sub: string, kind: string): Promise<number> {
+  return (await t.app.audit.query('SELECT count(*)::int AS n FROM ledger_entries WHERE account_id = $1 AND kind = $2', [sub, kind])).rows[0].n;
+}
+
+describe('debit storm on one account', () => {
+  it('prices the settings the storm uses as the launch price book says', async () => {
+    const c = await Caller.as(t.app, 'storm-pricer');
+    for (const s of FREE_SETTINGS) {
+      const q = await c.send<{ quote: { credits: number; missingFeatures: string[] } }>(
+        `query ($s: GenerationSettingsInput!) { quote(settings: $s) { credits missingFeatures } }`,
+        { s: s.settings },
+      );
+      expect(q.quote).toEqual({ credits: s.credits, missingFeatures: [] });
+    }
+  });
+
+  it('accepts exactly as many generations as the balance pays for when 64 clients spend it at once, and leaves the exact remainder', async () => {
+    const sub = 'storm-hot';
+    const price = 3; // IMAGE HIGH
+    const pays = scale(400, 4000);
+    const remainder = 2;
+    const total = pays * price + remainder;
+    const admin = await Caller.as(t.app, 'storm-admin', Role.ADMIN);
+    const owner = await Caller.as(t.app, sub);
+    await owner.send(OPS.me);
+    await admin.send(OPS.adjust, { input: { accountId: sub, amount: total - 25, reason: 'storm budget' } });
+    expect(await balanceOf(sub)).toBe(total);
+
+    const auditor = startAuditor(t.app.audit);
+    const accepted: { jobId: string; after: number }[] = [];
+    const refusals: { code: string; available: number }[] = [];
+    const t0 = Date.now();
+    const storm = Promise.all(
+      Array.from({ length: CLIENTS }, async (_, client) => {
+        for (let n = 0; ; n++) {
+          const r = await owner.send<StartResult>(OPS.start, {
+            input: { settings: { type: 'IMAGE', imageQuality: 'HIGH' }, prompt: `client ${client} try ${n}` },
+          });
+          const out = r.startGeneration;
+          if (out.job) {
+            expect(out.userErrors).toEqual([]);
+            expect(out.job.credits).toBe(price);
+            accepted.push({ jobId: out.job.id, after: out.balance!.available });
+          } else {
+            refusals.push({ code: out.userErrors[0].code, available: out.balance!.available });
+            return; // this client has seen the balance run out
+          }
+        }
+      }),
+    );
+    const violations = await settle(storm, auditor);
+    const seconds = (Date.now() - t0) / 1000;
+    process.stdout.write(
+      `[debit-storm] one price: ${accepted.length} accepted, ${refusals.length} refused in ${seconds.toFixed(1)} s, ${auditor.passes()} auditor passes\n`,
+    );
+
+    expect(accepted).toHaveLength(pays);
+    expect(new Set(accepted.map((a) => a.jobId)).size).toBe(pays);
+    // Each debit left a different balance: B-3, B-6, …, the remainder — no two saw the same one.
+    expect(accepted.map((a) => a.after).sort((a, b) => b - a)).toEqual(Array.from({ length: pays }, (_, i) => total - price * (i + 1)));
+    expect(refusals).toHaveLength(CLIENTS);
+    expect(refusals.every((r) => r.code === 'INSUFFICIENT_CREDITS' && r.available === remainder)).toBe(true);
+    expect(await balanceOf(sub)).toBe(remainder);
+    expect(await entryCount(sub, 'DEBIT')).toBe(pays);
+    const jobs = await t.app.audit.query(`SELECT count(*)::int AS n, sum(credits)::int AS credits FROM generation_jobs WHERE account_id = $1`, [sub]);
+    expect(jobs.rows[0]).toEqual({ n: pays, credits: pays * price });
+    expect(violations).toEqual([]);
+  });
+
+  it('spends the balance to exactly 0 when 64 clients at seven prices race for it, every credit paying for one accepted generation', async () => {
+    const sub = 'storm-mixed-prices';
+    const total = scale(700, 7000);
+    const admin = await Caller.as(t.app, 'storm-admin', Role.ADMIN);
+    const owner = await Caller.as(t.app, sub);
+    await owner.send(OPS.me);
+    await admin.send(OPS.adjust, { input: { accountId: sub, amount: total - 25, reason: 'storm budget' } });
+
+    const auditor = startAuditor(t.app.audit);
+    const spent: number[] = [];
+    const afters: number[] = [];
+    const storm = Promise.all(
+      Array.from({ length: CLIENTS }, async (_, client) => {
+        const { settings, credits } = FREE_SETTINGS[client % FREE_SETTINGS.length];
+        for (let n = 0; ; n++) {
+          const r = await owner.send<StartResult>(OPS.start, { input: { settings, prompt: `client ${client} try ${n}` } });
+          const out = r.startGeneration;
+          if (!out.job) {
+            expect(out.userErrors.map((e: UserError) => e.code)).toEqual(['INSUFFICIENT_CREDITS']);
+            // Refused only when the balance really could not pay.
+            expect(out.balance!.available).toBeLessThan(credits);
+            return;
+          }
+          expect(out.job.credits).toBe(credits);
+          spent.push(credits);
+          afters.push(out.balance!.available);
+        }
+      }),
+    );
+    const violations = await settle(storm, auditor);
+    process.stdout.write(`[debit-storm] seven prices: ${spent.length} accepted for ${total} credits, ${auditor.passes()} auditor passes\n`);
+
+    expect(spent.reduce((a, b) => a + b, 0)).toBe(total);
+    expect(new Set(afters).size).toBe(spent.length); // every accepted debit left a different balance
+    expect(Math.min(...afters)).toBe(0);
+    expect(await balanceOf(sub)).toBe(0);
+    expect(await entryCount(sub, 'DEBIT')).toBe(spent.length);
+    expect(violations).toEqual([]);
+  });
+});
+
+describe('starts racing plan changes', () => {
+  it('answers every start that races an upgrade with a job or a refusal, never an internal error, and debits exactly the accepted ones', async () => {
+    const rounds = scale(6, 40);
+    const auditor = startAuditor(t.app.audit);
+    const work = (async () => {
+      for (let r = 0; r < rounds; r++) {
+        const me = await Caller.as(t.app, `storm-upgrader-${r}`);
+        await me.send(OPS.me);
+        // While the upgrade holds the account row and changes its tier, starts queue behind it.
+        const [plan, ...starts] = await Promise.all([
+          me.send<{ changePlan: { userErrors: UserError[]; purchase: { credits: number } } }>(OPS.changePlan, { input: { tier: 'PRO', interval: 'MONTHLY' } }),
+          ...Array.from({ length: 12 }, () => me.send<StartResult>(OPS.start, { input: { settings: { type: 'IMAGE', imageQuality: 'HIGH' }, prompt: 'race' } })),
+        ]);
+        expect(plan.changePlan.userErrors).toEqual([]);
+        const accepted = starts.filter((s) => s.startGeneration.job).length;
+        for (const s of starts) {
+          if (!s.startGeneration.job) expect(s.startGeneration.userErrors.map((e) => e.code)).toEqual(['INSUFFICIENT_CREDITS']);
+        }
+        expect(await entryCount(me.sub, 'DEBIT')).toBe(accepted);
+        expect(await balanceOf(me.sub)).toBe(25 + plan.changePlan.purchase.credits - 3 * accepted);
+      }
+    })();
+    expect(await settle(work, auditor)).toEqual([]);
+  });
+});
+
+/** What the client side knows of one account: the acknowledged changes add up to `expected`. */
+interface Book {
+  sub: string;
+  caller: Caller;
+  expected: number;
+  /** Jobs this account started that may still be QUEUED (cancel candidates). */
+  open: string[];
+  purchases: string[];
+  accepted: number;
+  refused: number;
+  refunds: number;
+  packs: number;
+  revoked: number;
+}
+
+interface Tally {
+  ops: number;
+  starts: number;
+  refusals: number;
+  cancels: number;
+  completions: number;
+  failures: number;
+  purchases: number;
+  refundsApproved: number;
+  refundsDenied: number;
+  reviews: number;
+  planChanges: number;
+  planCancels: number;
+  renewals: number;
+  expiries: number;
+  advances: number;
+}
+
+describe('debit storm across accounts', () => {
+  it('keeps every account equal to its acknowledged changes through concurrent purchases, starts, cancels, failures, refunds, plan changes and renewals', async () => {
+    const seed = seedFor('debit-storm mix', 20260601);
+    const rng = new Random(seed);
+    const accounts = scale(8, 24);
+    const rounds = scale(3, 10);
+    const opsPerRound = scale(240, 1500);
+    const concurrency = 16;
+
+    const tiers = (await t.app.audit.query(`SELECT code, monthly_credits FROM tiers`)).rows as { code: string; monthly_credits: number }[];
+    const monthly = Object.fromEntries(tiers.map((r) => [r.code, r.monthly_credits])) as Record<string, number>;
+    const admin = await Caller.as(t.app, 'mix-admin', Role.ADMIN);
+    const workers = await Promise.all(['gpu-a', 'gpu-b', 'gpu-c'].map((w) => Caller.as(t.app, w, Role.WORKER)));
+    const books: Book[] = [];
+    for (let i = 0; i < accounts; i++) {
+      const caller = await Caller.as(t.app, `mix-${i}`);
+      await caller.send(OPS.me);
+      books.push({ sub: caller.sub, caller, expected: 25, open: [], purchases: [], accepted: 0, refused: 0, refunds: 0, packs: 0, revoked: 0 });
+    }
+    const owner = new Map<string, { book: Book; credits: number }>();
+    const tally: Tally = {
+      ops: 0, starts: 0, refusals: 0, cancels: 0, completions: 0, failures: 0, purchases: 0, refundsApproved: 0, refundsDenied: 0,
+      reviews: 0, planChanges: 0, planCancels: 0, renewals: 0, expiries: 0, advances: 0,
+    };
+    // Jobs the tests before left QUEUED are not this storm's: finish them first (no balance changes).
+    await pool(
+      workers.map((w) => async () => {
+        for (;;) {
+          const { claimGenerationJob: job } = await w.send<{ claimGenerationJob: { id: string } | null }>(OPS.claim);
+          if (!job) return;
+          await w.send(OPS.complete, { jobId: job.id });
+        }
+      }),
+      workers.length,
+    );
+    const auditor = startAuditor(t.app.audit);
+    let keys = 0;
+
+    const forget = (book: Book, jobId: string) => {
+      const i = book.open.indexOf(jobId);
+      if (i >= 0) book.open.splice(i, 1);
+    };
+
+    /** One worker takes the next job and completes or fails it; false when the queue is empty. */
+    async function work(worker: Caller, fail: boolean): Promise<boolean> {
+      const { claimGenerationJob: job } = await worker.send<{ claimGenerationJob: { id: string; credits: number; status: string } | null }>(OPS.claim);
+      if (!job) return false;
+      expect(job.status).toBe('RUNNING');
+      const mine = owner.get(job.id)!;
+      expect(job.credits).toBe(mine.credits);
+      forget(mine.book, job.id);
+      if (fail) {
+        const { failGenerationJob: f } = await worker.send<{ failGenerationJob: { status: string; refunded: boolean; credits: number } }>(OPS.fail, { jobId: job.id });
+        expect(f).toMatchObject({ status: 'FAILED', refunded: true });
+        mine.book.expected += mine.credits;
+        mine.book.refunds++;
+        tally.failures++;
+      } else {
+        const { completeGenerationJob: c } = await worker.send<{ completeGenerationJob: { status: string; refunded: boolean } }>(OPS.complete, { jobId: job.id });
+        expect(c).toEqual({ id: job.id, status: 'SUCCEEDED', refunded: false });
+        tally.completions++;
+      }
+      return true;
+    }
+
+    function applyRefundAnswer(book: Book, out: { refundRequest: { status: string; creditsRevoked: number } | null; userErrors: UserError[] }): void {
+      const codes = out.userErrors.map((e) => e.code);
+      if (codes[0] === 'REFUND_ALREADY_REQUESTED') {
+        // A repeated request answers with the first decision and changes nothing.
+        expect(codes).toHaveLength(1);
+        expect(out.refundRequest).not.toBeNull();
+      } else if (out.refundRequest?.status === 'APPROVED') {
+        expect(codes).toEqual([]);
+        book.expected -= out.refundRequest.creditsRevoked;
+        book.revoked += out.refundRequest.creditsRevoked;
+        tally.refundsApproved++;
+      } else if (out.refundRequest?.status === 'DENIED') {
+        expect(codes.length === 1 && ['CREDITS_ALREADY_USED', 'REFUND_WINDOW_EXPIRED'].includes(codes[0])).toBe(true);
+        tally.refundsDenied++;
+      } else if (out.refundRequest?.status === 'PENDING_REVIEW') {
+        expect(codes).toEqual([]);
+      } else {
+        // Not COMPLETED any more, or a plan purchase that is not the latest.
+        expect(codes).toEqual(['INVALID_STATE']);
+      }
+    }
+
+    /** One random operation, drawn now (deterministic for the seed), run later by the pool. */
+    function drawOp(): () => Promise<void> {
+      const book = rng.pick(books);
+      const roll = rng.next();
+      const r2 = rng.next();
+      const r3 = rng.next();
+      if (roll < 0.3) {
+        const s = FREE_SETTINGS[Math.floor(r2 * FREE_SETTINGS.length)];
+        return async () => {
+          const { startGeneration: out } = await book.caller.send<StartResult>(OPS.start, { input: { settings: s.settings, prompt: 'storm' } });
+          if (out.job) {
+            expect(out.job.credits).toBe(s.credits);
+            owner.set(out.job.id, { book, credits: s.credits });
+            book.open.push(out.job.id);
+            book.expected -= s.credits;
+            book.accepted++;
+            tally.starts++;
+          } else {
+            expect(out.userErrors.map((e) => e.code)).toEqual(['INSUFFICIENT_CREDITS']);
+            expect(out.balance!.available).toBeLessThan(s.credits);
+            book.refused++;
+            tally.refusals++;
+          }
+        };
+      }
+      if (roll < 0.4) {
+        return async () => {
+          const jobId = book.open[Math.floor(r2 * book.open.length)];
+          if (!jobId) return;
+          const { cancelGeneration: out } = await book.caller.send<{
+            cancelGeneration: { job: { status: string; refunded: boolean; credits: number } | null; userErrors: UserError[] };
+          }>(OPS.cancel, { jobId });
+          forget(book, jobId);
+          if (out.userErrors.length === 0) {
+            expect(out.job).toMatchObject({ status: 'CANCELED', refunded: true });
+            book.expected += owner.get(jobId)!.credits;
+            book.refunds++;
+            tally.cancels++;
+          } else {
+            expect(out.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+          }
+        };
+      }
+      if (roll < 0.6) {
+        const worker = workers[Math.floor(r2 * workers.length)];
+        return async () => {
+          await work(worker, r3 < 0.4);
+        };
+      }
+      if (roll < 0.7) {
+        const code = Object.keys(PACKS)[Math.floor(r2 * 3)];
+        return async () => {
+          const { purchaseCreditPack: out } = await book.caller.send<{
+            purchaseCreditPack: { purchase: { id: string; status: string; credits: number }; userErrors: UserError[] };
+          }>(OPS.buy, { input: { packCode: code, idempotencyKey: `buy-${keys++}` } });
+          expect(out.userErrors).toEqual([]);
+          expect(out.purchase).toMatchObject({ status: 'COMPLETED', credits: PACKS[code] });
+          book.purchases.push(out.purchase.id);
+          book.expected += PACKS[code];
+          book.packs++;
+          tally.purchases++;
+        };
+      }
+      if (roll < 0.78) {
+        return async () => {
+          const purchaseId = book.purchases[Math.floor(r2 * book.purchases.length)];
+          if (!purchaseId) return;
+          const { requestRefund: out } = await book.caller.send<{
+            requestRefund: { refundRequest: { status: string; creditsRevoked: number } | null; userErrors: UserError[] };
+          }>(OPS.refund, { input: { purchaseId, reason: 'storm' } });
+          applyRefundAnswer(book, out);
+        };
+      }
+      if (roll < 0.88) {
+        const tier = ['CREATOR', 'PRO', 'CREATOR', 'PRO', 'MAX'][Math.floor(r2 * 5)];
+        const interval = r3 < 0.15 ? 'ANNUAL' : 'MONTHLY';
+        return async () => {
+          const { changePlan: out } = await book.caller.send<{
+            changePlan: { purchase: { id: string; status: string; credits: number } | null; userErrors: UserError[] };
+          }>(OPS.changePlan, { input: { tier, interval, idempotencyKey: `plan-${keys++}` } });
+          if (out.userErrors.length) {
+            expect(out.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
+            return;
+          }
+          if (out.purchase) {
+            // A new period grants its first month; an upgrade its prorated top-up: both the purchase's credits.
+            expect(out.purchase.status).toBe('COMPLETED');
+            book.purchases.push(out.purchase.id);
+            book.expected += out.purchase.credits;
+          }
+          tally.planChanges++;
+        };
+      }
+      if (roll < 0.92) {
+        return async () => {
+          const { cancelPlan: out } = await book.caller.send<{ cancelPlan: { userErrors: UserError[] } }>(OPS.cancelPlan);
+          expect(out.userErrors.every((e) => e.code === 'INVALID_STATE')).toBe(true);
+          if (!out.userErrors.length) tally.planCancels++;
+        };
+      }
+      return async () => {
+        await book.caller.send(OPS.me);
+      };
+    }
+
+    async function checkBooks(when: string): Promise<void> {
+      for (const b of books) {
+        const { me } = await b.caller.send<{ me: { balance: { available: number } } }>(OPS.me);
+        const counts = (await t.app.audit.query(
+          `SELECT count(*) FILTER (WHERE kind = 'DEBIT')::int AS debits, count(*) FILTER (WHERE kind = 'REFUND')::int AS refunds,
+                  count(*) FILTER (WHERE kind = 'GRANT' AND purchase_id IN (SELECT id FROM purchases WHERE kind = 'CREDIT_PACK'))::int AS packs
+             FROM ledger_entries WHERE account_id = $1`,
+          [b.sub],
+        )).rows[0];
+        expect({ when, sub: b.sub, balance: me.balance.available, ...counts }).toEqual({
+          when, sub: b.sub, balance: b.expected, debits: b.accepted, refunds: b.refunds, packs: b.packs,
+        });
+      }
+    }
+
+    const t0 = Date.now();
+    const storm = (async () => {
+      for (let round = 0; round < rounds; round++) {
+        await pool(Array.from({ length: opsPerRound }, drawOp), concurrency);
+        tally.ops += opsPerRound;
+
+        // Barrier: drain the queue (so no lease or expiry lands on a job in flight), decide the reviews.
+        while (await work(workers[0], rng.chance(0.3)));
+        const { refundRequestsToReview } = await admin.send<{ refundRequestsToReview: { edges: { node: { id: string; purchase: { id: string } } }[] } }>(OPS.toReview);
+        for (const { node } of refundRequestsToReview.edges) {
+          const book = books.find((b) => b.purchases.includes(node.purchase.id))!;
+          const approve = rng.chance(0.5);
+          const { reviewRefundRequest: out } = await admin.send<{
+            reviewRefundRequest: { refundRequest: { status: string; creditsRevoked: number }; userErrors: UserError[] };
+          }>(OPS.review, { input: { id: node.id, approve, note: approve ? 'fair' : 'no' } });
+          expect(out.userErrors).toEqual([]);
+          expect(out.refundRequest.status).toBe(approve ? 'APPROVED' : 'DENIED');
+          book.expected -= out.refundRequest.creditsRevoked;
+          if (!approve) expect(out.refundRequest.creditsRevoked).toBe(0);
+          tally.reviews++;
+        }
+        await checkBooks(`after round ${round}`);
+
+        // Advance the clock less than the shortest month: each account passes at most one
+        // allowance month or period end. Predict from the state before what must happen.
+        const hours = rng.int(20, 27 * 24);
+        const plans = (await t.app.audit.query(
+          `SELECT id, tier, plan_status, current_period_end, allowance_period_end, cancel_at_period_end, pending_tier
+             FROM accounts WHERE id LIKE 'mix-%'`,
+        )).rows as {
+          id: string; tier: string; plan_status: string; current_period_end: Date | null; allowance_period_end: Date | null;
+          cancel_at_period_end: boolean; pending_tier: string | null;
+        }[];
+        const lots = (await t.app.audit.query(
+          `SELECT account_id, remaining, expires_at FROM credit_lots WHERE account_id LIKE 'mix-%' AND remaining > 0 AND expires_at IS NOT NULL`,
+        )).rows as { account_id: string; remaining: number; expires_at: Date }[];
+        const { advanceTestClock } = await admin.send<{ advanceTestClock: string }>(OPS.advance, { hours });
+        const now = new Date(advanceTestClock).getTime();
+        tally.advances++;
+        for (const b of books) {
+          const expired = lots.filter((l) => l.account_id === b.sub && l.expires_at.getTime() <= now).reduce((s, l) => s + l.remaining, 0);
+          if (expired) tally.expiries++;
+          const p = plans.find((a) => a.id === b.sub)!;
+          let granted = 0;
+          if (p.plan_status === 'ACTIVE' && p.current_period_end && p.allowance_period_end && p.allowance_period_end.getTime() <= now) {
+            if (p.allowance_period_end < p.current_period_end) granted = monthly[p.tier];
+            else if (!p.cancel_at_period_end) granted = monthly[p.pending_tier ?? p.tier];
+            tally.renewals++;
+          }
+          b.expected += granted - expired;
+        }
+        await checkBooks(`after advancing ${hours} h in round ${round}`);
+      }
+    })();
+    const violations = await settle(storm, auditor);
+    const seconds = (Date.now() - t0) / 1000;
+
+    process.stdout.write(`[debit-storm] mix: ${accounts} accounts, ${rounds} rounds, ${seconds.toFixed(1)} s, ${auditor.passes()} auditor passes, ${JSON.stringify(tally)}\n`);
+    expect(violations).toEqual([]);
+    // The storm did what it is for: every kind of change happened.
+    for (const k of ['starts', 'refusals', 'cancels', 'completions', 'failures', 'purchases', 'refundsApproved', 'refundsDenied', 'planChanges', 'renewals', 'expiries'] as const) {
+      expect({ [k]: tally[k] > 0 }).toEqual({ [k]: true });
+    }
+  });
+});
