@@ -675,4 +675,18 @@ describe('plans billed by Stripe', () => {
     expect(attempts.length).toBeGreaterThanOrEqual(2);
     expect(new Set(attempts.map((c) => c.idempotencyKey))).toEqual(new Set([`plan-upgrade-${retry.purchase!.id}`]));
   });
+  it('renews only on a subscription_cycle invoice: a paid manual or threshold invoice of the subscription starts no period', async () => {
+    const ids = await subscribe('sp-reasons', 'PRO');
+    await advanceDays(31);
+    for (const reason of ['manual', 'subscription_threshold', 'subscription']) {
+      expect(await deliver(invoiceEvent(`evt_reason_${reason}`, 'invoice.paid', { id: `in_reason_${reason}`, subscription: ids.subscription, reason, amountPaid: 2900 }))).toBe(200);
+    }
+    expect(await planPurchases('sp-reasons')).toBe(1);
+    expect(await grants('sp-reasons')).toBe(1);
+    expect(await count(`notifications WHERE account_id = $1 AND kind = 'PLAN_RENEWED'`, ['sp-reasons'])).toBe(0);
+    expect(await deliver(invoiceEvent('evt_reason_cycle', 'invoice.paid', { id: 'in_reason_cycle', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 }))).toBe(200);
+    expect(await planPurchases('sp-reasons')).toBe(2);
+    expect(await grants('sp-reasons')).toBe(2);
+    expect(await balance('sp-reasons')).toBe(1025);
+  });
 });

@@ -488,8 +488,8 @@ export class PlanService {
   /**
    * A paid subscription invoice. Its first (`subscription_create`) is the checkout's, which
    * completeCheckout handles. An upgrade's (`subscription_update`) was recorded when the upgrade
-   * answered — unless that transaction was lost, and then the upgrade is applied now. Any other
-   * (`subscription_cycle`) starts the next period: the purchase (id derived from account and
+   * answered — unless that transaction was lost, and then the upgrade is applied now. A renewal
+   * (`subscription_cycle`, and only that: any other reason starts nothing) starts the next period: the purchase (id derived from account and
    * period start, as in the sandbox sweep; provider_ref the invoice) and the period's first
    * month's allowance, keyed by (account, month) in allowance_grants — so an invoice, however
    * often it is delivered, renews once, and a period is never paid or granted twice.
@@ -513,6 +513,11 @@ export class PlanService {
       const p = await this.record(tx, purchaseId, a.id, target, a.billing_interval!, invoice.amountPaid, credits, now, a.current_period_end, invoice.id);
       await this.applyUpgrade(tx, a, target, null, credits, p.id);
       return true;
+    }
+    if (invoice.billingReason !== 'subscription_cycle') {
+      // Not a period's renewal (a manual or threshold invoice, …): the event is recorded, nothing starts.
+      this.log?.warn({ account: a.id, invoice: invoice.id, billingReason: invoice.billingReason }, 'paid subscription invoice that is not a renewal: no period started');
+      return false;
     }
     if (a.cancel_at_period_end) {
       // Cancelled after the provider had started its next period (the cancel applies to that
