@@ -47,6 +47,7 @@ beforeAll(async () => {
     JOB_LEASE_SECONDS: String(LEASE_SECONDS),
   });
   await api.start();
+  await prepareAccounts(api.base, [...ACCOUNTS, SUBSCRIBER], 1000);
 }, 120000);
 
 afterAll(async () => {
@@ -55,6 +56,42 @@ afterAll(async () => {
   await pg?.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
+
+/** A graphql-ws subscriber of SUBSCRIBER's balance, live (an event seen) before it is returned. */
+async function balanceSubscriber() {
+  const closes: number[] = [];
+  const ws: WsClient = createClient({
+    url: `ws://127.0.0.1:${api.port}/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: async () => ({ authorization: `Bearer ${await tokenFor(SUBSCRIBER)}` }),
+    on: { closed: (e) => closes.push((e as { code: number }).code) },
+  });
+  const events: { available: number }[] = [];
+  const errors: unknown[] = [];
+  const unsubscribe = ws.subscribe<{ balanceChanged: { available: number } }>(
+    { query: 'subscription { balanceChanged { available } }' },
+    { next: (v) => (v.data ? events.push(v.data.balanceChanged) : errors.push(v.errors)), error: (e) => errors.push(e), complete: () => undefined },
+  );
+  for (let i = 0; events.length === 0; i++) {
+    if (i > 100) throw new Error(`the subscription never became live: ${JSON.stringify(errors)}`);
+    await post(api.base, 'mutation($a: ID!) { adjustCredits(input: { accountId: $a, amount: 1, reason: "poke" }) { entry { id } } }', { a: SUBSCRIBER }, ADMIN, Role.ADMIN);
+    await sleep(50);
+  }
+  return {
+    events,
+    errors,
+    closes,
+    /** The last event told this balance. */
+    told: (n: number) => events.length > 0 && events[events.length - 1].available === n,
+    async dispose() {
+      unsubscribe();
+      await ws.dispose();
+    },
+  };
+}
+
+const balanceOf = async (account: string) => Number((await db.query('SELECT available FROM accounts WHERE id = $1', [account])).rows[0].available);
 
 interface Outage {
   mode: 'fast' | 'immediate';
@@ -73,28 +110,9 @@ interface Outage {
 
 it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load: readiness follows the database, writes resume within 10 s, events flow again, nothing lost or doubled`, async () => {
   const seed = seedFor('postgres-restart', 7001);
-  await prepareAccounts(api.base, [...ACCOUNTS, SUBSCRIBER], 1000);
-
   // A subscriber of one account's balance, live before the load starts.
-  const closes: number[] = [];
-  const ws: WsClient = createClient({
-    url: `ws://127.0.0.1:${api.port}/graphql`,
-    webSocketImpl: WebSocket,
-    retryAttempts: 0,
-    connectionParams: async () => ({ authorization: `Bearer ${await tokenFor(SUBSCRIBER)}` }),
-    on: { closed: (e) => closes.push((e as { code: number }).code) },
-  });
-  const events: { available: number }[] = [];
-  const subErrors: unknown[] = [];
-  const unsubscribe = ws.subscribe<{ balanceChanged: { available: number } }>(
-    { query: 'subscription { balanceChanged { available } }' },
-    { next: (v) => (v.data ? events.push(v.data.balanceChanged) : subErrors.push(v.errors)), error: (e) => subErrors.push(e), complete: () => undefined },
-  );
-  for (let i = 0; events.length === 0; i++) {
-    if (i > 100) throw new Error(`the subscription never became live: ${JSON.stringify(subErrors)}`);
-    await post(api.base, 'mutation($a: ID!) { adjustCredits(input: { accountId: $a, amount: 1, reason: "poke" }) { entry { id } } }', { a: SUBSCRIBER }, ADMIN, Role.ADMIN);
-    await sleep(50);
-  }
+  const sub = await balanceSubscriber();
+  const { closes, errors: subErrors } = sub;
 
   const base = await baseline(db, [...ACCOUNTS, SUBSCRIBER]);
   const audit = startAuditor(db, 500);
@@ -141,9 +159,8 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
     // balance it left, and then hear about the next change.
     const write = await load.execute(keyed(SUBSCRIBER, 2));
     const writeMs = write.answeredAt! - upAt;
-    const balanceOf = async () => Number((await db.query('SELECT available FROM accounts WHERE id = $1', [SUBSCRIBER])).rows[0].available);
-    const afterWrite = await balanceOf();
-    const told = (n: number) => events.length > 0 && events[events.length - 1].available === n;
+    const afterWrite = await balanceOf(SUBSCRIBER);
+    const told = sub.told;
     while (!told(afterWrite) && Date.now() - upAt < 10000) await sleep(20);
     const convergeMs = told(afterWrite) ? Date.now() - upAt : -1;
     await load.execute(keyed(SUBSCRIBER, 1));
@@ -164,8 +181,7 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
   }
   const violationsDuring = await audit.stop();
   const rec = await reconcile(db, load.ops, base, extra);
-  unsubscribe();
-  await ws.dispose();
+  await sub.dispose();
 
   process.stdout.write(
     `[postgres-restart] seed ${seed}: ${outages.length} restarts (${outages.map((o) => o.mode).join(', ')}), ${load.ops.length} operations ` +
@@ -200,3 +216,62 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
   expect(rec.applied).toBe(load.ops.length - impossible);
   expect(rec.entries).toBe(rec.applied + extra.length);
 }, scale(120000, 600000));
+
+it(`survives its database connections being terminated ${scale(3, 12)} times under keyed load: requests retried with their keys, the event listener comes back, its subscriber ends on the right balance, nothing lost or doubled`, async () => {
+  const seed = seedFor('postgres-terminate', 7101);
+  const TERMINATIONS = scale(3, 12);
+  const sub = await balanceSubscriber();
+  const base = await baseline(db, [...ACCOUNTS, SUBSCRIBER]);
+  const audit = startAuditor(db, 500);
+  const started = Date.now();
+  const load = new KeyedLoad(api.base, { clients: CLIENTS, accounts: ACCOUNTS, seed, tag: `t${seed}`, thinkMs: 20, giveUpMs: 60000 });
+  load.start();
+  let probeSeq = 0;
+  const terminated: { pool: number; listener: number; convergeMs: number }[] = [];
+  for (let i = 0; i < TERMINATIONS; i++) {
+    await sleep(700);
+    const terminate = async (app: string) =>
+      (await db.query<{ n: number }>(`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`, [app])).rows[0].n;
+    // The listener alone: a keyed change of the subscriber's account at once, most likely
+    // committed before the listener is back (its pool connections are intact, so it is quick).
+    const listener = await terminate('credits-events');
+    const t0 = Date.now();
+    await load.execute({ client: -1, kind: 'adjust', account: SUBSCRIBER, key: `t${seed}-probe-${probeSeq++}`, amount: 1, attempts: 0, failures: [] });
+    const afterWrite = await balanceOf(SUBSCRIBER);
+    while (!sub.told(afterWrite) && Date.now() - t0 < 10000) await sleep(20);
+    const convergeMs = sub.told(afterWrite) ? Date.now() - t0 : -1;
+    // Then the pool's connections, under load.
+    await sleep(300);
+    const pool = await terminate('credits-service');
+    terminated.push({ pool, listener, convergeMs });
+  }
+  await sleep(500);
+  await load.stop();
+  const violationsDuring = await audit.stop();
+  const rec = await reconcile(db, load.ops, base);
+  await sub.dispose();
+
+  process.stdout.write(
+    `[postgres-terminate] seed ${seed}: ${terminated.length} rounds terminated ${terminated.reduce((a, t) => a + t.pool, 0)} pool and ` +
+      `${terminated.reduce((a, t) => a + t.listener, 0)} listener connections; ${load.ops.length} operations (${rec.applied} applied, ${rec.refused} refused), ` +
+      `${rec.retried} retried with their key, ${rec.replayedAfterLoss} committed before their answer was lost, unanswered attempts: ${failureSummary(load.ops)}; ` +
+      `subscriber up to date in ${terminated.map((t) => t.convergeMs).join('/')} ms; ${audit.passes()} audit passes, ${Date.now() - started} ms\n`,
+  );
+  expect(terminated).toHaveLength(TERMINATIONS);
+  for (const t of terminated) {
+    expect(t.listener).toBe(1);
+    expect(t.pool).toBeGreaterThanOrEqual(1);
+    expect(t.convergeMs).toBeGreaterThanOrEqual(0);
+    expect(t.convergeMs).toBeLessThanOrEqual(10000);
+  }
+  expect(api.alive()).toBe(true);
+  expect(api.starts).toBe(1);
+  expect(sub.closes).toEqual([]);
+  expect(sub.errors).toEqual([]);
+  expect(rec.problems).toEqual([]);
+  expect(violationsDuring).toEqual([]);
+  const impossible = load.ops.filter((o) => o.kind === 'adjust' && o.amount === -IMPOSSIBLE_DEBIT).length;
+  expect(rec.refused).toBe(impossible);
+  expect(rec.applied).toBe(load.ops.length - impossible);
+  expect(rec.entries).toBe(rec.applied);
+}, scale(90000, 300000));
