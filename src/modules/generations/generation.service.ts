@@ -147,10 +147,19 @@ export class GenerationService {
     return byN;
   }
 
-  /** A start in the database: batched, then alone and waiting if its account was busy. */
+  /**
+   * A start in the database: batched, then alone and waiting if its account was busy. A waiting
+   * start can come back busy again: when the transaction it waited for changed the account's
+   * tier (a plan change), PostgreSQL re-checks the locked row against the tier row it joined,
+   * no longer matches it and returns nothing. It then runs again (the lock is free by now).
+   */
   private async submit(item: StartItem): Promise<StartRow | undefined> {
-    const row = await this.starts.submit(item);
-    return row?.busy ? this.waitingStarts.submit(item) : row;
+    let row = await this.starts.submit(item);
+    for (let waits = 0; row?.busy; waits++) {
+      if (waits === 10) throw new Error(`account ${item.account} was still busy after ${waits} waiting starts`);
+      row = await this.waitingStarts.submit(item);
+    }
+    return row;
   }
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
