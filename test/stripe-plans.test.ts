@@ -28,6 +28,8 @@ class StripeStub {
   readonly calls: Call[] = [];
   /** Checkout sessions the tests reported as paid (they can no longer be expired). */
   readonly paidSessions = new Set<string>();
+  /** The invoice a checkout session shows when retrieved. */
+  readonly sessionInvoices = new Map<string, string>();
   /** What an upgrade's proration invoice collects; 0: Stripe's proration for a whole period left (new price − the item's price). */
   upgradeAmount = 0;
   declineUpgrades = false;
@@ -76,7 +78,7 @@ class StripeStub {
       return [200, { id: m[1], object: 'checkout.session', status: 'expired' }];
     }
     if ((m = path.match(/^\/v1\/checkout\/sessions\/([^/]+)$/))) {
-      return [200, { id: m[1], object: 'checkout.session', status: this.paidSessions.has(m[1]) ? 'complete' : 'expired' }];
+      return [200, { id: m[1], object: 'checkout.session', status: this.paidSessions.has(m[1]) ? 'complete' : 'expired', invoice: this.sessionInvoices.get(m[1]) ?? null }];
     }
     if (method === 'POST' && path === '/v1/prices') {
       this.prices.set(`price_${n}`, Number(body.unit_amount));
@@ -153,7 +155,7 @@ function event(id: string, type: string, object: object) {
   return { id, object: 'event', type, data: { object } };
 }
 
-function checkoutCompleted(eventId: string, p: { session: string; purchaseId: string; accountId: string; subscription: string; invoice: string }) {
+function checkoutCompleted(eventId: string, p: { session: string; purchaseId: string; accountId: string; subscription: string; invoice: string | null }) {
   return event(eventId, 'checkout.session.completed', {
     id: p.session, object: 'checkout.session', mode: 'subscription', payment_status: 'paid', client_reference_id: p.purchaseId,
     subscription: p.subscription, customer: `cus_${p.accountId}`, invoice: p.invoice, metadata: { purchaseId: p.purchaseId, accountId: p.accountId, kind: 'PLAN' },
@@ -688,5 +690,34 @@ describe('plans billed by Stripe', () => {
     expect(await planPurchases('sp-reasons')).toBe(2);
     expect(await grants('sp-reasons')).toBe(2);
     expect(await balance('sp-reasons')).toBe(1025);
+  });
+  it('refunds at Stripe before it cancels the subscription: when the refund fails nothing is cancelled or kept, and asking again refunds and cancels once', async () => {
+    const ids = await subscribe('sp-refund-fails', 'PRO');
+    stub.failRefunds = true;
+    const failed = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund-fails' });
+    expect(failed.errors).toHaveLength(1);
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(0);
+    expect(await plan('sp-refund-fails')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE' });
+    expect(await one('SELECT status FROM purchases WHERE id = $1', [ids.purchaseId])).toEqual({ status: 'COMPLETED' });
+    expect(await count('refund_requests WHERE purchase_id = $1', [ids.purchaseId])).toBe(0);
+
+    stub.failRefunds = false;
+    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund-fails' });
+    expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 2900 });
+    expect(new Set(stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === `pi_for_${ids.invoice}`).map((c) => c.idempotencyKey)).size).toBe(1);
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
+    expect(await plan('sp-refund-fails')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+  });
+
+  it('refunds a plan whose checkout named no invoice through the session’s invoice, never sending the session id as a payment intent', async () => {
+    const out = await change('sp-no-invoice', 'PRO');
+    const session = out.checkoutUrl!.split('/').pop()!;
+    stub.sessionInvoices.set(session, 'in_of_session');
+    expect(await deliver(checkoutCompleted('evt_no_invoice', { session, purchaseId: out.purchase!.id, accountId: 'sp-no-invoice', subscription: 'sub_no_invoice', invoice: null }))).toBe(200);
+    expect(await plan('sp-no-invoice')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE' });
+    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: out.purchase!.id } }, { sub: 'sp-no-invoice' });
+    expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 2900 });
+    expect(stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === session)).toEqual([]);
+    expect(refundCalls('in_of_session')).toEqual([{ payment_intent: 'pi_for_in_of_session', amount: '2900' }]);
   });
 });

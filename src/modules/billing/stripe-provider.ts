@@ -64,17 +64,28 @@ export class StripeProvider implements PaymentProvider {
     }
   }
 
-  /** `ref` is a payment intent (packs) or an invoice (plans: its paid payment is refunded). */
+  /**
+   * `ref` is a payment intent (packs), an invoice (plans: its paid payment is refunded), or a
+   * checkout session (a completion that named neither): refunded through what the session paid.
+   */
   async refund(ref: string, amountCents: number): Promise<{ ref: string }> {
     let target: { payment_intent: string } | { charge: string } = { payment_intent: ref };
-    if (ref.startsWith('in_')) {
-      const invoice = await this.client.invoices.retrieve(ref, { expand: ['payments'] });
+    let invoiceRef = ref.startsWith('in_') ? ref : undefined;
+    if (ref.startsWith('cs_')) {
+      const session = await this.client.checkout.sessions.retrieve(ref);
+      invoiceRef = idOf(session.invoice);
+      const intent = idOf(session.payment_intent);
+      if (!invoiceRef && !intent) throw new Error(`Stripe checkout session ${ref} has no invoice or payment to refund`);
+      if (intent) target = { payment_intent: intent };
+    }
+    if (invoiceRef) {
+      const invoice = await this.client.invoices.retrieve(invoiceRef, { expand: ['payments'] });
       const paid = invoice.payments?.data.find((p) => p.status === 'paid') ?? invoice.payments?.data[0];
       const intent = idOf(paid?.payment.payment_intent);
       const charge = idOf(paid?.payment.charge);
       if (intent) target = { payment_intent: intent };
       else if (charge) target = { charge };
-      else throw new Error(`Stripe invoice ${ref} has no payment to refund`);
+      else throw new Error(`Stripe invoice ${invoiceRef} has no payment to refund`);
     }
     const refund = await this.client.refunds.create({ ...target, amount: amountCents }, { idempotencyKey: `refund-${ref}-${amountCents}` });
     return { ref: refund.id };

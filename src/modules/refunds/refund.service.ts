@@ -109,7 +109,9 @@ export class RefundService {
   /**
    * The money and credits side of an approved refund: the purchase's unspent credits are
    * withdrawn (REVOCATION), the purchase is REFUNDED (or PARTIALLY_REFUNDED), a plan ends at
-   * once, and the provider pays `amountCents` back.
+   * once, and the provider pays `amountCents` back. The money goes back first: a subscription is
+   * cancelled or repriced at the provider only once the refund went through (a failed refund
+   * rolls back and leaves the subscription as it was; asking again is one refund, by its key).
    */
   private async settle(tx: Tx, p: PurchaseRow, amountCents: number, now: Date): Promise<{ revoked: number; ref: string | null }> {
     const taken = await tx.query<{ amount: number }>(
@@ -119,6 +121,8 @@ export class RefundService {
     );
     const revoked = taken.reduce((sum, r) => sum + r.amount, 0);
     await tx.query(`UPDATE purchases SET status = $2 WHERE id = $1`, [p.id, amountCents < p.amount_cents ? 'PARTIALLY_REFUNDED' : 'REFUNDED']);
+    /** What the provider's subscription is told, after the refund. */
+    let atProvider: (() => Promise<void>) | undefined;
     if (p.kind === PurchaseKind.PLAN) {
       const [a] = await tx.query<{ current_period_start: Date | null; billing_interval: 'MONTHLY' | 'ANNUAL' | null; stripe_subscription_id: string | null }>(
         'SELECT current_period_start, billing_interval, stripe_subscription_id FROM accounts WHERE id = $1',
@@ -143,16 +147,16 @@ export class RefundService {
             [scheduled ?? previous.tier],
           );
           const interval = a.billing_interval ?? 'MONTHLY';
-          await this.provider.subscriptions!.reprice(subscription, {
-            amountCents: interval === 'ANNUAL' ? t.annual_price_cents : t.monthly_price_cents, currency: t.currency.trim(), interval, name: `${t.name} plan`,
-          });
+          const price = { amountCents: interval === 'ANNUAL' ? t.annual_price_cents : t.monthly_price_cents, currency: t.currency.trim(), interval, name: `${t.name} plan` };
+          atProvider = () => this.provider.subscriptions!.reprice(subscription, price);
         }
       } else {
-        if (subscription) await this.provider.subscriptions!.cancelNow(subscription);
+        if (subscription) atProvider = () => this.provider.subscriptions!.cancelNow(subscription);
         await endPlan(tx, p.account_id);
       }
     }
     const refund = amountCents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, amountCents) : undefined;
+    if (atProvider) await atProvider();
     return { revoked, ref: refund?.ref ?? null };
   }
 
