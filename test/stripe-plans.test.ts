@@ -720,4 +720,17 @@ describe('plans billed by Stripe', () => {
     expect(stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === session)).toEqual([]);
     expect(refundCalls('in_of_session')).toEqual([{ payment_intent: 'pi_for_in_of_session', amount: '2900' }]);
   });
+  it('answers 500 (so Stripe retries) when the database fails while a plan checkout completes, instead of reporting it applied', async () => {
+    const out = await change('sp-db-error', 'PRO');
+    const session = out.checkoutUrl!.split('/').pop()!;
+    // An account id PostgreSQL cannot read (a NUL byte) makes the account lookup fail in the database.
+    const broken = checkoutCompleted('evt_db_error', { session, purchaseId: out.purchase!.id, accountId: 'sp-db-error\u0000', subscription: 'sub_db_error', invoice: 'in_db_error' });
+    expect(await deliver(broken)).toBe(500);
+    expect(await count(`webhook_events WHERE event_id = 'evt_db_error'`, [])).toBe(0);
+    // An account that does not exist is an answer, not a fault: recorded, nothing applied.
+    const unknown = checkoutCompleted('evt_no_account', { session, purchaseId: out.purchase!.id, accountId: 'sp-nobody', subscription: 'sub_nobody', invoice: 'in_nobody' });
+    expect(await deliver(unknown)).toBe(200);
+    expect(await count(`webhook_events WHERE event_id = 'evt_no_account'`, [])).toBe(1);
+    expect(await one('SELECT status FROM purchases WHERE id = $1', [out.purchase!.id])).toEqual({ status: 'PENDING' });
+  });
 });

@@ -451,7 +451,9 @@ export class PlanService {
     tx: Tx, paid: { purchaseId: string; accountId: string; subscription: string; customer: string | null; invoice: string | null; checkout: string },
   ): Promise<boolean> {
     if (!isUuid(paid.purchaseId)) return false;
-    const a = await this.lock(tx, paid.accountId).catch(() => undefined);
+    // No such account is an answer (nothing to apply); any other error is a fault and propagates,
+    // so the transaction is not committed as if applied and the provider delivers the event again.
+    const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE id = $1 FOR UPDATE', [paid.accountId]);
     if (!a) return false;
     const start = this.clock.now();
     const [p] = await tx.query<PurchaseRow>(
