@@ -733,4 +733,46 @@ describe('plans billed by Stripe', () => {
     expect(await count(`webhook_events WHERE event_id = 'evt_no_account'`, [])).toBe(1);
     expect(await one('SELECT status FROM purchases WHERE id = $1', [out.purchase!.id])).toEqual({ status: 'PENDING' });
   });
+  it('reads the catalog before opening a transaction in the plan webhooks and the sweep', async () => {
+    const services = app.server.services;
+    let open = 0;
+    const inside: string[] = [];
+    const createRunner = services.db.createQueryRunner.bind(services.db);
+    const runners = jest.spyOn(services.db, 'createQueryRunner').mockImplementation((...args) => {
+      const r = createRunner(...args);
+      const [start, commit, rollback] = [r.startTransaction.bind(r), r.commitTransaction.bind(r), r.rollbackTransaction.bind(r)];
+      r.startTransaction = async (level) => { await start(level); open++; };
+      r.commitTransaction = async () => { open--; await commit(); };
+      r.rollbackTransaction = async () => { open--; await rollback(); };
+      return r;
+    });
+    const watch = <K extends 'tiers' | 'tier'>(name: K) => {
+      const real = (services.catalog[name] as (...a: unknown[]) => Promise<unknown>).bind(services.catalog);
+      return jest.spyOn(services.catalog, name).mockImplementation((async (...a: unknown[]) => {
+        if (open > 0) inside.push(new Error(`catalog.${name}() inside a transaction`).stack!);
+        return real(...a);
+      }) as never);
+    };
+    const spies = [watch('tiers'), watch('tier')];
+    try {
+      const ids = await subscribe('sp-catalog', 'CREATOR');
+      const cancelled = await subscribe('sp-catalog-cancelled', 'PRO');
+      expect(await deliver(invoiceEvent('evt_catalog_up', 'invoice.paid', {
+        id: 'in_catalog_up', subscription: ids.subscription, reason: 'subscription_update', amountPaid: 1700, metadata: { upgradePurchaseId: randomUUID(), upgradeTier: 'PRO' },
+      }))).toBe(200);
+      await app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-catalog-cancelled' });
+      await advanceDays(31); // the sweep ends the cancelled plan
+      expect(await deliver(invoiceEvent('evt_catalog_renew', 'invoice.paid', { id: 'in_catalog_renew', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 }))).toBe(200);
+      expect(await deliver(event('evt_catalog_deleted', 'customer.subscription.deleted', { id: ids.subscription, object: 'subscription', status: 'canceled' }))).toBe(200);
+      expect(await deliver(invoiceEvent('evt_catalog_late', 'invoice.paid', { id: 'in_catalog_late', subscription: cancelled.subscription, reason: 'subscription_cycle', amountPaid: 2900 }))).toBe(200);
+      expect(await plan('sp-catalog')).toMatchObject({ tier: { code: 'FREE' } });
+      expect(await plan('sp-catalog-cancelled')).toMatchObject({ tier: { code: 'FREE' } });
+      expect(await one('SELECT status FROM purchases WHERE provider_ref = $1', ['in_catalog_renew'])).toEqual({ status: 'COMPLETED' });
+      expect(await one('SELECT status, tier FROM purchases WHERE provider_ref = $1', ['in_catalog_late'])).toEqual({ status: 'REFUNDED', tier: 'PRO' });
+    } finally {
+      runners.mockRestore();
+      for (const s of spies) s.mockRestore();
+    }
+    expect(inside.filter((stack) => /PlanService|stripeWebhook/.test(stack))).toEqual([]);
+  });
 });

@@ -449,6 +449,7 @@ export class PlanService {
    */
   async completeCheckout(
     tx: Tx, paid: { purchaseId: string; accountId: string; subscription: string; customer: string | null; invoice: string | null; checkout: string },
+    tiers: TierEntity[],
   ): Promise<boolean> {
     if (!isUuid(paid.purchaseId)) return false;
     // No such account is an answer (nothing to apply); any other error is a fault and propagates,
@@ -461,7 +462,7 @@ export class PlanService {
       [paid.purchaseId, a.id],
     );
     if (!p) return false;
-    const target = (await this.catalog.tiers()).find((t) => t.code === p.tier)!;
+    const target = tiers.find((t) => t.code === p.tier)!;
     const interval = p.billing_interval!;
     const end = addMonths(start, monthsOf(interval));
     await tx.query(
@@ -496,13 +497,12 @@ export class PlanService {
    * month's allowance, keyed by (account, month) in allowance_grants — so an invoice, however
    * often it is delivered, renews once, and a period is never paid or granted twice.
    */
-  async renewFromInvoice(tx: Tx, invoice: SubscriptionInvoice): Promise<boolean> {
+  async renewFromInvoice(tx: Tx, invoice: SubscriptionInvoice, tiers: TierEntity[]): Promise<boolean> {
     const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE stripe_subscription_id = $1 FOR UPDATE', [invoice.subscription]);
-    if (!a) return this.paidAfterEnd(tx, invoice);
+    if (!a) return this.paidAfterEnd(tx, invoice, tiers);
     if (a.tier === TierCode.FREE || !a.current_period_end) return false;
     const [seen] = await tx.query(`SELECT 1 FROM purchases WHERE provider = $1 AND provider_ref = $2`, [this.provider.name, invoice.id]);
     if (seen || invoice.billingReason === 'subscription_create') return false;
-    const tiers = await this.catalog.tiers();
     if (invoice.billingReason === 'subscription_update') {
       const purchaseId = invoice.metadata.upgradePurchaseId;
       const target = tiers.find((t) => t.code === invoice.metadata.upgradeTier);
@@ -558,7 +558,7 @@ export class PlanService {
    * refunded, ended by the provider, or replaced): no period is given for it, so the payment is
    * refunded in full — once per invoice, found through the subscription's owner.
    */
-  private async paidAfterEnd(tx: Tx, invoice: SubscriptionInvoice): Promise<boolean> {
+  private async paidAfterEnd(tx: Tx, invoice: SubscriptionInvoice, tiers: TierEntity[]): Promise<boolean> {
     if (invoice.billingReason !== 'subscription_cycle' || invoice.amountPaid <= 0) return false;
     const [owner] = await tx.query<{ account_id: string }>('SELECT account_id FROM stripe_subscriptions WHERE subscription_id = $1', [invoice.subscription]);
     if (!owner) return false;
@@ -567,7 +567,7 @@ export class PlanService {
       `SELECT tier, billing_interval FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND completed_at IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1`,
       [a.id],
     );
-    return this.refundInvoice(tx, a.id, invoice, last ? await this.catalog.tier(last.tier) : null, last?.billing_interval ?? null, 'your plan had already ended');
+    return this.refundInvoice(tx, a.id, invoice, (last && tiers.find((t) => t.code === last.tier)) || null, last?.billing_interval ?? null, 'your plan had already ended');
   }
 
   /**
@@ -613,10 +613,9 @@ export class PlanService {
   }
 
   /** The provider ended the subscription (cancelled at the period end, or unpaid for too long): the plan ends now. */
-  async subscriptionEnded(tx: Tx, subscription: string): Promise<boolean> {
+  async subscriptionEnded(tx: Tx, subscription: string, tiers: TierEntity[]): Promise<boolean> {
     const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE stripe_subscription_id = $1 FOR UPDATE', [subscription]);
     if (!a) return false;
-    const tiers = await this.catalog.tiers();
     const tier = tiers.find((t) => t.code === a.tier)!;
     await endPlan(tx, a.id);
     const free = tiers.find((t) => t.code === TierCode.FREE)!;
@@ -668,6 +667,8 @@ export class PlanService {
     const failed = new Set<string>();
     for (let round = 0; round < 1000; round++) {
       const now = this.clock.now();
+      // Read before the transactions: a catalog reload inside one would wait for a second connection.
+      const tiers = await this.catalog.tiers();
       const due = (await this.db.query(
         `SELECT id FROM accounts WHERE ${DUE} ORDER BY least(current_period_end, allowance_period_end) LIMIT 200`,
         [now],
@@ -680,7 +681,7 @@ export class PlanService {
           const stepped = await transaction(this.db, async (tx) => {
             const [a] = await tx.query<AccountPlanRow>(`SELECT * FROM accounts WHERE id = $2 AND ${DUE} FOR UPDATE SKIP LOCKED`, [now, id]);
             if (!a) return false;
-            await this.advance(tx, a, now);
+            await this.advance(tx, a, now, tiers);
             return true;
           });
           if (stepped) progressed++;
@@ -696,8 +697,7 @@ export class PlanService {
   }
 
   /** One step for one account: the next allowance month, or the period end. */
-  private async advance(tx: Tx, a: AccountPlanRow, now: Date): Promise<void> {
-    const tiers = await this.catalog.tiers();
+  private async advance(tx: Tx, a: AccountPlanRow, now: Date, tiers: TierEntity[]): Promise<void> {
     const tier = tiers.find((t) => t.code === a.tier)!;
     if (!a.current_period_end) {
       // FREE with monthly credits in the catalog: a new month, no billing period.

@@ -53,6 +53,8 @@ export function stripeWebhook(services: Services, log: Logger) {
       return;
     }
     try {
+      // Read before the transaction: a catalog reload inside it would need a second pool connection.
+      const tiers = await services.catalog.tiers();
       const applied = await transaction(services.db, async (tx) => {
         const fresh = await tx.query(
           `INSERT INTO webhook_events (provider, event_id, type, received_at) VALUES ('stripe', $1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1`,
@@ -70,7 +72,7 @@ export function stripeWebhook(services: Services, log: Logger) {
             if (s.mode === 'subscription') {
               const subscription = idOf(s.subscription);
               if (subscription) {
-                await services.plans.completeCheckout(tx, { purchaseId, accountId, subscription, customer: idOf(s.customer) ?? null, invoice: idOf(s.invoice) ?? null, checkout: s.id });
+                await services.plans.completeCheckout(tx, { purchaseId, accountId, subscription, customer: idOf(s.customer) ?? null, invoice: idOf(s.invoice) ?? null, checkout: s.id }, tiers);
               }
               break;
             }
@@ -91,11 +93,11 @@ export function stripeWebhook(services: Services, log: Logger) {
             const invoice = subscriptionInvoice(event.data.object as Stripe.Invoice);
             if (!invoice) break; // not a subscription's invoice
             if (event.type === 'invoice.payment_failed') await services.plans.invoiceFailed(tx, invoice);
-            else await services.plans.renewFromInvoice(tx, invoice);
+            else await services.plans.renewFromInvoice(tx, invoice, tiers);
             break;
           }
           case 'customer.subscription.deleted': {
-            await services.plans.subscriptionEnded(tx, (event.data.object as Stripe.Subscription).id);
+            await services.plans.subscriptionEnded(tx, (event.data.object as Stripe.Subscription).id, tiers);
             break;
           }
           case 'charge.refunded': {
