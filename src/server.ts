@@ -21,7 +21,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './common/db/embedd
 import { unauthenticated } from './common/errors/graphql-errors';
 import { createErrorFormatter } from './common/errors/format-error';
 import { EventBus } from './common/events/event-bus';
-import { checkCost, limitRules, MAX_DOCUMENT_TOKENS, parseOperation, validateOperation, type Limits } from './common/limits/operation-limits';
+import { checkCost, limitRules, MAX_DOCUMENT_TOKENS, parseOperation, precheckMiddleware, validateOperation, type Limits } from './common/limits/operation-limits';
 import { createLogger } from './common/logger';
 import type { Config } from './config';
 import { buildContext, type Context } from './context';
@@ -220,6 +220,7 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   app.use(
     '/graphql',
     express.json({ limit: '256kb' }),
+    precheckMiddleware(schema, limits),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         let identity: Identity | undefined;

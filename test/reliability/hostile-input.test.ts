@@ -8,7 +8,9 @@
  *
  * Short form in `npm test` (fixed seed); long form with STRESS=1. Replay: SEED=<n>.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import fc from 'fast-check';
 import { getNamedType, getNullableType, isEnumType, isInputObjectType, isListType, isNonNullType, type GraphQLInputType, type GraphQLSchema } from 'graphql';
 import { createClient, type Client as WsClient } from 'graphql-ws';
@@ -153,7 +155,7 @@ function wsFor(as: As): { client: WsClient; closed?: number } {
 }
 
 /** Runs an operation over graphql-ws; a subscription still open after `openMs` counts as accepted. */
-async function ws(query: string, variables: Record<string, unknown> | undefined, as: As, openMs = 80): Promise<Outcome> {
+async function ws(query: string, variables: Record<string, unknown> | undefined, as: As, openMs = /^\s*subscription\b/.test(query) ? 150 : 5000): Promise<Outcome> {
   const entry = wsFor(as);
   return new Promise<Outcome>((resolve) => {
     const results: unknown[] = [];
@@ -567,6 +569,226 @@ describe('hostile input (NODE_ENV=production)', () => {
     }
     expect((await digest()).ledger).toBe(before.ledger);
     process.stdout.write(`[hostile-input/documents] ${tried - start} malformed documents and bodies tried (${resets} reused connections reset and retried)\n`);
+  });
+
+
+  it('refuses depth, alias, cost and batch attacks on HTTP and websockets alike, while normal requests keep their p99 within 2x', async () => {
+    const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`;
+    const attacks: { name: string; query: string; code: string; message: RegExp }[] = [
+      { name: 'depth', query: `{ me { ledger { edges { node { ${'a { '.repeat(12)}b${' }'.repeat(12)} } } } } }`, code: 'GRAPHQL_VALIDATION_FAILED', message: /exceeds maximum operation depth of 10/ },
+      { name: 'alias', query: aliases(400), code: 'GRAPHQL_VALIDATION_FAILED', message: /uses more than 50 aliases/ },
+      {
+        name: 'alias through fragments',
+        query: `{ ${Array.from({ length: 10 }, (_, i) => `m${i}: me { ...F }`).join(' ')} } fragment F on Account { ${Array.from({ length: 10 }, (_, i) => `b${i}: balance { available }`).join(' ')} }`,
+        code: 'GRAPHQL_VALIDATION_FAILED',
+        message: /uses more than 50 aliases/,
+      },
+      { name: 'cost', query: `{ me { ${Array.from({ length: 10 }, (_, i) => `l${i}: ledger(first: 100) { edges { node { id amount balanceAfter } } }`).join(' ')} } }`, code: 'OPERATION_TOO_COSTLY', message: /above the limit of 5000/ },
+      {
+        name: 'pages under aliases',
+        query: `{ me { ${[0, 1, 2, 3].map((i) => `l${i}: ledger(first: 100) { edges { node { id kind amount balanceAfter description jobId purchaseId createdAt } } }`).join(' ')} ${[0, 1, 2].map((i) => `j${i}: jobs(first: 100) { edges { node { id status credits prompt } } }`).join(' ')} } }`,
+        code: 'OPERATION_TOO_COSTLY',
+        message: /above the limit of 5000/,
+      },
+      { name: 'token flood', query: `{ me { id ${'__typename '.repeat(12_000)}} }`, code: 'GRAPHQL_PARSE_FAILED', message: /more that 10000 tokens|more than 10000 tokens/ },
+    ];
+    const before = await digest();
+    const start = tried;
+    // Each attack, on each transport, refused with its exact code.
+    for (const a of attacks) {
+      const h = await http(a.query, undefined, 'user');
+      inspect(`attack ${a.name}`, h, [a.query]);
+      expect([a.name, h.status, h.body?.errors?.[0]?.extensions?.code]).toEqual([a.name, 400, a.code]);
+      expect(h.body!.errors![0].message).toMatch(a.message);
+      const w = await ws(a.query, undefined, 'user');
+      inspect(`attack ${a.name}`, w, [a.query], Buffer.byteLength(a.query));
+      if (Buffer.byteLength(a.query) > 60 * 1024) expect([a.name, w.closeCode]).toEqual([a.name, 1009]); // the frame limit refuses it first
+      else {
+        expect([a.name, w.body?.errors?.[0]?.extensions?.code, w.text.slice(0, 200)]).toEqual([a.name, a.code, expect.anything()]);
+        expect(w.body!.errors![0].message).toMatch(a.message);
+      }
+    }
+    // Batches: an HTTP array is refused whole; a websocket frame holding an array is a protocol error (4400).
+    const batch = await http('', undefined, 'user', JSON.stringify(Array.from({ length: 50 }, () => ({ query: '{ me { id } }' }))));
+    inspect('attack batch', batch, []);
+    expect([batch.status, batch.body?.errors?.[0]?.extensions?.code]).toEqual([400, 'BAD_REQUEST']);
+    const raw = new WebSocket(t.app.server.wsUrl, 'graphql-transport-ws');
+    await new Promise((r) => raw.once('open', r));
+    raw.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await t.app.token(USER)}` } }));
+    await new Promise((r) => raw.once('message', r));
+    const closed = new Promise<number>((r) => raw.once('close', (code) => r(code)));
+    raw.send(JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ id: String(i), type: 'subscribe', payload: { query: '{ me { id } }' } }))));
+    expect(await closed).toBe(4400);
+    tried++;
+
+    // Latency of a normal request, alternating quiet windows and windows under attack.
+    const normal = '{ me { balance { available isLow } } }';
+    const probeToken = await t.app.token(PROBE);
+    const once = async () => {
+      const t0 = performance.now();
+      const res = await fetch(t.app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${probeToken}` }, body: JSON.stringify({ query: normal }) });
+      const body = (await res.json()) as { data?: unknown };
+      if (res.status !== 200 || !body.data) throw new Error(`a normal request failed: ${res.status}`);
+      return performance.now() - t0;
+    };
+    // The attackers run in a child process, as a real attacker would (their own CPU for
+    // building and sending), each sending its next attack PACE_MS after the previous answer.
+    const PACE_MS = 5;
+    const attackerScript = `
+      const { createClient } = require('graphql-ws');
+      const WebSocket = require('ws');
+      let sent = 0, wrong = 0, stop = false, cfg, bodies;
+      const pause = () => new Promise((r) => setTimeout(r, cfg.pace));
+      process.on('message', (m) => { if (m === 'stop') stop = true; else { cfg = m; start(); } });
+      function start() {
+      bodies = cfg.attacks.map((a) => JSON.stringify({ query: a.query }));
+      bodies.push(JSON.stringify([{ query: cfg.normal }, { query: cfg.normal }]));
+      process.send('ready');
+      Promise.all([httpLoop(0), httpLoop(3), wsLoop()]).then(() => { process.send({ sent, wrong }); process.exit(0); });
+      }
+      async function httpLoop(offset) {
+        for (let i = offset; !stop; i++) {
+          const res = await fetch(cfg.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + cfg.token }, body: bodies[i % bodies.length] });
+          await res.arrayBuffer();
+          sent++; if (res.status !== 400) wrong++;
+          await pause();
+        }
+      }
+      async function wsLoop() {
+        const client = createClient({ url: cfg.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: 'Bearer ' + cfg.token } });
+        const small = cfg.attacks.filter((a) => a.query.length < 60000);
+        for (let i = 0; !stop; i++) {
+          const a = small[i % small.length];
+          const code = await new Promise((resolve) => client.subscribe({ query: a.query }, { next: () => resolve('ran'), error: (e) => resolve(Array.isArray(e) ? e[0].extensions.code : 'closed'), complete: () => resolve('ran') }));
+          sent++; if (code !== a.code) wrong++;
+          await pause();
+        }
+        await client.dispose();
+      }
+    `;
+    let attacksSent = 0;
+    let attacksWrong = 0;
+    const startAttackers = () => {
+      const child = spawn(process.execPath, ['-e', attackerScript], {
+        cwd: process.cwd(),
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      child.send({ url: t.app.url, wsUrl: t.app.server.wsUrl, token: attackToken, attacks, normal, pace: PACE_MS });
+      const ready = new Promise((r) => child.once('message', r));
+      const done = new Promise<void>((resolve) => child.on('message', (m) => {
+        if (m && typeof m === 'object') {
+          attacksSent += (m as { sent: number }).sent;
+          attacksWrong += (m as { wrong: number }).wrong;
+          resolve();
+        }
+      }));
+      return { ready, stop: async () => (child.send('stop'), await done) };
+    };
+    const attackToken = await t.app.token(USER);
+    const attackStart: number[] = [];
+    const attackEnd: number[] = [];
+    const windows = scale(4, 10);
+    const perWindow = scale(100, 300);
+    const quiet: number[] = [];
+    const loud: number[] = [];
+    for (let i = 0; i < 30; i++) await once(); // warm-up
+    for (let w = 0; w < windows; w++) {
+      for (let i = 0; i < perWindow; i++) quiet.push(await once());
+      const attackers = startAttackers();
+      await attackers.ready;
+      attackStart.push(performance.now());
+      await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < perWindow; i++) loud.push(await once());
+      await attackers.stop();
+      attackEnd.push(performance.now());
+    }
+    const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.99) - 1];
+    const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const base = p99(quiet);
+    const under = p99(loud);
+    const load = os.loadavg()[0] / os.cpus().length;
+    const attackSeconds = attackEnd.reduce((sum, e, i) => sum + (e - attackStart[i]), 0) / 1000;
+    process.stdout.write(
+      `[hostile-input/attacks] ${tried - start} attack documents checked; latency: ${quiet.length} quiet p99 ${base.toFixed(1)} ms, ${loud.length} under ${attacksSent} attacks p99 ${under.toFixed(1)} ms (${(under / base).toFixed(2)}x), p50 ${p50(quiet).toFixed(1)} -> ${p50(loud).toFixed(1)} ms — ${(attacksSent / attackSeconds).toFixed(0)} attacks/s; machine load ${load.toFixed(1)} per core\n`,
+    );
+    expect(attacksWrong).toBe(0);
+    // The attackers' process shares this machine's cores with the server: on a machine with CPU
+    // to spare the bound is asserted; on an oversubscribed one (load above one per core, other
+    // jobs sharing the cores) latency is the scheduler's, so there it is printed, not asserted.
+    if (load < 1) {
+      expect(under).toBeLessThanOrEqual(2 * base);
+      expect(p50(loud)).toBeLessThanOrEqual(2 * p50(quiet));
+    }
+    expect((await digest()).ledger).toBe(before.ledger);
+  });
+
+  it('refuses requests shaped like a browser simple request (CSRF prevention), and mutations over GET', async () => {
+    const before = await digest();
+    const token = await t.app.token(USER);
+    const buy = 'mutation { purchaseCreditPack(input: { packCode: "STARTER" }) { purchase { id } } }';
+    const url = (q: string) => `${t.app.url}?query=${encodeURIComponent(q)}`;
+    const cases: [string, () => Promise<Response>, number][] = [
+      ['GET without a preflight header', () => fetch(url('{ me { id } }'), { headers: { authorization: `Bearer ${token}` } }), 400],
+      ['POST text/plain', () => fetch(t.app.url, { method: 'POST', headers: { 'content-type': 'text/plain', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: buy }) }), 400],
+      ['POST form-urlencoded', () => fetch(t.app.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${token}` }, body: `query=${encodeURIComponent(buy)}` }), 400],
+      ['POST multipart', () => { const f = new FormData(); f.set('query', buy); return fetch(t.app.url, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: f }); }, 400],
+      ['POST without a content type', () => fetch(t.app.url, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: new Blob([JSON.stringify({ query: buy })]) }), 400],
+      ['a mutation over GET, even preflighted', () => fetch(url(buy), { headers: { authorization: `Bearer ${token}`, 'apollo-require-preflight': '1' } }), 405],
+    ];
+    for (const [label, send, status] of cases) {
+      const res = await send();
+      const text = await res.text();
+      tried++;
+      expect(`${label}: ${res.status}`).toBe(`${label}: ${status}`);
+      expect(text).not.toMatch(LEAK);
+      if (status === 400) expect(text).toMatch(/Cross-Site Request Forgery|content-type/i);
+    }
+    // The same requests with the header a browser cannot send without a preflight are served.
+    const ok = await fetch(url('{ me { id } }'), { headers: { authorization: `Bearer ${token}`, 'apollo-require-preflight': '1' } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ data: { me: { id: USER } } });
+    const named = await fetch(url('{ me { id } }'), { headers: { authorization: `Bearer ${token}`, 'x-apollo-operation-name': 'Me' } });
+    expect(named.status).toBe(200);
+    expect((await digest()).ledger).toBe(before.ledger);
+  });
+
+  it('runs with introspection off, no schema hints, and internal errors masked, on HTTP and websockets', async () => {
+    for (const q of ['{ __schema { types { name } } }', '{ __type(name: "Account") { fields { name } } }', '{ me { id __type(name: "Account") { name } } }']) {
+      const h = await http(q, undefined, 'user');
+      const w = await ws(q, undefined, 'user');
+      for (const o of [h, w]) {
+        inspect(`introspection ${q}`, o, [q]);
+        expect(o.body?.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+        expect(o.body?.errors?.map((e) => e.message).join(' ')).toMatch(/introspection|Cannot query field "__type"/);
+        expect(o.text).not.toMatch(/"fields"|"types"/);
+      }
+    }
+    // Misspelt names get no "Did you mean" (which would hand the schema out field by field).
+    for (const q of ['{ mee { id } }', '{ me { balanse { available } } }', 'mutation { purchaseCreditPak(input: { packCode: "STARTER" }) { purchase { id } } }']) {
+      for (const o of [await http(q, undefined, 'user'), await ws(q, undefined, 'user')]) {
+        inspect(`suggestions ${q}`, o, [q]);
+        expect(o.body?.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+        expect(o.text).not.toMatch(/Did you mean/);
+      }
+    }
+    // A fault inside the service: the client sees "Internal server error" and its code, nothing more.
+    await t.app.audit.query('ALTER TABLE notifications RENAME TO notifications_hidden');
+    try {
+      const q = '{ me { notifications { totalCount edges { node { id } } } } }';
+      for (const o of [await http(q, undefined, 'user'), await ws(q, undefined, 'user')]) {
+        tried++;
+        expect(o.body?.errors).toEqual([
+          { message: 'Internal server error', path: ['me', 'notifications'], locations: [{ line: 1, column: 8 }], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+        ]);
+        expect(o.text).not.toMatch(/notifications_hidden|relation|SELECT|stack|\.ts:/i);
+      }
+    } finally {
+      await t.app.audit.query('ALTER TABLE notifications_hidden RENAME TO notifications');
+    }
+    // A value the database refuses (NUL) is the request's fault, told without the database's words.
+    const nul = await http('query($id: ID!) { account(id: $id) { id } }', { id: 'x\u0000y' }, 'admin');
+    inspect('NUL account id', nul, []);
+    expect(nul.body?.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([['A value in the request is not valid', 'BAD_USER_INPUT']]);
   });
 
 });

@@ -42,80 +42,124 @@ const estimator: ComplexityEstimator = ({ args, childComplexity, field }) => {
   return 1 + childComplexity * Math.max(1, first);
 };
 
-function fragmentsOf(context: ValidationContext): Map<string, FragmentDefinitionNode> {
+function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode> {
   const map = new Map<string, FragmentDefinitionNode>();
-  for (const d of context.getDocument().definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) map.set(d.name.value, d);
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) map.set(d.name.value, d);
   return map;
 }
 
 /**
  * Deepest field below a root field, fragments expanded. Unknown fragments and fragment cycles
  * count as nothing here (KnownFragmentNames and NoFragmentCycles refuse them), so a hostile
- * document cannot crash the rule (graphql-depth-limit threw on both: internal errors).
+ * document cannot crash the check (graphql-depth-limit threw on both: internal errors).
  */
-export function depthRule(maxDepth: number): ValidationRule {
-  return (context) => {
-    const fragments = fragmentsOf(context);
-    const deepest = (set: SelectionSetNode, depth: number, visiting: Set<string>): number => {
-      let max = depth;
-      for (const sel of set.selections) {
-        if (max > maxDepth) break;
-        if (sel.kind === Kind.FIELD) {
-          if (sel.name.value.startsWith('__')) continue;
-          max = Math.max(max, depth, sel.selectionSet ? deepest(sel.selectionSet, depth + 1, visiting) : depth);
-        } else if (sel.kind === Kind.INLINE_FRAGMENT) {
-          max = Math.max(max, deepest(sel.selectionSet, depth, visiting));
-        } else {
-          const f = fragments.get(sel.name.value);
-          if (!f || visiting.has(f.name.value)) continue;
-          visiting.add(f.name.value);
-          max = Math.max(max, deepest(f.selectionSet, depth, visiting));
-          visiting.delete(f.name.value);
-        }
-      }
-      return max;
-    };
-    for (const d of context.getDocument().definitions) {
-      if (d.kind !== Kind.OPERATION_DEFINITION) continue;
-      if (deepest(d.selectionSet, 0, new Set()) > maxDepth) {
-        context.reportError(new GraphQLError(`'${d.name?.value ?? ''}' exceeds maximum operation depth of ${maxDepth}`, { nodes: [d] }));
+export function depthErrors(document: DocumentNode, maxDepth: number): GraphQLError[] {
+  const fragments = fragmentsOf(document);
+  const deepest = (set: SelectionSetNode, depth: number, visiting: Set<string>): number => {
+    let max = depth;
+    for (const sel of set.selections) {
+      if (max > maxDepth) break;
+      if (sel.kind === Kind.FIELD) {
+        if (sel.name.value.startsWith('__')) continue;
+        max = Math.max(max, sel.selectionSet ? deepest(sel.selectionSet, depth + 1, visiting) : depth);
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        max = Math.max(max, deepest(sel.selectionSet, depth, visiting));
+      } else {
+        const f = fragments.get(sel.name.value);
+        if (!f || visiting.has(f.name.value)) continue;
+        visiting.add(f.name.value);
+        max = Math.max(max, deepest(f.selectionSet, depth, visiting));
+        visiting.delete(f.name.value);
       }
     }
-    return {};
+    return max;
   };
+  const errors: GraphQLError[] = [];
+  for (const d of document.definitions) {
+    if (d.kind === Kind.OPERATION_DEFINITION && deepest(d.selectionSet, 0, new Set()) > maxDepth) {
+      errors.push(new GraphQLError(`'${d.name?.value ?? ''}' exceeds maximum operation depth of ${maxDepth}`, { nodes: [d] }));
+    }
+  }
+  return errors;
 }
 
-/** At most `max` aliased fields per operation, fragments expanded (memoised, cycles ignored). */
-export function aliasRule(max: number): ValidationRule {
-  return (context) => {
-    const fragments = fragmentsOf(context);
-    const memo = new Map<string, number>();
-    const count = (set: SelectionSetNode, visiting: Set<string>): number => {
-      let n = 0;
-      for (const sel of set.selections) {
-        if (n > max) break;
-        if (sel.kind === Kind.FIELD) n += (sel.alias ? 1 : 0) + (sel.selectionSet ? count(sel.selectionSet, visiting) : 0);
-        else if (sel.kind === Kind.INLINE_FRAGMENT) n += count(sel.selectionSet, visiting);
-        else {
-          const name = sel.name.value;
-          const f = fragments.get(name);
-          if (!f || visiting.has(name)) continue;
-          if (!memo.has(name)) {
-            visiting.add(name);
-            memo.set(name, count(f.selectionSet, visiting));
-            visiting.delete(name);
-          }
-          n += memo.get(name)!;
+/** More than `max` aliased fields in an operation, fragments expanded (memoised, cycles ignored). */
+export function aliasErrors(document: DocumentNode, max: number): GraphQLError[] {
+  const fragments = fragmentsOf(document);
+  const memo = new Map<string, number>();
+  const count = (set: SelectionSetNode, visiting: Set<string>): number => {
+    let n = 0;
+    for (const sel of set.selections) {
+      if (n > max) break;
+      if (sel.kind === Kind.FIELD) n += (sel.alias ? 1 : 0) + (sel.selectionSet ? count(sel.selectionSet, visiting) : 0);
+      else if (sel.kind === Kind.INLINE_FRAGMENT) n += count(sel.selectionSet, visiting);
+      else {
+        const name = sel.name.value;
+        const f = fragments.get(name);
+        if (!f || visiting.has(name)) continue;
+        if (!memo.has(name)) {
+          visiting.add(name);
+          memo.set(name, count(f.selectionSet, visiting));
+          visiting.delete(name);
         }
-      }
-      return n;
-    };
-    for (const d of context.getDocument().definitions) {
-      if (d.kind === Kind.OPERATION_DEFINITION && count(d.selectionSet, new Set()) > max) {
-        context.reportError(new GraphQLError(`'${d.name?.value ?? ''}' uses more than ${max} aliases`, { nodes: [d] }));
+        n += memo.get(name)!;
       }
     }
+    return n;
+  };
+  const errors: GraphQLError[] = [];
+  for (const d of document.definitions) {
+    if (d.kind === Kind.OPERATION_DEFINITION && count(d.selectionSet, new Set()) > max) {
+      errors.push(new GraphQLError(`'${d.name?.value ?? ''}' uses more than ${max} aliases`, { nodes: [d] }));
+    }
+  }
+  return errors;
+}
+
+const asRule =
+  (check: (document: DocumentNode) => GraphQLError[]): ValidationRule =>
+  (context: ValidationContext) => {
+    for (const e of check(context.getDocument())) context.reportError(e);
     return {};
+  };
+
+export const depthRule = (maxDepth: number): ValidationRule => asRule((d) => depthErrors(d, maxDepth));
+export const aliasRule = (max: number): ValidationRule => asRule((d) => aliasErrors(d, max));
+
+/**
+ * The depth and alias limits alone: cheap (no schema walk), so they run before the full
+ * validation, whose overlapping-fields rule is quadratic in the fields of a selection and would
+ * otherwise give an alias flood the CPU it is refused for. Undefined when the document passes.
+ */
+export function precheckDocument(document: DocumentNode, limits: Limits): readonly GraphQLError[] | undefined {
+  const errors = [...depthErrors(document, limits.maxDepth), ...aliasErrors(document, MAX_ALIASES)];
+  return errors.length ? errors : undefined;
+}
+
+const checkedQueries = new Map<string, true>();
+
+/**
+ * Express middleware in front of Apollo: refuses documents over the depth or alias limit before
+ * Apollo validates them (same answer Apollo would give: 400, GRAPHQL_VALIDATION_FAILED).
+ * Documents that pass are remembered (bounded), so a client's usual operations parse once here.
+ */
+export function precheckMiddleware(schema: GraphQLSchema, limits: Limits) {
+  return (req: { method: string; body?: unknown; query?: unknown }, res: { status(n: number): { json(b: unknown): void } }, next: () => void): void => {
+    const source = req.method === 'GET' ? (req.query as { query?: unknown } | undefined)?.query : (req.body as { query?: unknown } | undefined)?.query;
+    if (typeof source !== 'string' || checkedQueries.has(source)) return next();
+    const document = parseOperation(source);
+    if (document instanceof GraphQLError) {
+      // Over the token limit: answer here rather than let Apollo lex the flood a second time.
+      if (/tokens/.test(document.message)) return res.status(400).json({ errors: [{ message: document.message, extensions: { code: 'GRAPHQL_PARSE_FAILED' } }] });
+      return next(); // Apollo reports other syntax errors with their locations
+    }
+    const errors = precheckDocument(document, limits);
+    if (!errors) {
+      if (checkedQueries.size >= 2000) checkedQueries.clear();
+      checkedQueries.set(source, true);
+      return next();
+    }
+    res.status(400).json({ errors: errors.map((e) => ({ message: e.message, locations: e.locations, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } })) });
   };
 }
 
@@ -206,7 +250,7 @@ export function validateOperation(
   operationName: string | null | undefined,
   limits: Limits,
 ): readonly GraphQLError[] {
-  const errors = validate(schema, document, [...specifiedRules, ...limitRules(limits)]);
+  const errors = precheckDocument(document, limits) ?? validate(schema, document, [...specifiedRules, ...limitRules(limits)]);
   if (errors.length) {
     return errors.map((e) => {
       // Without introspection, do not hand out the schema through suggestions either.
