@@ -23,6 +23,8 @@ import { Caller, FREE_SETTINGS, OPS, PACKS, Random, pool, sleep, type StartResul
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', DB_POOL_SIZE: '20' });
 
 const CLIENTS = 64;
+/** Per-test time limit: jest's 60 s in the short form, room for the larger counts in the long one. */
+const LONG = scale(60_000, 30 * 60_000);
 const started = Date.now();
 afterAll(() => {
   process.stdout.write(`[debit-storm] ${((Date.now() - started) / 1000).toFixed(1)} s in all\n`);
@@ -86,8 +88,8 @@ describe('debit storm across accounts', () => {
     const seed = seedFor('debit-storm mix', 20260601);
     const rng = new Random(seed);
     const accounts = scale(8, 24);
-    const rounds = scale(3, 10);
-    const opsPerRound = scale(200, 1500);
+    const rounds = scale(3, 12);
+    const opsPerRound = scale(200, 1000);
     const concurrency = 16;
 
     const tiers = (await t.app.audit.query(`SELECT code, monthly_credits FROM tiers`)).rows as { code: string; monthly_credits: number }[];
@@ -301,6 +303,23 @@ describe('debit storm across accounts', () => {
 
         // Barrier: drain the queue (so no lease or expiry lands on a job in flight), decide the reviews.
         while (await work(workers[0], rng.chance(0.3)));
+        // With nothing in flight, a pack bought and returned at once is refunded in full.
+        {
+          const book = rng.pick(books.filter((b) => !b.thrifty));
+          const { purchaseCreditPack: bought } = await book.caller.send<{ purchaseCreditPack: { purchase: { id: string }; userErrors: UserError[] } }>(OPS.buy, {
+            input: { packCode: 'STARTER', idempotencyKey: `buy-${keys++}` },
+          });
+          expect(bought.userErrors).toEqual([]);
+          book.purchases.push(bought.purchase.id);
+          book.expected += PACKS.STARTER;
+          book.packs++;
+          tally.purchases++;
+          const { requestRefund: out } = await book.caller.send<{
+            requestRefund: { refundRequest: { status: string; creditsRevoked: number } | null; userErrors: UserError[] };
+          }>(OPS.refund, { input: { purchaseId: bought.purchase.id, reason: 'changed my mind' } });
+          expect(out.refundRequest).toMatchObject({ status: 'APPROVED', creditsRevoked: PACKS.STARTER });
+          applyRefundAnswer(book, out);
+        }
         const { refundRequestsToReview } = await admin.send<{ refundRequestsToReview: { edges: { node: { id: string; purchase: { id: string } } }[] } }>(OPS.toReview);
         for (const { node } of refundRequestsToReview.edges) {
           const book = books.find((b) => b.purchases.includes(node.purchase.id))!;
@@ -356,7 +375,7 @@ describe('debit storm across accounts', () => {
     for (const k of ['starts', 'refusals', 'cancels', 'completions', 'failures', 'purchases', 'refundsApproved', 'refundsDenied', 'planChanges', 'renewals', 'expiries'] as const) {
       expect({ [k]: tally[k] > 0 }).toEqual({ [k]: true });
     }
-  });
+  }, LONG);
 });
 
 describe('debit storm on one account', () => {
@@ -422,7 +441,7 @@ describe('debit storm on one account', () => {
     const jobs = await t.app.audit.query(`SELECT count(*)::int AS n, sum(credits)::int AS credits FROM generation_jobs WHERE account_id = $1`, [sub]);
     expect(jobs.rows[0]).toEqual({ n: pays, credits: pays * price });
     expect(violations).toEqual([]);
-  });
+  }, LONG);
 
   it('spends the balance to exactly 0 when 64 clients at seven prices race for it, every credit paying for one accepted generation', async () => {
     const sub = 'storm-mixed-prices';
@@ -462,7 +481,7 @@ describe('debit storm on one account', () => {
     expect(await balanceOf(sub)).toBe(0);
     expect(await entryCount(sub, 'DEBIT')).toBe(spent.length);
     expect(violations).toEqual([]);
-  });
+  }, LONG);
 });
 
 describe('starts racing plan changes', () => {
@@ -488,5 +507,5 @@ describe('starts racing plan changes', () => {
       }
     })();
     expect(await settle(work, auditor)).toEqual([]);
-  });
+  }, LONG);
 });

@@ -20,6 +20,8 @@ import { useTestApp } from '../helpers/test-app';
 import { Caller, OPS, type UserError } from './storm-support';
 
 const t = useTestApp();
+/** Per-test time limit: jest's 60 s in the short form, room for the larger counts in the long one. */
+const LONG = scale(60_000, 10 * 60_000);
 const started = Date.now();
 afterAll(() => {
   process.stdout.write(`[idempotency] ${((Date.now() - started) / 1000).toFixed(1)} s in all\n`);
@@ -137,7 +139,7 @@ describe.each(OPERATIONS)('$name under an idempotency key', (op) => {
       expect(again).toEqual(answers[0]);
       expect(withoutBalance(await counts(target))).toEqual(plus(before, op.change));
     }
-  });
+  }, LONG);
 
   it('refuses the same key with other input with IDEMPOTENCY_KEY_REUSED and changes nothing', async () => {
     const { target, caller } = await subjectFor(op, `idem-${op.name}-other`);
@@ -171,7 +173,7 @@ describe.each(OPERATIONS)('$name under an idempotency key', (op) => {
       expect(lost.map((a) => a.userErrors.map((e) => e.code))).toEqual(Array(5).fill(['IDEMPOTENCY_KEY_REUSED']));
       expect(withoutBalance(await counts(target))).toEqual(plus(before, op.change));
     }
-  });
+  }, LONG);
 });
 
 describe('keys are scoped to their caller', () => {
