@@ -273,11 +273,6 @@ export function floorJustBelow(n: number, d: number): number {
   return n % d === 0 ? n / d - 1 : Math.floor(n / d);
 }
 
-/** ceil(n / d) for a quantity computed from slightly less than n / d. */
-export function ceilJustBelow(n: number, d: number): number {
-  return Math.ceil(n / d);
-}
-
 // ---- the plan calendar moving on: renewals, ends, expiries ----
 
 /** What the system does when the clock moves to `m.hour`: period ends, then lot expiries. */
