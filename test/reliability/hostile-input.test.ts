@@ -572,7 +572,7 @@ describe('hostile input (NODE_ENV=production)', () => {
   });
 
 
-  it('refuses depth, alias, cost and batch attacks on HTTP and websockets alike, while normal requests keep their p99 within 2x', async () => {
+  it('refuses depth, alias, cost and batch attacks on HTTP and websockets alike, and keeps normal requests within 2x their p99 during the attack (asserted when the machine has a core to spare)', async () => {
     const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`;
     const attacks: { name: string; query: string; code: string; message: RegExp }[] = [
       { name: 'depth', query: `{ me { ledger { edges { node { ${'a { '.repeat(12)}b${' }'.repeat(12)} } } } } }`, code: 'GRAPHQL_VALIDATION_FAILED', message: /exceeds maximum operation depth of 10/ },
