@@ -54,14 +54,12 @@ export class StartGenerationFunction1764000002000 implements MigrationInterface 
       #variable_conflict use_column
       DECLARE g record; d record; v_constraint text;
       BEGIN
+        -- The row lock first, alone: joined to tiers, a lock that waited for a plan change would
+        -- re-check the new row against the old tier row and find nothing.
         IF p_wait THEN
-          SELECT a.tier, a.available, t.queue_class, (t.features @> p_needs AND t.max_resolution >= p_side) AS allowed INTO g
-            FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END
-           WHERE a.id = p_account FOR UPDATE OF a;
+          PERFORM 1 FROM accounts a WHERE a.id = p_account FOR UPDATE;
         ELSE
-          SELECT a.tier, a.available, t.queue_class, (t.features @> p_needs AND t.max_resolution >= p_side) AS allowed INTO g
-            FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END
-           WHERE a.id = p_account FOR UPDATE OF a SKIP LOCKED;
+          PERFORM 1 FROM accounts a WHERE a.id = p_account FOR UPDATE SKIP LOCKED;
         END IF;
         IF NOT FOUND THEN
           -- Locked by another transaction (busy), or no such account (no row).
@@ -70,6 +68,9 @@ export class StartGenerationFunction1764000002000 implements MigrationInterface 
           END IF;
           RETURN;
         END IF;
+        SELECT a.tier, a.available, t.queue_class, (t.features @> p_needs AND t.max_resolution >= p_side) AS allowed INTO g
+          FROM accounts a JOIN tiers t ON t.code = CASE WHEN a.plan_status = 'PAST_DUE' THEN 'FREE' ELSE a.tier END
+         WHERE a.id = p_account;
         IF NOT g.allowed THEN
           RETURN QUERY SELECT g.tier, false, g.available, NULL::boolean, NULL::int, NULL::int, NULL::text, NULL::uuid, false, false;
           RETURN;

@@ -147,19 +147,13 @@ export class GenerationService {
     return byN;
   }
 
-  /**
-   * A start in the database: batched, then alone and waiting if its account was busy. A waiting
-   * start can come back busy again: when the transaction it waited for changed the account's
-   * tier (a plan change), PostgreSQL re-checks the locked row against the tier row it joined,
-   * no longer matches it and returns nothing. It then runs again (the lock is free by now).
-   */
+  /** A start in the database: batched, then alone and waiting if its account was busy. */
   private async submit(item: StartItem): Promise<StartRow | undefined> {
-    let row = await this.starts.submit(item);
-    for (let waits = 0; row?.busy; waits++) {
-      if (waits === 10) throw new Error(`account ${item.account} was still busy after ${waits} waiting starts`);
-      row = await this.waitingStarts.submit(item);
-    }
-    return row;
+    const row = await this.starts.submit(item);
+    if (!row?.busy) return row;
+    const waited = await this.waitingStarts.submit(item);
+    if (waited?.busy) throw new Error(`start on account ${item.account} came back busy after waiting for its lock`);
+    return waited;
   }
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
