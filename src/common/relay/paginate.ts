@@ -5,7 +5,24 @@
 import type { DataSource } from 'typeorm';
 import type { ConnectionShape } from './connection.type';
 import { DEFAULT_PAGE_SIZE } from './connection.args';
-import { decodeCursor, encodeCursor } from './cursor';
+import { decodeCursor, encodeCursor, type IdKind } from './cursor';
+
+/** The kind of each paginated table's id column, read from the catalog once per table and database. */
+const idKinds = new WeakMap<DataSource, Map<string, Promise<IdKind | undefined>>>();
+
+function idKindOf(db: DataSource, table: string): Promise<IdKind | undefined> {
+  let byTable = idKinds.get(db);
+  if (!byTable) idKinds.set(db, (byTable = new Map()));
+  let kind = byTable.get(table);
+  if (!kind) {
+    kind = db
+      .query(`SELECT format_type(atttypid, NULL) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'id' AND NOT attisdropped`, [table])
+      .then((rows: { t: string }[]) => (rows[0]?.t === 'uuid' ? 'uuid' : rows[0]?.t === 'bigint' ? 'bigint' : undefined));
+    kind.catch(() => byTable!.delete(table)); // asked again next time
+    byTable.set(table, kind);
+  }
+  return kind;
+}
 
 export interface PageRequest {
   first?: number | null;
@@ -20,7 +37,9 @@ export async function paginate<Row extends { created_at: Date; id: string }, Nod
   const params = [...opts.params];
   let where = opts.where;
   if (opts.page.after) {
-    const k = decodeCursor(opts.page.after);
+    // The cursor's parts are checked against the table's id kind before they reach SQL, so a
+    // crafted cursor is BAD_USER_INPUT here, never a data exception in the database.
+    const k = decodeCursor(opts.page.after, 'after', await idKindOf(db, opts.table));
     params.push(k.createdAt, k.id);
     where += ` AND (created_at, id) < ($${params.length - 1}, $${params.length})`;
   }

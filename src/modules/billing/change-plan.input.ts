@@ -1,4 +1,4 @@
-import { IsOptional, Length } from 'class-validator';
+import { IsOptional, Length, Matches } from 'class-validator';
 import { Field, InputType, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
@@ -14,6 +14,7 @@ export class ChangePlanInput {
   @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
   @IsOptional()
   @Length(1, 255)
+  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
   idempotencyKey?: string | null;
 }
 

@@ -1,4 +1,4 @@
-import { IsOptional, Length } from 'class-validator';
+import { IsOptional, Length, Matches } from 'class-validator';
 import { Field, InputType, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { Balance } from '../ledger/balance.type';
@@ -8,11 +8,13 @@ import { Purchase } from './purchase.type';
 export class PurchaseCreditPackInput {
   @Field(_type => String, { description: 'A code from creditPacks' })
   @Length(1, 64)
+  @Matches(/^[^\u0000]*$/, { message: 'packCode must not contain NUL characters' })
   packCode: string;
 
   @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
   @IsOptional()
   @Length(1, 255)
+  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
   idempotencyKey?: string | null;
 }
 

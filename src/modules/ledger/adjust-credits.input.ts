@@ -1,10 +1,11 @@
-import { IsInt, IsOptional, Length, Max, Min, NotEquals } from 'class-validator';
+import { IsInt, IsOptional, Length, Matches, Max, Min, NotEquals } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
 
 @InputType({ description: 'An operator correction. Positive: a new ADJUSTMENT lot. Negative: taken in spending order.' })
 export class AdjustCreditsInput {
   @Field(_type => ID)
   @Length(1, 128)
+  @Matches(/^[^\u0000]*$/, { message: 'accountId must not contain NUL characters' })
   accountId: string;
 
   @Field(_type => Int, { description: 'Signed, non-zero' })
@@ -16,10 +17,12 @@ export class AdjustCreditsInput {
 
   @Field(_type => String, { description: 'Why; shown in the ledger (1-500 characters)' })
   @Length(1, 500)
+  @Matches(/^[^\u0000]*$/, { message: 'reason must not contain NUL characters' })
   reason: string;
 
   @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
   @IsOptional()
   @Length(1, 255)
+  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
   idempotencyKey?: string | null;
 }

@@ -1,5 +1,5 @@
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { IsOptional, Length, MaxLength } from 'class-validator';
+import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
 import { UserError } from '../../common/errors/user-error.type';
 import { Connection } from '../../common/relay/connection.type';
 import { Purchase } from '../billing/purchase.type';
@@ -55,11 +55,13 @@ export class RefundRequestConnection extends Connection(RefundRequest) {}
 export class RequestRefundInput {
   @Field(_type => ID)
   @Length(1, 64)
+  @Matches(/^[^\u0000]*$/, { message: 'purchaseId must not contain NUL characters' })
   purchaseId: string;
 
   @Field(_type => String, { nullable: true, description: 'Why (up to 1000 characters)' })
   @IsOptional()
   @MaxLength(1000)
+  @Matches(/^[^\u0000]*$/, { message: 'reason must not contain NUL characters' })
   reason?: string | null;
 }
 
@@ -73,6 +75,7 @@ export class RequestRefundPayload {
 export class ReviewRefundInput {
   @Field(_type => ID)
   @Length(1, 64)
+  @Matches(/^[^\u0000]*$/, { message: 'id must not contain NUL characters' })
   id: string;
 
   @Field(_type => Boolean) approve: boolean;
@@ -80,5 +83,6 @@ export class ReviewRefundInput {
   @Field(_type => String, { nullable: true, description: 'Shown to the user as the decision reason (up to 1000 characters)' })
   @IsOptional()
   @MaxLength(1000)
+  @Matches(/^[^\u0000]*$/, { message: 'note must not contain NUL characters' })
   note?: string | null;
 }
