@@ -537,4 +537,20 @@ describe('refunds into lots that closed meanwhile', () => {
     const tail = await t.app.audit.query(`SELECT kind, amount FROM ledger_entries WHERE account_id = 'late-cancel' ORDER BY id DESC LIMIT 2`);
     expect(tail.rows).toEqual([{ kind: 'EXPIRY', amount: -9 }, { kind: 'REFUND', amount: 9 }]);
   });
+  it('never spends credits of a lot whose expiry passed, even before the expiry sweep ran', async () => {
+    await open('stale-lot', undefined, 0);
+    const { clock, ledger, db } = t.app.server.services;
+    await transaction(db, (x) =>
+      ledger.grant(x, { accountId: 'stale-lot', amount: 9, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT, description: 'allowance', expiresAt: new Date(clock.now().getTime() + 3600_000) }),
+    );
+    clock.advance(2 * 3600_000); // the lot expired; the sweep (hourly here) has not run
+    const res = await start('stale-lot', HIGH_IMAGE);
+    expect(res.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['INSUFFICIENT_CREDITS']);
+    expect(res.data!.startGeneration.balance).toEqual({ available: 0 });
+    const s = await state('stale-lot');
+    expect(s.balance).toBe(0);
+    expect(s.jobs).toHaveLength(0);
+    const tail = await t.app.audit.query(`SELECT kind, amount FROM ledger_entries WHERE account_id = 'stale-lot' ORDER BY id DESC LIMIT 1`);
+    expect(tail.rows).toEqual([{ kind: 'EXPIRY', amount: -9 }]);
+  });
 });
