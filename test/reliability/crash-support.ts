@@ -72,6 +72,8 @@ export class ApiProcess {
   svc?: ServiceProcess;
   starts = 0;
   readonly startMs: number[] = [];
+  /** When the current process became ready (0: it is not). */
+  readyAt = 0;
   /** Output of every process that ended, for diagnosis. */
   private past = '';
 
@@ -83,6 +85,7 @@ export class ApiProcess {
 
   /** Starts the process without waiting for it to be ready. */
   spawn(): ServiceProcess {
+    this.readyAt = 0;
     this.svc = startService({ ...this.env, PORT: String(this.port), HOST: '127.0.0.1', JWT_SECRET: TEST_JWT_SECRET, NODE_ENV: 'test' });
     this.starts++;
     return this.svc;
@@ -97,6 +100,7 @@ export class ApiProcess {
       await sleep(50);
     }
     this.startMs.push(Date.now() - t0);
+    this.readyAt = Date.now();
   }
 
   alive(): boolean {
@@ -106,6 +110,7 @@ export class ApiProcess {
   /** kill -9, and wait until the process is gone. */
   async kill9(): Promise<void> {
     const svc = this.svc!;
+    this.readyAt = 0;
     svc.child.kill('SIGKILL');
     const { signal } = await svc.exited;
     if (signal !== 'SIGKILL') throw new Error(`expected the API to die of SIGKILL, it ended with ${signal}`);
@@ -192,11 +197,23 @@ export class KeyedLoad {
   answered = 0;
   /** Answers that were GraphQL errors (retried: the change was not acknowledged). */
   errorAnswers = 0;
+  /** The first client that gave up (an operation unanswered for giveUpMs). */
+  failure?: Error;
   private seq = 0;
 
   constructor(
     private readonly base: string,
-    private readonly opts: { clients: number; accounts: string[]; seed: number; tag: string; thinkMs?: number; giveUpMs?: number },
+    private readonly opts: {
+      clients: number;
+      accounts: string[];
+      seed: number;
+      tag: string;
+      thinkMs?: number;
+      /** An operation unanswered this long (counted while the API is up, see upSince) fails the run. */
+      giveUpMs?: number;
+      /** Since when the API has been up (0: it is down); a crash and restart do not count against giveUpMs. */
+      upSince?: () => number;
+    },
   ) {}
 
   /** The next operation of `client` (seeded): mostly starts, some adjustments, a few purchases. */
@@ -214,7 +231,7 @@ export class KeyedLoad {
   async execute(op: Op): Promise<Op> {
     if (!this.ops.includes(op)) this.ops.push(op);
     op.sentAt = Date.now();
-    const giveUp = op.sentAt + (this.opts.giveUpMs ?? 60000);
+    const giveUpMs = this.opts.giveUpMs ?? 60000;
     for (;;) {
       op.attempts++;
       const out = await attempt(this.base, op);
@@ -227,7 +244,10 @@ export class KeyedLoad {
       if (out.startsWith('graphql:')) this.errorAnswers++;
       op.failures.push(out);
       op.firstFailureAt ??= Date.now();
-      if (Date.now() > giveUp) throw new Error(`operation ${op.key} unanswered after ${op.attempts} attempts: ${op.failures.slice(-3).join('; ')}`);
+      const up = this.opts.upSince ? this.opts.upSince() : op.sentAt;
+      if (up > 0 && Date.now() - Math.max(op.sentAt, up) > giveUpMs) {
+        throw new Error(`operation ${op.key} (${op.kind} ${op.amount} on ${op.account}) unanswered after ${op.attempts} attempts: ${op.failures.slice(-3).join('; ')}`);
+      }
       await sleep(50 + Math.random() * 150);
     }
   }
@@ -243,8 +263,18 @@ export class KeyedLoad {
             await this.execute(this.plan(c, r));
             if (this.opts.thinkMs) await sleep(this.opts.thinkMs * r());
           }
-        })(),
+        })().catch((e) => {
+          this.failure ??= e as Error;
+        }),
       );
+    }
+  }
+
+  /** Waits until `n` operations were answered; throws as soon as a client gave up. */
+  async untilAnswered(n: number): Promise<void> {
+    while (this.answered < n) {
+      if (this.failure) throw this.failure;
+      await sleep(2);
     }
   }
 
@@ -261,6 +291,7 @@ export class KeyedLoad {
 
   async finished(): Promise<void> {
     await Promise.all(this.runs);
+    if (this.failure) throw this.failure;
   }
 }
 

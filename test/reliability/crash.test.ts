@@ -50,13 +50,13 @@ it(`loses no acknowledged change and applies none twice across ${CRASHES + START
   const startupKillAfter = new Map(Array.from({ length: STARTUP_KILLS }, (_, k) => [Math.floor(((k + 1) * CRASHES) / (STARTUP_KILLS + 1)), 300 + Math.floor(r() * 2700)]));
 
   const started = Date.now();
-  const load = new KeyedLoad(api.base, { clients: CLIENTS, accounts: ACCOUNTS, seed, tag: `k${seed}` });
+  const load = new KeyedLoad(api.base, { clients: CLIENTS, accounts: ACCOUNTS, seed, tag: `k${seed}`, upSince: () => api.readyAt });
   load.start(PER_CLIENT);
   let crashes = 0;
   let startupCrashes = 0;
   let interruptedInFlight = 0;
   for (let i = 0; i < CRASHES; i++) {
-    while (load.answered < points[i]) await sleep(2);
+    await load.untilAnswered(points[i]);
     await sleep(jitters[i]);
     interruptedInFlight += load.inFlight();
     await api.kill9();

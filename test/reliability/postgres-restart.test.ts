@@ -20,7 +20,7 @@ import {
   ADMIN, ApiProcess, IMPOSSIBLE_DEBIT, auditPool, baseline, KeyedLoad, PgServer, post, prepareAccounts, probe, reconcile, failureSummary, sleep, tokenFor, type ExtraEntry, type Op,
 } from './crash-support';
 
-const RESTARTS = scale(1, 6);
+const RESTARTS = scale(2, 6);
 const DOWN_MS = 3000;
 const CLIENTS = scale(4, 6);
 const ACCOUNTS = ['pgr-u1', 'pgr-u2', 'pgr-u3'];
