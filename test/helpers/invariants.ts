@@ -229,12 +229,16 @@ export async function ledgerViolationsOn(c: Queryable): Promise<string[]> {
 export async function ledgerViolations(db: Pool): Promise<string[]> {
   const c = await db.connect();
   let broken: Error | undefined;
+  // A database going away mid-check fails the check, not the test process.
+  const onError = (e: Error) => (broken = e);
+  c.on('error', onError);
   try {
     return await ledgerViolationsOn(c);
   } catch (e) {
     broken = e as Error;
     throw e;
   } finally {
+    c.off('error', onError);
     c.release(broken);
   }
 }
