@@ -3,8 +3,10 @@
  * of every field in schema/schema.graphql (walked from the SDL, so new arguments are covered
  * without touching this file) is fed generated valid and hostile values and documents, over
  * HTTP and websockets. Every answer must be clean — no 5xx, no stack trace, no SQL or table
- * names, no internal message — and no refusal may change the ledger. Depth, alias, cost and
- * batch attacks are refused on both transports while normal requests keep their p99.
+ * names, no internal message — and no refusal may change the ledger. Depth, alias, repeated
+ * field, cost, token and batch attacks are refused on both transports with their exact codes,
+ * and normal requests keep their p99 (within 2x, 20 ms floor) while attackers send 40 of them a
+ * second; the server's CPU per refused attack is printed.
  *
  * Short form in `npm test` (fixed seed); long form with STRESS=1. Replay: SEED=<n>.
  */
@@ -490,7 +492,7 @@ describe('hostile input (NODE_ENV=production)', () => {
     const positions = sites.flatMap((s) => leafPaths(s.args).map((l) => `${s.id}:${l.path.join('.')}`)).sort();
     expect([...leafHits.keys()].sort()).toEqual(positions);
     expect(Math.min(...leafHits.values())).toBeGreaterThanOrEqual(perLeaf + 2);
-  });
+  }, scale(120_000, 900_000));
 
   it('refuses malformed documents and bodies on HTTP and websockets with a coded error and nothing else', async () => {
     const before = await digest();
@@ -569,10 +571,10 @@ describe('hostile input (NODE_ENV=production)', () => {
     }
     expect((await digest()).ledger).toBe(before.ledger);
     process.stdout.write(`[hostile-input/documents] ${tried - start} malformed documents and bodies tried (${resets} reused connections reset and retried)\n`);
-  });
+  }, scale(60_000, 300_000));
 
 
-  it('refuses depth, alias, cost and batch attacks on HTTP and websockets alike, and keeps normal requests within 2x their p99 during the attack (asserted when the machine has a core to spare)', async () => {
+  it('refuses depth, alias, repeated-field, cost, token and batch attacks on HTTP and websockets alike, and keeps normal requests within 2x their quiet p99 (20 ms floor) under 40 attacks/s of every kind on both transports', async () => {
     const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`;
     const attacks: { name: string; query: string; code: string; message: RegExp }[] = [
       { name: 'depth', query: `{ me { ledger { edges { node { ${'a { '.repeat(12)}b${' }'.repeat(12)} } } } } }`, code: 'GRAPHQL_VALIDATION_FAILED', message: /exceeds maximum operation depth of 10/ },
@@ -591,6 +593,15 @@ describe('hostile input (NODE_ENV=production)', () => {
         message: /above the limit of 5000/,
       },
       { name: 'token flood', query: `{ me { id ${'__typename '.repeat(12_000)}} }`, code: 'GRAPHQL_PARSE_FAILED', message: /more that 10000 tokens|more than 10000 tokens/ },
+      // Within the token limit, but graphql-js compares every pair of same-named fields: ~60 ms of validation each before the precheck.
+      { name: 'repeated field', query: `{ me { ${'balance { available } '.repeat(500)}} }`, code: 'GRAPHQL_VALIDATION_FAILED', message: /selects "balance" more than 20 times in one selection set/ },
+      // 1.5 KB whose fragments expand to 2^40 fields: the depth check walked every expansion and never returned.
+      {
+        name: 'fragment doubling',
+        query: `{ me { ...F0 } } ${Array.from({ length: 40 }, (_, i) => `fragment F${i} on Account { ...F${i + 1} ...F${i + 1} }`).join(' ')} fragment F40 on Account { id }`,
+        code: 'GRAPHQL_VALIDATION_FAILED',
+        message: /selects "id" more than 20 times in one selection set/,
+      },
     ];
     const before = await digest();
     const start = tried;
@@ -608,6 +619,19 @@ describe('hostile input (NODE_ENV=production)', () => {
         expect(w.body!.errors![0].message).toMatch(a.message);
       }
     }
+    // At the limits, documents run: a field selected 20 times in one set (directly, and through fragments), 50 aliases.
+    const atLimits = [
+      `{ me { ...R ...R id id } } fragment R on Account { ${'id '.repeat(9)}}`,
+      aliases(50),
+      `{ me { ledger { edges { node { id } } } plan { tier { code } } balance { ${'available '.repeat(20)}} } }`,
+    ];
+    for (const q of atLimits) {
+      for (const o of [await http(q, undefined, 'user'), await ws(q, undefined, 'user')]) {
+        inspect(`at the limits ${q.slice(0, 40)}`, o, [q]);
+        expect([q.slice(0, 60), o.transport, o.body?.errors]).toEqual([q.slice(0, 60), o.transport, undefined]);
+        expect(o.body?.data?.me ?? o.body?.data?.a0).toBeTruthy();
+      }
+    }
     // Batches: an HTTP array is refused whole; a websocket frame holding an array is a protocol error (4400).
     const batch = await http('', undefined, 'user', JSON.stringify(Array.from({ length: 50 }, () => ({ query: '{ me { id } }' }))));
     inspect('attack batch', batch, []);
@@ -621,7 +645,26 @@ describe('hostile input (NODE_ENV=production)', () => {
     expect(await closed).toBe(4400);
     tried++;
 
-    // Latency of a normal request, alternating quiet windows and windows under attack.
+    // ---- Latency of a normal request while attackers run at a fixed, documented rate ----
+    //
+    // The attack: ATTACK_HTTP_PER_S attack requests a second over HTTP and ATTACK_WS_PER_S over
+    // websockets (ATTACK_PER_S in all), each transport cycling through every kind above (depth,
+    // alias, alias through fragments, cost, pages under aliases, token flood — over HTTP only,
+    // the websocket frame limit refuses it first —, repeated field, fragment doubling) and a
+    // batch (an HTTP array; a websocket frame holding an array, on a fresh socket). Sent on a
+    // fixed schedule (open loop: the next attack does not wait for the previous answer), from a
+    // child process, as a real attacker would (its own CPU for building and sending). This is a
+    // bounded attack on purpose: an unbounded flood takes the CPU from everyone whatever the
+    // server does, and is for the edge (a per-client rate limit in front of the service, sized
+    // with the CPU per refused attack printed below; see docs/OPERATIONS.md "Limits").
+    //
+    // The measure: one client sends a normal operation, one at a time, back to back, through
+    // windows of WINDOW_MS each; quiet and attack windows alternate in an ABBA order (quiet,
+    // attack, attack, quiet, ...) so drift in the machine's load falls on both alike. The
+    // attacker process lives through every window, idle in the quiet ones.
+    const ATTACK_HTTP_PER_S = 24;
+    const ATTACK_WS_PER_S = 16;
+    const ATTACK_PER_S = ATTACK_HTTP_PER_S + ATTACK_WS_PER_S;
     const normal = '{ me { balance { available isLow } } }';
     const probeToken = await t.app.token(PROBE);
     const once = async () => {
@@ -631,96 +674,202 @@ describe('hostile input (NODE_ENV=production)', () => {
       if (res.status !== 200 || !body.data) throw new Error(`a normal request failed: ${res.status}`);
       return performance.now() - t0;
     };
-    // The attackers run in a child process, as a real attacker would (their own CPU for
-    // building and sending), each sending its next attack PACE_MS after the previous answer.
-    const PACE_MS = 5;
     const attackerScript = `
       const { createClient } = require('graphql-ws');
       const WebSocket = require('ws');
-      let sent = 0, wrong = 0, stop = false, cfg, bodies;
-      const pause = () => new Promise((r) => setTimeout(r, cfg.pace));
-      process.on('message', (m) => { if (m === 'stop') stop = true; else { cfg = m; start(); } });
-      function start() {
-      bodies = cfg.attacks.map((a) => JSON.stringify({ query: a.query }));
-      bodies.push(JSON.stringify([{ query: cfg.normal }, { query: cfg.normal }]));
-      process.send('ready');
-      Promise.all([httpLoop(0), httpLoop(3), wsLoop()]).then(() => { process.send({ sent, wrong }); process.exit(0); });
+      let cfg, client, timers = [], inFlight = new Set(), counts;
+      const reset = () => (counts = { sent: 0, refused: 0, wrong: [], missed: 0 });
+      reset();
+      const MAX_IN_FLIGHT = 64;
+      function fire(run) {
+        if (inFlight.size >= MAX_IN_FLIGHT) { counts.missed++; return; }
+        counts.sent++;
+        const p = run().then((why) => { if (why) counts.wrong.push(why); else counts.refused++; }, (e) => counts.wrong.push(String(e))).finally(() => inFlight.delete(p));
+        inFlight.add(p);
       }
-      async function httpLoop(offset) {
-        for (let i = offset; !stop; i++) {
-          const res = await fetch(cfg.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + cfg.token }, body: bodies[i % bodies.length] });
-          await res.arrayBuffer();
-          sent++; if (res.status !== 400) wrong++;
-          await pause();
+      async function httpAttack(a) {
+        const res = await fetch(cfg.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer ' + cfg.token }, body: a.body });
+        const body = await res.json().catch(() => ({}));
+        const code = body && body.errors && body.errors[0] && body.errors[0].extensions && body.errors[0].extensions.code;
+        return res.status === 400 && code === a.code ? undefined : a.name + ' over http: ' + res.status + ' ' + code;
+      }
+      function wsAttack(a) {
+        return new Promise((resolve) => client.subscribe({ query: a.query }, {
+          next: () => resolve(a.name + ' over ws: it ran'),
+          complete: () => resolve(a.name + ' over ws: it ran'),
+          error: (e) => { const code = Array.isArray(e) ? e[0].extensions.code : 'closed ' + (e && e.code); resolve(code === a.code ? undefined : a.name + ' over ws: ' + code); },
+        }));
+      }
+      function wsBatch() {
+        return new Promise((resolve) => {
+          const s = new WebSocket(cfg.wsUrl, 'graphql-transport-ws');
+          s.on('error', () => undefined);
+          s.on('open', () => s.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer ' + cfg.token } })));
+          s.once('message', () => s.send(JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ id: String(i), type: 'subscribe', payload: { query: cfg.normal } })))));
+          s.on('close', (code) => resolve(code === 4400 ? undefined : 'batch over ws: closed ' + code));
+        });
+      }
+      // Fixed schedule per transport: attack k leaves at start + k * period, whatever the answers.
+      function every(perSecond, attacks, run) {
+        const period = 1000 / perSecond, start = performance.now();
+        let k = 0, timer;
+        const tick = () => {
+          fire(() => run(attacks[k % attacks.length]));
+          k++;
+          timer = setTimeout(tick, Math.max(0, start + k * period - performance.now()));
+          timers[slot] = timer;
+        };
+        const slot = timers.length;
+        timers.push(undefined);
+        tick();
+      }
+      process.on('message', async (m) => {
+        if (m.cmd === 'config') {
+          cfg = m;
+          client = createClient({ url: cfg.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: 'Bearer ' + cfg.token } });
+          // Warm up both transports (connections open, code paths loaded) before any window.
+          for (const a of cfg.http) await httpAttack(a);
+          for (const a of cfg.ws) await (a.batch ? wsBatch() : wsAttack(a));
+          process.send({ ready: true });
+        } else if (m.cmd === 'on') {
+          reset();
+          every(cfg.httpPerSecond, cfg.http, httpAttack);
+          every(cfg.wsPerSecond, cfg.ws, (a) => (a.batch ? wsBatch() : wsAttack(a)));
+          process.send({ on: true });
+        } else if (m.cmd === 'off') {
+          timers.forEach(clearTimeout);
+          timers = [];
+          await Promise.all([...inFlight]);
+          process.send({ off: counts });
+        } else if (m.cmd === 'stop') {
+          await client.dispose();
+          process.exit(0);
         }
-      }
-      async function wsLoop() {
-        const client = createClient({ url: cfg.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: 'Bearer ' + cfg.token } });
-        const small = cfg.attacks.filter((a) => a.query.length < 60000);
-        for (let i = 0; !stop; i++) {
-          const a = small[i % small.length];
-          const code = await new Promise((resolve) => client.subscribe({ query: a.query }, { next: () => resolve('ran'), error: (e) => resolve(Array.isArray(e) ? e[0].extensions.code : 'closed'), complete: () => resolve('ran') }));
-          sent++; if (code !== a.code) wrong++;
-          await pause();
-        }
-        await client.dispose();
-      }
-    `;
-    let attacksSent = 0;
-    let attacksWrong = 0;
-    const startAttackers = () => {
-      const child = spawn(process.execPath, ['-e', attackerScript], {
-        cwd: process.cwd(),
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
-      child.send({ url: t.app.url, wsUrl: t.app.server.wsUrl, token: attackToken, attacks, normal, pace: PACE_MS });
-      const ready = new Promise((r) => child.once('message', r));
-      const done = new Promise<void>((resolve) => child.on('message', (m) => {
-        if (m && typeof m === 'object') {
-          attacksSent += (m as { sent: number }).sent;
-          attacksWrong += (m as { wrong: number }).wrong;
-          resolve();
-        }
-      }));
-      return { ready, stop: async () => (child.send('stop'), await done) };
-    };
+    `;
+    const small = attacks.filter((a) => Buffer.byteLength(a.query) < 60 * 1024);
+    const child = spawn(process.execPath, ['-e', attackerScript], { cwd: process.cwd(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const reply = <T>(key: string) => new Promise<T>((resolve, reject) => {
+      const onMessage = (m: Record<string, unknown>) => {
+        if (!(key in m)) return;
+        child.off('message', onMessage);
+        resolve(m[key] as T);
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code) => reject(new Error(`the attacker process exited (${code})`)));
+    });
+    type Counts = { sent: number; refused: number; wrong: string[]; missed: number };
     const attackToken = await t.app.token(USER);
-    const attackStart: number[] = [];
-    const attackEnd: number[] = [];
-    const windows = scale(4, 10);
-    const perWindow = scale(100, 300);
+    const ready = reply('ready');
+    child.send({
+      cmd: 'config',
+      url: t.app.url,
+      wsUrl: t.app.server.wsUrl,
+      token: attackToken,
+      normal,
+      httpPerSecond: ATTACK_HTTP_PER_S,
+      wsPerSecond: ATTACK_WS_PER_S,
+      http: [
+        ...attacks.map((a) => ({ name: a.name, code: a.code, body: JSON.stringify({ query: a.query }) })),
+        { name: 'batch', code: 'BAD_REQUEST', body: JSON.stringify(Array.from({ length: 50 }, () => ({ query: normal }))) },
+      ],
+      ws: [...small.map((a) => ({ name: a.name, code: a.code, query: a.query })), { name: 'batch', batch: true }],
+    });
+    await ready;
+
+    const pairs = scale(10, 40);
+    const WINDOW_MS = 500; // short form: 5 s under attack (~200 attacks), ~1000+ samples of each kind
+    const LEAD_IN_MS = 60; // > one HTTP attack period: the attack is under way before the first sample
+    const CPU_SPAN_MS = scale(2000, 5000);
     const quiet: number[] = [];
     const loud: number[] = [];
-    for (let i = 0; i < 30; i++) await once(); // warm-up
-    for (let w = 0; w < windows; w++) {
-      for (let i = 0; i < perWindow; i++) quiet.push(await once());
-      const attackers = startAttackers();
-      await attackers.ready;
-      attackStart.push(performance.now());
-      await new Promise((r) => setTimeout(r, 100));
-      for (let i = 0; i < perWindow; i++) loud.push(await once());
-      await attackers.stop();
-      attackEnd.push(performance.now());
+    const wall = { quiet: 0, loud: 0 };
+    const attacked: Counts = { sent: 0, refused: 0, wrong: [], missed: 0 };
+    const tally = (c: Counts) => {
+      attacked.sent += c.sent;
+      attacked.refused += c.refused;
+      attacked.missed += c.missed;
+      attacked.wrong.push(...c.wrong);
+    };
+    let cpuPerAttack = NaN;
+    let attackCoreShare = NaN;
+    try {
+      for (let i = 0; i < 50; i++) await once(); // warm-up
+      const order = Array.from({ length: pairs * 2 }, (_, i) => (i % 4 === 1 || i % 4 === 2 ? 'loud' : 'quiet'));
+      for (const kind of order) {
+        const w0 = performance.now();
+        if (kind === 'loud') {
+          const on = reply('on');
+          child.send({ cmd: 'on' });
+          await on;
+        }
+        await new Promise((r) => setTimeout(r, LEAD_IN_MS));
+        const until = performance.now() + WINDOW_MS;
+        while (performance.now() < until) (kind === 'loud' ? loud : quiet).push(await once());
+        if (kind === 'loud') {
+          const off = reply<Counts>('off');
+          child.send({ cmd: 'off' });
+          tally(await off);
+        }
+        wall[kind] += performance.now() - w0;
+      }
+      // The server's CPU per refused attack, measured apart from the probe: this process (the
+      // server; the attackers run in their own) over equal spans idle and under attack.
+      const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+      const idle0 = process.cpuUsage();
+      await new Promise((r) => setTimeout(r, CPU_SPAN_MS));
+      const idle = cpuMs(process.cpuUsage(idle0));
+      const on = reply('on');
+      child.send({ cmd: 'on' });
+      await on;
+      const busy0 = process.cpuUsage();
+      const b0 = performance.now();
+      await new Promise((r) => setTimeout(r, CPU_SPAN_MS));
+      const off = reply<Counts>('off');
+      child.send({ cmd: 'off' });
+      const c = await off;
+      const busy = cpuMs(process.cpuUsage(busy0));
+      tally(c);
+      cpuPerAttack = (busy - idle * ((performance.now() - b0) / CPU_SPAN_MS)) / c.refused;
+      attackCoreShare = (cpuPerAttack * c.refused) / (performance.now() - b0);
+    } finally {
+      child.send({ cmd: 'stop' });
+      await new Promise((r) => child.once('exit', r));
     }
-    const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.99) - 1];
-    const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    const p99 = (xs: number[]) => sorted(xs)[Math.ceil(xs.length * 0.99) - 1];
+    const p50 = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)];
     const base = p99(quiet);
     const under = p99(loud);
+    const rate = attacked.sent / ((wall.loud + CPU_SPAN_MS) / 1000);
+    // Latency bound: within 2x the quiet p99, with a floor of 20 ms above it. The floor is the
+    // machine's noise, not the server's. On 2 cores running 2 jest workers, the attacker
+    // process and PostgreSQL, several tasks wait for each core, and this process (server and
+    // probe in one jest worker, a heap of hundreds of MB) pauses for garbage collection; one
+    // such wait costs a sample several to tens of ms whatever the attackers do (quiet p99s of
+    // 7-32 ms were measured here, at p50s of 2-6 ms). At those levels 2x alone fails on a
+    // handful of unlucky samples, and any extra CPU in the attack windows (the attackers' own,
+    // on the same cores) moves the tail by ms without telling anything about the server.
+    // What the bound still catches: the server answers on one event loop, so a refusal that
+    // holds it for more than ~20 ms (a document validated in full before its refusal, a walk
+    // that expands fragments) delays every probe arriving meanwhile, and at ATTACK_PER_S that
+    // is far more than 1% of them: without the repeated-field precheck (~60 ms of validation per
+    // refusal) this test measured a p99 of 90 ms against a bound of 30 (9.5x).
+    const bound = Math.max(2 * base, base + 20);
     const load = os.loadavg()[0] / os.cpus().length;
-    const attackSeconds = attackEnd.reduce((sum, e, i) => sum + (e - attackStart[i]), 0) / 1000;
     process.stdout.write(
-      `[hostile-input/attacks] ${tried - start} attack documents checked; latency: ${quiet.length} quiet p99 ${base.toFixed(1)} ms, ${loud.length} under ${attacksSent} attacks p99 ${under.toFixed(1)} ms (${(under / base).toFixed(2)}x), p50 ${p50(quiet).toFixed(1)} -> ${p50(loud).toFixed(1)} ms — ${(attacksSent / attackSeconds).toFixed(0)} attacks/s; machine load ${load.toFixed(1)} per core\n`,
+      `[hostile-input/attacks] ${tried - start} attack documents checked; ${attacked.sent} attacks at ${rate.toFixed(1)}/s (${ATTACK_PER_S}/s scheduled: ${ATTACK_HTTP_PER_S} HTTP + ${ATTACK_WS_PER_S} ws), ${attacked.refused} refused with their code, ${attacked.missed} not sent (${attacked.wrong.length} wrong); ` +
+        `normal requests: ${quiet.length} quiet p99 ${base.toFixed(1)} ms (p50 ${p50(quiet).toFixed(1)}), ${loud.length} under attack p99 ${under.toFixed(1)} ms (p50 ${p50(loud).toFixed(1)}) = ${(under / base).toFixed(2)}x, bound ${bound.toFixed(1)} ms; ` +
+        `server CPU per refused attack ${cpuPerAttack.toFixed(2)} ms (${(attackCoreShare * 100).toFixed(1)}% of a core at ${ATTACK_PER_S}/s); machine load ${load.toFixed(1)} per core\n`,
     );
-    expect(attacksWrong).toBe(0);
-    // The attackers' process shares this machine's cores with the server: on a machine with CPU
-    // to spare the bound is asserted; on an oversubscribed one (load above one per core, other
-    // jobs sharing the cores) latency is the scheduler's, so there it is printed, not asserted.
-    if (load < 1) {
-      expect(under).toBeLessThanOrEqual(2 * base);
-      expect(p50(loud)).toBeLessThanOrEqual(2 * p50(quiet));
-    }
+    expect(attacked.wrong.slice(0, 5)).toEqual([]);
+    // The attack really ran at its rate: every scheduled attack left, none waited for a slot.
+    expect(attacked.missed).toBe(0);
+    expect(rate).toBeGreaterThanOrEqual(0.8 * ATTACK_PER_S);
+    expect(attacked.refused).toBe(attacked.sent);
+    expect(under).toBeLessThanOrEqual(bound);
     expect((await digest()).ledger).toBe(before.ledger);
-  });
+  }, scale(120_000, 600_000));
 
   it('refuses requests shaped like a browser simple request (CSRF prevention), and mutations over GET', async () => {
     const before = await digest();

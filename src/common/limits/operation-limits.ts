@@ -29,6 +29,14 @@ import { DEFAULT_PAGE_SIZE } from '../relay/connection.args';
 export const MAX_DOCUMENT_TOKENS = 10_000;
 /** Aliased fields in one operation, counted with fragments expanded (alias attacks multiply root resolvers). */
 export const MAX_ALIASES = 50;
+/**
+ * Times one response name may be selected in one selection set, fragments expanded. graphql-js
+ * compares every pair of same-named fields when it validates (OverlappingFieldsCanBeMerged), so
+ * `{ me { balance { available } balance { available } … } }` repeated 500 times held the event
+ * loop ~60 ms before validation gave up; repeats add no data. 20 leaves room for many fragments
+ * that each select `id` and `__typename` at one level.
+ */
+export const MAX_FIELD_REPEATS = 20;
 
 export interface Limits {
   maxDepth: number;
@@ -49,34 +57,41 @@ function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode
 }
 
 /**
- * Deepest field below a root field, fragments expanded. Unknown fragments and fragment cycles
- * count as nothing here (KnownFragmentNames and NoFragmentCycles refuse them), so a hostile
- * document cannot crash the check (graphql-depth-limit threw on both: internal errors).
+ * Deepest field below a root field, fragments expanded. Each fragment's depth is computed once,
+ * so fragments that spread others several times (F0 { ...F1 ...F1 } F1 { ...F2 ...F2 } …) cost
+ * linear time, not 2^n. Unknown fragments and fragment cycles count as nothing here
+ * (KnownFragmentNames and NoFragmentCycles refuse them), so a hostile document cannot crash the
+ * check (graphql-depth-limit threw on both: internal errors).
  */
 export function depthErrors(document: DocumentNode, maxDepth: number): GraphQLError[] {
   const fragments = fragmentsOf(document);
-  const deepest = (set: SelectionSetNode, depth: number, visiting: Set<string>): number => {
-    let max = depth;
+  const memo = new Map<string, number>();
+  /** How many selection sets lie below `set` (0 when it holds only leaves). */
+  const below = (set: SelectionSetNode, visiting: Set<string>): number => {
+    let max = 0;
     for (const sel of set.selections) {
-      if (max > maxDepth) break;
       if (sel.kind === Kind.FIELD) {
-        if (sel.name.value.startsWith('__')) continue;
-        max = Math.max(max, sel.selectionSet ? deepest(sel.selectionSet, depth + 1, visiting) : depth);
+        if (sel.name.value.startsWith('__') || !sel.selectionSet) continue;
+        max = Math.max(max, 1 + below(sel.selectionSet, visiting));
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
-        max = Math.max(max, deepest(sel.selectionSet, depth, visiting));
+        max = Math.max(max, below(sel.selectionSet, visiting));
       } else {
-        const f = fragments.get(sel.name.value);
-        if (!f || visiting.has(f.name.value)) continue;
-        visiting.add(f.name.value);
-        max = Math.max(max, deepest(f.selectionSet, depth, visiting));
-        visiting.delete(f.name.value);
+        const name = sel.name.value;
+        const f = fragments.get(name);
+        if (!f || visiting.has(name)) continue;
+        if (!memo.has(name)) {
+          visiting.add(name);
+          memo.set(name, below(f.selectionSet, visiting));
+          visiting.delete(name);
+        }
+        max = Math.max(max, memo.get(name)!);
       }
     }
     return max;
   };
   const errors: GraphQLError[] = [];
   for (const d of document.definitions) {
-    if (d.kind === Kind.OPERATION_DEFINITION && deepest(d.selectionSet, 0, new Set()) > maxDepth) {
+    if (d.kind === Kind.OPERATION_DEFINITION && below(d.selectionSet, new Set()) > maxDepth) {
       errors.push(new GraphQLError(`'${d.name?.value ?? ''}' exceeds maximum operation depth of ${maxDepth}`, { nodes: [d] }));
     }
   }
@@ -116,6 +131,62 @@ export function aliasErrors(document: DocumentNode, max: number): GraphQLError[]
   return errors;
 }
 
+/**
+ * A response name selected more than `max` times in one selection set, fragments (named and
+ * inline) expanded at that level. Each selection set's counts are computed once and capped, so nested
+ * spreads cannot make the check itself expensive; cycles and unknown fragments count as nothing.
+ */
+export function repeatedFieldErrors(document: DocumentNode, max: number): GraphQLError[] {
+  const fragments = fragmentsOf(document);
+  const memo = new Map<string, Map<string, number>>();
+  const done = new Map<SelectionSetNode, Map<string, number>>(); // each selection set is counted once
+  const add = (into: Map<string, number>, name: string, n: number) => into.set(name, Math.min(max + 1, (into.get(name) ?? 0) + n));
+  const counts = (set: SelectionSetNode, visiting: Set<string>): Map<string, number> => {
+    const known = done.get(set);
+    if (known) return known;
+    const out = new Map<string, number>();
+    done.set(set, out);
+    for (const sel of set.selections) {
+      if (sel.kind === Kind.FIELD) add(out, (sel.alias ?? sel.name).value, 1);
+      else if (sel.kind === Kind.INLINE_FRAGMENT) for (const [k, n] of counts(sel.selectionSet, visiting)) add(out, k, n);
+      else {
+        const name = sel.name.value;
+        const f = fragments.get(name);
+        if (!f || visiting.has(name)) continue;
+        if (!memo.has(name)) {
+          visiting.add(name);
+          memo.set(name, counts(f.selectionSet, visiting));
+          visiting.delete(name);
+        }
+        for (const [k, n] of memo.get(name)!) add(out, k, n);
+      }
+    }
+    return out;
+  };
+  const errors: GraphQLError[] = [];
+  for (const d of document.definitions) {
+    if (d.kind !== Kind.OPERATION_DEFINITION) continue;
+    // Every selection set of the operation, and of the fragments it reaches.
+    const sets: SelectionSetNode[] = [d.selectionSet];
+    const reached = new Set<string>();
+    let found: string | undefined;
+    while (sets.length && !found) {
+      const set = sets.pop()!;
+      for (const [name, n] of counts(set, new Set())) if (n > max) found = name;
+      for (const sel of set.selections) {
+        if (sel.kind === Kind.FIELD || sel.kind === Kind.INLINE_FRAGMENT) {
+          if (sel.selectionSet) sets.push(sel.selectionSet);
+        } else if (!reached.has(sel.name.value) && fragments.has(sel.name.value)) {
+          reached.add(sel.name.value);
+          sets.push(fragments.get(sel.name.value)!.selectionSet);
+        }
+      }
+    }
+    if (found) errors.push(new GraphQLError(`'${d.name?.value ?? ''}' selects "${found}" more than ${max} times in one selection set`, { nodes: [d] }));
+  }
+  return errors;
+}
+
 const asRule =
   (check: (document: DocumentNode) => GraphQLError[]): ValidationRule =>
   (context: ValidationContext) => {
@@ -125,14 +196,16 @@ const asRule =
 
 export const depthRule = (maxDepth: number): ValidationRule => asRule((d) => depthErrors(d, maxDepth));
 export const aliasRule = (max: number): ValidationRule => asRule((d) => aliasErrors(d, max));
+export const repeatedFieldRule = (max: number): ValidationRule => asRule((d) => repeatedFieldErrors(d, max));
 
 /**
- * The depth and alias limits alone: cheap (no schema walk), so they run before the full
- * validation, whose overlapping-fields rule is quadratic in the fields of a selection and would
- * otherwise give an alias flood the CPU it is refused for. Undefined when the document passes.
+ * The depth, alias and repeated-field limits alone: cheap (no schema walk), so they run before
+ * the full validation, whose overlapping-fields rule is quadratic in the fields of a selection
+ * and would otherwise give an alias or repeated-field flood the CPU it is refused for.
+ * Undefined when the document passes.
  */
 export function precheckDocument(document: DocumentNode, limits: Limits): readonly GraphQLError[] | undefined {
-  const errors = [...depthErrors(document, limits.maxDepth), ...aliasErrors(document, MAX_ALIASES)];
+  const errors = [...depthErrors(document, limits.maxDepth), ...aliasErrors(document, MAX_ALIASES), ...repeatedFieldErrors(document, MAX_FIELD_REPEATS)];
   return errors.length ? errors : undefined;
 }
 
@@ -164,7 +237,7 @@ export function precheckMiddleware(schema: GraphQLSchema, limits: Limits) {
 }
 
 export function limitRules(limits: Limits): ValidationRule[] {
-  const rules: ValidationRule[] = [depthRule(limits.maxDepth), aliasRule(MAX_ALIASES)];
+  const rules: ValidationRule[] = [depthRule(limits.maxDepth), aliasRule(MAX_ALIASES), repeatedFieldRule(MAX_FIELD_REPEATS)];
   if (!limits.introspection) rules.push(NoSchemaIntrospectionCustomRule);
   return rules;
 }
