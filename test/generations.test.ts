@@ -323,6 +323,21 @@ describe('the worker protocol', () => {
     expect((await state('not-a-worker')).jobs).toEqual([{ id, status: 'QUEUED' }]);
   });
 
+  it('refuses a failure reason or result URL holding a NUL character with BAD_USER_INPUT, and the job runs on', async () => {
+    await open('nul-job');
+    const id = (await start('nul-job', STANDARD_IMAGE)).data!.startGeneration.job!.id;
+    await claim(id);
+    const failed = await t.app.gql(FailJobDocument, { jobId: id, reason: 'gpu\u0000oom' }, worker());
+    expect(failed.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(failed.errors?.[0]?.message).toBe('reason must not contain NUL characters');
+    const done = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: ['https://cdn.example/a\u0000.png'] }, worker());
+    expect(done.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(done.errors?.[0]?.message).toMatch(/^not an http\(s\) URL/);
+    const job = await t.app.gql(JobDocument, { id }, { sub: 'nul-job' });
+    expect(job.data!.job!.status).toBe('RUNNING');
+    expect((await state('nul-job')).balance).toBe(24);
+  });
+
   it('refunds a failed job once, even when the failure is reported twice at the same time', async () => {
     await open('failing');
     const id = (await start('failing', SHORT_VIDEO)).data!.startGeneration.job!.id;

@@ -64,7 +64,7 @@ export class WorkerService {
   async complete(workerId: string, jobId: string, resultUrls: string[]): Promise<JobRow> {
     if (resultUrls.length > MAX_RESULT_URLS) throw jobError('BAD_USER_INPUT', `at most ${MAX_RESULT_URLS} result URLs`);
     for (const u of resultUrls) {
-      if (u.length > MAX_RESULT_URL_LENGTH || !/^https?:\/\/\S+$/.test(u)) throw jobError('BAD_USER_INPUT', `not an http(s) URL: ${u.slice(0, 100)}`);
+      if (u.length > MAX_RESULT_URL_LENGTH || !/^https?:\/\/[^\s\u0000]+$/.test(u)) throw jobError('BAD_USER_INPUT', `not an http(s) URL: ${u.slice(0, 100)}`);
     }
     const now = this.clock.now();
     return this.transition(workerId, jobId, `status = 'SUCCEEDED', progress = 100, result_urls = $3, finished_at = $4, last_report_at = $4`, 'true', [resultUrls, now]);
@@ -74,6 +74,7 @@ export class WorkerService {
   async fail(workerId: string, jobId: string, reason: string): Promise<JobRow> {
     const text = reason.trim().slice(0, 1000);
     if (!text) throw jobError('BAD_USER_INPUT', 'reason must not be blank');
+    if (text.includes('\u0000')) throw jobError('BAD_USER_INPUT', 'reason must not contain NUL characters');
     return transaction(this.db, async (tx) => {
       const job = await this.transitionIn(tx, workerId, jobId, `status = 'FAILED', failure_reason = $3, finished_at = $4, refunded = true`, 'true', [text, this.clock.now()]);
       await this.refund(tx, job, `Refund: generation failed (${text.slice(0, 80)})`);
