@@ -191,6 +191,10 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
       `${audit.passes()} audit passes, ${Date.now() - started} ms\n`,
   );
   if (process.env.RELIABILITY_DUMP) process.stdout.write(api.output());
+  // Requests that reached the API while the database was away were told to retry, never
+  // answered with an internal error.
+  const coded = load.ops.flatMap((o) => o.failures).filter((f) => f.startsWith('graphql:'));
+  expect(coded.filter((f) => f !== 'graphql: SERVICE_UNAVAILABLE')).toEqual([]);
   for (const o of outages) {
     expect(o.healthz.every((s) => s === 200)).toBe(true);
     expect(o.readyz.length).toBeGreaterThanOrEqual(5);
@@ -258,6 +262,9 @@ it(`survives its database connections being terminated ${scale(3, 12)} times und
       `subscriber up to date in ${terminated.map((t) => t.convergeMs).join('/')} ms; ${audit.passes()} audit passes, ${Date.now() - started} ms\n`,
   );
   expect(terminated).toHaveLength(TERMINATIONS);
+  // A request whose connection was terminated under it is told to retry, not an internal error.
+  const coded = load.ops.flatMap((o) => o.failures).filter((f) => f.startsWith('graphql:'));
+  expect(coded.filter((f) => f !== 'graphql: SERVICE_UNAVAILABLE')).toEqual([]);
   for (const t of terminated) {
     expect(t.listener).toBe(1);
     expect(t.pool).toBeGreaterThanOrEqual(1);

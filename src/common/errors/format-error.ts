@@ -1,12 +1,25 @@
 /**
  * Error masking: errors we raise on purpose (GraphQLErrors with a code: BAD_USER_INPUT,
- * UNAUTHENTICATED, FORBIDDEN, validation, limits) pass through; anything else is logged and,
- * in production, replaced by a generic INTERNAL_SERVER_ERROR without message details.
+ * UNAUTHENTICATED, FORBIDDEN, validation, limits) pass through; a database that cannot be
+ * reached is SERVICE_UNAVAILABLE (retry); anything else is logged and, in production, replaced
+ * by a generic INTERNAL_SERVER_ERROR without message details.
  */
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import { dbErrorCode } from './graphql-errors';
+
+/** Connection-level failures: SQLSTATE class 08, shutdown and start-up states, lost sockets. */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect|Client was closed and is not queryable|Query runner already released/;
+
+export function isDatabaseUnavailable(e: unknown): boolean {
+  const code = dbErrorCode(e);
+  if (code && (code.startsWith('08') || UNAVAILABLE_STATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
+  const driver = (e as { driverError?: unknown })?.driverError;
+  return [e, driver].some((x) => x instanceof Error && UNAVAILABLE_MESSAGES.test(x.message));
+}
 
 const FORBIDDEN_TO_FORBIDDEN: Record<string, string> = { UNAUTHORIZED: 'FORBIDDEN' };
 
@@ -43,6 +56,18 @@ export function createErrorFormatter(production: boolean, log: Logger) {
       // fault, not the service; say so without the database's own words.
       log.warn({ err: original, sqlState, path: formatted.path }, 'a request value the database refused');
       return { message: 'A value in the request is not valid', path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
+    }
+    if (isDatabaseUnavailable(original)) {
+      // The database is restarting or unreachable (or dropped this request's connection): what
+      // was not committed is rolled back, and a retry with the same idempotencyKey completes or
+      // replays the mutation once the database is back.
+      log.warn({ err: (original as Error)?.message, sqlState, path: formatted.path }, 'database unavailable');
+      return {
+        message: 'The service cannot reach its database right now. Retry shortly; a mutation retried with the same idempotencyKey is applied at most once',
+        path: formatted.path,
+        locations: formatted.locations,
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      };
     }
     log.error({ err: original, path: formatted.path }, 'internal error');
     if (!production) return formatted;
