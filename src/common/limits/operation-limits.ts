@@ -16,6 +16,7 @@ import {
   specifiedRules,
   validate,
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLSchema,
   type SelectionSetNode,
@@ -57,78 +58,74 @@ function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode
 }
 
 /**
- * Deepest field below a root field, fragments expanded. Each fragment's depth is computed once,
- * so fragments that spread others several times (F0 { ...F1 ...F1 } F1 { ...F2 ...F2 } …) cost
- * linear time, not 2^n. Unknown fragments and fragment cycles count as nothing here
- * (KnownFragmentNames and NoFragmentCycles refuse them), so a hostile document cannot crash the
- * check (graphql-depth-limit threw on both: internal errors).
+ * Folds every selection set of `document` into a value, named fragments expanded: each
+ * fragment's value is computed once, so fragments that spread others several times
+ * (F0 { ...F1 ...F1 } F1 { ...F2 ...F2 } …) cost linear time, not 2^n. Unknown fragments and
+ * fragment cycles count as `empty` here (KnownFragmentNames and NoFragmentCycles refuse them),
+ * so a hostile document cannot crash a check (graphql-depth-limit threw on both).
  */
-export function depthErrors(document: DocumentNode, maxDepth: number): GraphQLError[] {
+function foldSelections<T>(
+  document: DocumentNode,
+  empty: T,
+  combine: (acc: T, part: T) => T,
+  field: (sel: FieldNode, recurse: (set: SelectionSetNode) => T) => T,
+  stop: (acc: T) => boolean = () => false,
+): (set: SelectionSetNode) => T {
   const fragments = fragmentsOf(document);
-  const memo = new Map<string, number>();
-  /** How many selection sets lie below `set` (0 when it holds only leaves). */
-  const below = (set: SelectionSetNode, visiting: Set<string>): number => {
-    let max = 0;
+  const memo = new Map<string, T>();
+  const visiting = new Set<string>();
+  const fold = (set: SelectionSetNode): T => {
+    let acc = empty;
     for (const sel of set.selections) {
-      if (sel.kind === Kind.FIELD) {
-        if (sel.name.value.startsWith('__') || !sel.selectionSet) continue;
-        max = Math.max(max, 1 + below(sel.selectionSet, visiting));
-      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
-        max = Math.max(max, below(sel.selectionSet, visiting));
-      } else {
-        const name = sel.name.value;
-        const f = fragments.get(name);
-        if (!f || visiting.has(name)) continue;
-        if (!memo.has(name)) {
-          visiting.add(name);
-          memo.set(name, below(f.selectionSet, visiting));
-          visiting.delete(name);
-        }
-        max = Math.max(max, memo.get(name)!);
-      }
-    }
-    return max;
-  };
-  const errors: GraphQLError[] = [];
-  for (const d of document.definitions) {
-    if (d.kind === Kind.OPERATION_DEFINITION && below(d.selectionSet, new Set()) > maxDepth) {
-      errors.push(new GraphQLError(`'${d.name?.value ?? ''}' exceeds maximum operation depth of ${maxDepth}`, { nodes: [d] }));
-    }
-  }
-  return errors;
-}
-
-/** More than `max` aliased fields in an operation, fragments expanded (memoised, cycles ignored). */
-export function aliasErrors(document: DocumentNode, max: number): GraphQLError[] {
-  const fragments = fragmentsOf(document);
-  const memo = new Map<string, number>();
-  const count = (set: SelectionSetNode, visiting: Set<string>): number => {
-    let n = 0;
-    for (const sel of set.selections) {
-      if (n > max) break;
-      if (sel.kind === Kind.FIELD) n += (sel.alias ? 1 : 0) + (sel.selectionSet ? count(sel.selectionSet, visiting) : 0);
-      else if (sel.kind === Kind.INLINE_FRAGMENT) n += count(sel.selectionSet, visiting);
+      if (stop(acc)) break;
+      if (sel.kind === Kind.FIELD) acc = combine(acc, field(sel, fold));
+      else if (sel.kind === Kind.INLINE_FRAGMENT) acc = combine(acc, fold(sel.selectionSet));
       else {
         const name = sel.name.value;
         const f = fragments.get(name);
         if (!f || visiting.has(name)) continue;
         if (!memo.has(name)) {
           visiting.add(name);
-          memo.set(name, count(f.selectionSet, visiting));
+          memo.set(name, fold(f.selectionSet));
           visiting.delete(name);
         }
-        n += memo.get(name)!;
+        acc = combine(acc, memo.get(name)!);
       }
     }
-    return n;
+    return acc;
   };
+  return fold;
+}
+
+/** Operations of `document` whose value under `fold` passes `limit`, as errors. */
+function operationErrors(document: DocumentNode, fold: (set: SelectionSetNode) => number, limit: number, message: (name: string) => string): GraphQLError[] {
   const errors: GraphQLError[] = [];
   for (const d of document.definitions) {
-    if (d.kind === Kind.OPERATION_DEFINITION && count(d.selectionSet, new Set()) > max) {
-      errors.push(new GraphQLError(`'${d.name?.value ?? ''}' uses more than ${max} aliases`, { nodes: [d] }));
+    if (d.kind === Kind.OPERATION_DEFINITION && fold(d.selectionSet) > limit) {
+      errors.push(new GraphQLError(message(d.name?.value ?? ''), { nodes: [d] }));
     }
   }
   return errors;
+}
+
+/** Deepest field below a root field (selection sets below it), fragments expanded. */
+export function depthErrors(document: DocumentNode, maxDepth: number): GraphQLError[] {
+  const below = foldSelections<number>(document, 0, Math.max, (sel, recurse) =>
+    sel.name.value.startsWith('__') || !sel.selectionSet ? 0 : 1 + recurse(sel.selectionSet),
+  );
+  return operationErrors(document, below, maxDepth, (name) => `'${name}' exceeds maximum operation depth of ${maxDepth}`);
+}
+
+/** More than `max` aliased fields in an operation, fragments expanded. */
+export function aliasErrors(document: DocumentNode, max: number): GraphQLError[] {
+  const count = foldSelections<number>(
+    document,
+    0,
+    (a, b) => a + b,
+    (sel, recurse) => (sel.alias ? 1 : 0) + (sel.selectionSet ? recurse(sel.selectionSet) : 0),
+    (n) => n > max,
+  );
+  return operationErrors(document, count, max, (name) => `'${name}' uses more than ${max} aliases`);
 }
 
 /**
