@@ -750,13 +750,15 @@ describe('hostile input (NODE_ENV=production)', () => {
     const small = attacks.filter((a) => Buffer.byteLength(a.query) < 60 * 1024);
     const child = spawn(process.execPath, ['-e', attackerScript], { cwd: process.cwd(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const reply = <T>(key: string) => new Promise<T>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the attacker process exited (${code})`));
       const onMessage = (m: Record<string, unknown>) => {
         if (!(key in m)) return;
         child.off('message', onMessage);
+        child.off('exit', onExit);
         resolve(m[key] as T);
       };
       child.on('message', onMessage);
-      child.once('exit', (code) => reject(new Error(`the attacker process exited (${code})`)));
+      child.once('exit', onExit);
     });
     type Counts = { sent: number; refused: number; wrong: string[]; missed: number };
     const attackToken = await t.app.token(USER);

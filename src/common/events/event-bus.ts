@@ -9,6 +9,7 @@
  * notifications that arrive meanwhile are held and delivered after it, so the newest value
  * is the last one a subscriber sees.
  */
+import { setMaxListeners } from 'node:events';
 import { createPubSub, type PubSubEventTarget } from '@graphql-yoga/subscription';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
@@ -19,6 +20,13 @@ type Topics = Record<string, [DomainEvent]>;
 /** The pub/sub's event target, knowing which topics have local subscribers right now. */
 class TopicTarget extends EventTarget {
   private readonly counts = new Map<string, number>();
+
+  constructor() {
+    super();
+    // One account may well have more than ten live subscriptions (several sockets, 25 each):
+    // not a leak, so no warning.
+    setMaxListeners(0, this);
+  }
 
   override addEventListener(type: string, listener: Parameters<EventTarget['addEventListener']>[1], options?: Parameters<EventTarget['addEventListener']>[2]): void {
     super.addEventListener(type, listener, options);
