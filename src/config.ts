@@ -25,6 +25,8 @@ export interface Config {
   stripe?: { secretKey: string; webhookSecret: string; successUrl: string; cancelUrl: string; apiBase?: string };
   simulatedWorker: boolean;
   testClock: boolean;
+  /** Development and tests: the clock starts from this instant instead of the real time (and runs on from it). */
+  clockStart?: Date;
   jobLeaseSeconds: number;
   jobSweepIntervalMs: number;
   startConcurrency: number;
@@ -96,6 +98,17 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** An ISO 8601 instant with a date and a time, e.g. 2024-02-29T12:00:00Z. */
+function instant(env: Env, name: string): Date | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  const d = new Date(raw);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(raw) || Number.isNaN(d.getTime())) {
+    throw new ConfigError(name, 'accepts an ISO 8601 instant such as 2024-02-29T12:00:00Z', raw);
+  }
+  return d;
+}
+
 function required(env: Env, name: string, accepts: string): string {
   const v = str(env, name);
   if (!v) throw new ConfigError(name, `is required with PAYMENT_PROVIDER=stripe: ${accepts}`, '');
@@ -126,8 +139,16 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const testClock = flag(env, 'TEST_CLOCK', false);
   const paymentProvider = oneOf(env, 'PAYMENT_PROVIDER', ['sandbox', 'stripe'] as const, 'sandbox');
+  if (production && str(env, 'PAYMENT_PROVIDER') !== 'stripe') {
+    // One forgotten variable must not give every user free packs and plans.
+    throw new ConfigError('PAYMENT_PROVIDER', 'must be set to stripe when NODE_ENV=production (sandbox is for development and tests only)', str(env, 'PAYMENT_PROVIDER') ?? '');
+  }
   if (testClock && production) {
     throw new ConfigError('TEST_CLOCK', 'accepts only 0 when NODE_ENV=production', str(env, 'TEST_CLOCK') ?? '');
+  }
+  const clockStart = instant(env, 'TEST_CLOCK_START');
+  if (clockStart && production) {
+    throw new ConfigError('TEST_CLOCK_START', 'must be unset when NODE_ENV=production', str(env, 'TEST_CLOCK_START') ?? '');
   }
   return {
     nodeEnv,
@@ -145,6 +166,7 @@ export function loadConfig(env: Env = process.env): Config {
     stripe: paymentProvider === 'stripe' ? stripeSettings(env) : undefined,
     simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),
     testClock,
+    clockStart,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),
     jobSweepIntervalMs: int(env, 'JOB_SWEEP_INTERVAL_MS', 5000, 100, 3_600_000),
     startConcurrency: int(env, 'START_CONCURRENCY', 2, 1, 1000),

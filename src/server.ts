@@ -76,7 +76,7 @@ async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSour
 
 export async function createServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const { db, url: databaseUrl, embedded } = await openDatabase(config, log);
-  const clock = new Clock(config.testClock);
+  const clock = new Clock(config.testClock, config.clockStart);
   const events = new EventBus(databaseUrl, log);
   await events.start();
   const services = createServices({ config, db, clock, log, events });

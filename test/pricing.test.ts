@@ -543,7 +543,6 @@ describe('the quote query', () => {
       for (const c of FIXED) {
         const { settings, model } = normalizeSettings(c.s, models);
         const expected = priceOf(book.rules, settings, model.premium);
-        const before = Date.now();
         const res = await t.app.raw<QuoteData>(QUOTE, { s: c.s }, { sub });
         expect(res.errors).toBeUndefined();
         const q = res.data!.quote;
@@ -563,9 +562,10 @@ describe('the quote query', () => {
         });
         expect(expected.credits).toBe(c.credits);
         expect(expected.costClass).toBe(c.costClass);
-        const ttl = new Date(q.expiresAt).getTime() - before;
-        expect(ttl).toBeGreaterThanOrEqual(595_000);
-        expect(ttl).toBeLessThanOrEqual(605_000);
+        // Held 10 minutes from the moment the service's clock priced it.
+        const [stored] = (await t.app.audit.query('SELECT created_at, expires_at FROM quotes WHERE id = $1', [q.id])).rows as { created_at: Date; expires_at: Date }[];
+        expect(new Date(q.expiresAt).getTime()).toBe(stored.expires_at.getTime());
+        expect(stored.expires_at.getTime() - stored.created_at.getTime()).toBe(600_000);
         ids.push(q.id);
       }
       expect(new Set(ids).size).toBe(FIXED.length);

@@ -17,7 +17,7 @@ export function startService(env: Record<string, string | undefined>): ServicePr
   for (const [k, v] of Object.entries({ ...process.env, ...env })) {
     if (v !== undefined && !k.startsWith('JEST') && k !== 'NODE_OPTIONS') clean[k] = v;
   }
-  for (const k of ['DATABASE_URL', 'JWT_SECRET', 'NODE_ENV']) if (!(k in env)) delete clean[k];
+  for (const k of ['DATABASE_URL', 'JWT_SECRET', 'NODE_ENV', 'PAYMENT_PROVIDER', 'TEST_CLOCK_START']) if (!(k in env)) delete clean[k];
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
     env: clean,

@@ -111,9 +111,23 @@ export async function createTestDatabase(): Promise<string> {
   return u.toString();
 }
 
+/**
+ * Where every test's clock starts: a fixed instant, never today, so a suite gives the same result
+ * on every calendar date. `TEST_CLOCK_START=… npm test` runs it from another instant
+ * (scripts/time-matrix.sh runs the time-driven suites from several).
+ */
+export const TEST_CLOCK_START = process.env.TEST_CLOCK_START ?? '2025-01-31T18:00:00.000Z';
+
 export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
+  if (env.NODE_ENV === 'production' && !env.PAYMENT_PROVIDER) {
+    // Production refuses to start on the sandbox (tested in lifecycle.test.ts); tests of
+    // production's masking and limits still make their fixtures with it.
+    const config = testConfig(databaseUrl, { ...env, PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_test_unused', STRIPE_WEBHOOK_SECRET: 'whsec_unused' });
+    return { ...config, paymentProvider: 'sandbox', stripe: undefined, clockStart: undefined };
+  }
   return loadConfig({
     NODE_ENV: 'test',
+    TEST_CLOCK_START: env.NODE_ENV === 'production' ? '' : TEST_CLOCK_START,
     PORT: '0',
     HOST: '127.0.0.1',
     DATABASE_URL: databaseUrl,

@@ -97,11 +97,21 @@ describe('debit storm across accounts', () => {
     const admin = await Caller.as(t.app, 'mix-admin', Role.ADMIN);
     const workers = await Promise.all(['gpu-a', 'gpu-b', 'gpu-c'].map((w) => Caller.as(t.app, w, Role.WORKER)));
     const books: Book[] = [];
-    for (let i = 0; i < accounts; i++) {
-      const caller = await Caller.as(t.app, `mix-${i}`);
+    const newBook = async (sub: string, thrifty: boolean): Promise<Book> => {
+      const caller = await Caller.as(t.app, sub);
       await caller.send(OPS.me);
-      books.push({ sub: caller.sub, thrifty: i % 4 === 0, caller, expected: 25, open: [], purchases: [], accepted: 0, refused: 0, refunds: 0, packs: 0, revoked: 0 });
-    }
+      return { sub, thrifty, caller, expected: 25, open: [], purchases: [], accepted: 0, refused: 0, refunds: 0, packs: 0, revoked: 0 };
+    };
+    for (let i = 0; i < accounts; i++) books.push(await newBook(`mix-${i}`, i % 4 === 0));
+    // The random draws pick from these; two more accounts are driven step by step between rounds,
+    // so that every kind of change happens in every storm whatever the interleaving and the date:
+    // the probe is the one account with nothing else in flight, the keeper holds a monthly plan
+    // and never spends (the clock is advanced to cross its allowance month's end every other round).
+    const drawn = [...books];
+    const probe = await newBook('mix-probe', false);
+    const keeper = await newBook('mix-keeper', true);
+    books.push(probe, keeper);
+    let keeperRenewals = 0;
     const owner = new Map<string, { book: Book; credits: number }>();
     const tally: Tally = {
       ops: 0, starts: 0, refusals: 0, cancels: 0, completions: 0, failures: 0, purchases: 0, refundsApproved: 0, refundsDenied: 0,
@@ -175,7 +185,7 @@ describe('debit storm across accounts', () => {
 
     /** One random operation, drawn now (deterministic for the seed), run later by the pool. */
     function drawOp(): () => Promise<void> {
-      const book = rng.pick(books);
+      const book = rng.pick(drawn);
       let roll = rng.next();
       // A quarter of the accounts never buy anything: they spend their sign-up credits down to refusals.
       if (book.thrifty && roll >= 0.6 && roll < 0.88) roll = roll * 0.5;
@@ -295,6 +305,58 @@ describe('debit storm across accounts', () => {
       }
     }
 
+    /**
+     * The probe, with nothing else in flight: a pack bought; a start cancelled while QUEUED; two
+     * starts a worker completes and fails; the pack's refund denied (a credit was used); the
+     * balance taken to 0 by an admin and a start refused. Each answer is exactly as predicted.
+     */
+    async function probeRound(): Promise<void> {
+      const { settings, credits } = FREE_SETTINGS[0];
+      const { purchaseCreditPack: bought } = await probe.caller.send<{ purchaseCreditPack: { purchase: { id: string }; userErrors: UserError[] } }>(OPS.buy, {
+        input: { packCode: 'STARTER', idempotencyKey: `buy-${keys++}` },
+      });
+      expect(bought.userErrors).toEqual([]);
+      probe.purchases.push(bought.purchase.id);
+      probe.expected += PACKS.STARTER;
+      probe.packs++;
+      tally.purchases++;
+      const start = async (): Promise<string> => {
+        const { startGeneration: out } = await probe.caller.send<StartResult>(OPS.start, { input: { settings, prompt: 'probe' } });
+        expect(out.userErrors).toEqual([]);
+        expect(out.job!.credits).toBe(credits);
+        owner.set(out.job!.id, { book: probe, credits });
+        probe.expected -= credits;
+        probe.accepted++;
+        tally.starts++;
+        return out.job!.id;
+      };
+      const queued = await start();
+      const { cancelGeneration: cancel } = await probe.caller.send<{ cancelGeneration: { job: { status: string; refunded: boolean }; userErrors: UserError[] } }>(OPS.cancel, { jobId: queued });
+      expect(cancel).toMatchObject({ job: { status: 'CANCELED', refunded: true }, userErrors: [] });
+      probe.expected += credits;
+      probe.refunds++;
+      tally.cancels++;
+      await start();
+      await start();
+      expect(await work(workers[0], false)).toBe(true);
+      expect(await work(workers[0], true)).toBe(true);
+      const { requestRefund: denied } = await probe.caller.send<{
+        requestRefund: { refundRequest: { status: string; creditsRevoked: number } | null; userErrors: UserError[] };
+      }>(OPS.refund, { input: { purchaseId: bought.purchase.id, reason: 'probe' } });
+      expect(denied.refundRequest).toMatchObject({ status: 'DENIED', creditsRevoked: 0 });
+      expect(denied.userErrors.map((e) => e.code)).toEqual(['CREDITS_ALREADY_USED']);
+      tally.refundsDenied++;
+      const { adjustCredits: emptied } = await admin.send<{ adjustCredits: { balance: { available: number }; userErrors: UserError[] } }>(OPS.adjust, {
+        input: { accountId: probe.sub, amount: -probe.expected, reason: 'storm probe: empty the balance', idempotencyKey: `probe-empty-${keys++}` },
+      });
+      expect(emptied).toMatchObject({ balance: { available: 0 }, userErrors: [] });
+      probe.expected = 0;
+      const { startGeneration: refused } = await probe.caller.send<StartResult>(OPS.start, { input: { settings, prompt: 'probe, broke' } });
+      expect(refused.userErrors.map((e) => e.code)).toEqual(['INSUFFICIENT_CREDITS']);
+      probe.refused++;
+      tally.refusals++;
+    }
+
     const t0 = Date.now();
     const storm = (async () => {
       for (let round = 0; round < rounds; round++) {
@@ -305,7 +367,7 @@ describe('debit storm across accounts', () => {
         while (await work(workers[0], rng.chance(0.3)));
         // With nothing in flight, a pack bought and returned at once is refunded in full.
         {
-          const book = rng.pick(books.filter((b) => !b.thrifty));
+          const book = rng.pick(drawn.filter((b) => !b.thrifty));
           const { purchaseCreditPack: bought } = await book.caller.send<{ purchaseCreditPack: { purchase: { id: string }; userErrors: UserError[] } }>(OPS.buy, {
             input: { packCode: 'STARTER', idempotencyKey: `buy-${keys++}` },
           });
@@ -333,11 +395,30 @@ describe('debit storm across accounts', () => {
           if (!approve) expect(out.refundRequest.creditsRevoked).toBe(0);
           tally.reviews++;
         }
+        await probeRound();
+        if (round === 0) {
+          // The keeper's plan: its allowance months are crossed by the advances below.
+          const { changePlan: out } = await keeper.caller.send<{ changePlan: { purchase: { id: string; status: string; credits: number }; userErrors: UserError[] } }>(
+            OPS.changePlan, { input: { tier: 'CREATOR', interval: 'MONTHLY', idempotencyKey: 'keeper-plan' } },
+          );
+          expect(out.userErrors).toEqual([]);
+          expect(out.purchase).toMatchObject({ status: 'COMPLETED', credits: monthly.CREATOR });
+          keeper.purchases.push(out.purchase.id);
+          keeper.expected += out.purchase.credits;
+          tally.planChanges++;
+        }
         await checkBooks(`after round ${round}`);
 
-        // Advance the clock less than the shortest month: each account passes at most one
-        // allowance month or period end. Predict from the state before what must happen.
-        const hours = rng.int(20, 27 * 24);
+        // Advance the clock less than the shortest month (28 days): each account passes at most
+        // one allowance month or period end. Predict from the state before what must happen.
+        // Every other round the advance crosses the keeper's allowance month end (landing 1-12 h
+        // after it), the rounds between stop 1-3 days before it.
+        const [{ offset_ms: offset }] = (await t.app.audit.query('SELECT offset_ms::float8 AS offset_ms FROM test_clock WHERE id = 1')).rows as { offset_ms: number }[];
+        const [{ allowance_period_end: keeperMonthEnd }] = (await t.app.audit.query('SELECT allowance_period_end FROM accounts WHERE id = $1', [keeper.sub])).rows as { allowance_period_end: Date }[];
+        const gapHours = (keeperMonthEnd.getTime() - (Date.now() + offset)) / 3_600_000;
+        const crossKeeper = gapHours <= 27 * 24 - 12;
+        const hours = crossKeeper ? Math.ceil(gapHours) + rng.int(1, 12) : Math.min(27 * 24, Math.floor(gapHours) - rng.int(24, 72));
+        if (crossKeeper) keeperRenewals++;
         const plans = (await t.app.audit.query(
           `SELECT id, tier, plan_status, current_period_end, allowance_period_end, cancel_at_period_end, pending_tier
              FROM accounts WHERE id LIKE 'mix-%'`,
@@ -371,10 +452,12 @@ describe('debit storm across accounts', () => {
 
     process.stdout.write(`[debit-storm] mix: ${accounts} accounts, ${rounds} rounds, ${seconds.toFixed(1)} s, ${auditor.passes()} auditor passes, ${JSON.stringify(tally)}\n`);
     expect(violations).toEqual([]);
-    // The storm did what it is for: every kind of change happened.
-    for (const k of ['starts', 'refusals', 'cancels', 'completions', 'failures', 'purchases', 'refundsApproved', 'refundsDenied', 'planChanges', 'renewals', 'expiries'] as const) {
-      expect({ [k]: tally[k] > 0 }).toEqual({ [k]: true });
-    }
+    // The storm did what it is for, by construction (the probe each round, the keeper every other
+    // one), whatever the interleaving and the date; the random draws add to these.
+    expect(keeperRenewals).toBe(Math.floor(rounds / 2));
+    const atLeast = { starts: 3 * rounds, refusals: rounds, cancels: rounds, completions: rounds, failures: rounds, purchases: 2 * rounds,
+      refundsApproved: rounds, refundsDenied: rounds, planChanges: 1, renewals: keeperRenewals, expiries: keeperRenewals };
+    for (const [k, n] of Object.entries(atLeast)) expect({ [k]: tally[k as keyof Tally] >= n }).toEqual({ [k]: true });
   }, LONG);
 });
 

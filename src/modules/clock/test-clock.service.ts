@@ -17,10 +17,19 @@ export class TestClockService {
     });
   }
 
-  /** Takes the shared offset (at start). */
+  /**
+   * Takes the shared offset (at start). The first instance started with TEST_CLOCK_START on a
+   * database whose test clock never ran sets where it starts; every other instance takes that.
+   */
   async load(): Promise<void> {
+    if (this.clock.startAt) {
+      await this.db.query('UPDATE test_clock SET offset_ms = $1, started_at = $2 WHERE id = 1 AND started_at IS NULL AND offset_ms = 0', [
+        Math.round(this.clock.offset),
+        this.clock.startAt,
+      ]);
+    }
     const [row] = (await this.db.query('SELECT offset_ms FROM test_clock WHERE id = 1')) as { offset_ms: string }[];
-    if (row) this.clock.setOffset(Number(row.offset_ms));
+    if (row) this.clock.adoptOffset(Number(row.offset_ms));
   }
 
   async advance(ms: number, dueWork: () => Promise<void>): Promise<Date> {
