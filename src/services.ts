@@ -69,7 +69,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const notifications = new NotificationService(db, clock);
   const payments: PaymentProvider = config.stripe ? new StripeProvider(config.stripe) : new SandboxProvider();
   const billing = new BillingService(db, clock, catalog, ledger, payments);
-  const refunds = new RefundService(db, clock, payments);
+  const refunds = new RefundService(db, clock, payments, catalog);
   const plans = new PlanService(db, clock, catalog, ledger, payments, log);
   accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
   const expiries = new ExpiryService(db, clock);

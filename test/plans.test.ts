@@ -1,6 +1,6 @@
 import { Role } from '../src/common/auth/role.enum';
 import type { SandboxProvider } from '../src/modules/billing/payment-provider';
-import { addMonths } from '../src/modules/billing/plan.service';
+import { addMonths } from '../src/modules/billing/plan-calendar';
 import { StartGenerationDocument, AdjustCreditsDocument, AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
 import { startTestApp, useTestApp } from './helpers/test-app';
 
@@ -86,6 +86,9 @@ describe('plans', () => {
     const me = await plan('leaver');
     expect(me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED', interval: null, cancelAtPeriodEnd: false });
     expect(me.balance.available).toBe(25);
+    // The plan ended: PLAN_ENDED, never PLAN_RENEWED (no new period started).
+    const notes = await rows(`SELECT kind, message FROM notifications WHERE account_id = $1 AND kind IN ('PLAN_RENEWED', 'PLAN_ENDED')`, ['leaver']);
+    expect(notes).toEqual([{ kind: 'PLAN_ENDED', message: 'Your Creator plan ended as you asked; you are on the Free plan now.' }]);
     const again = await t.app.gql(CancelPlanDocument, {}, { sub: 'leaver' });
     expect(again.data!.cancelPlan.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
   });

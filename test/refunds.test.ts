@@ -85,6 +85,19 @@ describe('refunds of credit packs', () => {
     expect(await balance('changed-mind')).toBe(25);
   });
 
+  it('takes a new request after a DENIED one, but none while one is APPROVED or PENDING_REVIEW', async () => {
+    const id = await buy('asks-twice');
+    await t.app.gql(AdvanceTestClockDocument, { hours: 25 }, admin);
+    const first = await refund('asks-twice', id);
+    expect(first.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['REFUND_WINDOW_EXPIRED']);
+    const second = await refund('asks-twice', id);
+    // A fresh decision (not the first one replayed): denied again, on its own row.
+    expect(second.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['REFUND_WINDOW_EXPIRED']);
+    expect(second.data!.requestRefund.refundRequest!.id).not.toBe(first.data!.requestRefund.refundRequest!.id);
+    const rows = await t.app.audit.query('SELECT status FROM refund_requests WHERE purchase_id = $1 ORDER BY created_at', [id]);
+    expect(rows.rows).toEqual([{ status: 'DENIED' }, { status: 'DENIED' }]);
+  });
+
   it('takes one request per purchase, from its owner only', async () => {
     const id = await buy('once');
     await t.app.gql(MeDocument, {}, { sub: 'stranger' });
@@ -98,6 +111,24 @@ describe('refunds of credit packs', () => {
     expect(again.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['REFUND_ALREADY_REQUESTED']);
     const rows = await t.app.audit.query('SELECT count(*)::int AS n FROM refund_requests WHERE purchase_id = $1', [id]);
     expect(rows.rows[0].n).toBe(1);
+  });
+
+  it('sends no top-up warning for a refund the user asked for, and warns as usual once the balance climbs back and falls again', async () => {
+    const sub = 'quiet-refund';
+    await t.app.gql(MeDocument, {}, { sub });
+    await t.app.gql(AdjustCreditsDocument, { input: { accountId: sub, amount: -25, reason: 'spend the bonus before buying' } }, admin);
+    const warnings = async () =>
+      (await t.app.audit.query(`SELECT kind FROM notifications WHERE account_id = $1 AND kind IN ('LOW_CREDITS', 'CREDITS_DEPLETED')`, [sub])).rows.map((r) => r.kind).sort();
+    const atZero = await warnings();
+    expect(atZero).toEqual(['CREDITS_DEPLETED', 'LOW_CREDITS']);
+    const id = await buy(sub); // 0 -> 50
+    expect((await refund(sub, id)).data!.requestRefund.refundRequest!.status).toBe('APPROVED'); // 50 -> 0
+    expect(await balance(sub)).toBe(0);
+    expect(await warnings()).toEqual(atZero);
+    // Bought again and spent below the warning level (5): LOW fires as usual.
+    await buy(sub);
+    await t.app.gql(AdjustCreditsDocument, { input: { accountId: sub, amount: -47, reason: 'spend' } }, admin);
+    expect(await warnings()).toEqual(['CREDITS_DEPLETED', 'LOW_CREDITS', 'LOW_CREDITS']);
   });
 
   it('lets exactly one of a refund and a racing generation start win', async () => {
@@ -160,26 +191,36 @@ describe('refunds of plans', () => {
     expect(await balance('upgrade-refunder')).toBe(25 + 300);
   });
 
-  it('sends an annual plan past the window to review with its unused whole months, and an admin approves', async () => {
+  it('sends an annual plan past the window to review with the price paid less the months started at the monthly price, and an admin approves: the plan runs to the end of its current month, that month’s credits kept', async () => {
     const id = await subscribeTo('annual-approved', 'CREATOR', 'ANNUAL');
-    await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin); // two months started, ten unused
+    await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin); // two months started
     const res = await refund('annual-approved', id, 'moving on');
     const req = res.data!.requestRefund.refundRequest!;
     expect(res.data!.requestRefund.userErrors).toEqual([]);
-    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 9600, creditsRevoked: 0 });
-    expect(req.decisionReason).toContain('10 unused whole months of 12');
+    // 115.20 paid − 2 months started × 12.00 a month: never less than the monthly plan would have cost.
+    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 11520 - 2 * 1200, creditsRevoked: 0 });
+    expect(req.decisionReason).toContain('2 of 12 months started');
     const queue = await t.app.gql(RefundRequestsToReviewDocument, {}, admin);
     expect(queue.data!.refundRequestsToReview.edges.map((e) => e.node.id)).toContain(req.id);
     expect((await t.app.gql(RefundRequestsToReviewDocument, {}, { sub: 'annual-approved' })).errors![0].extensions!.code).toBe('FORBIDDEN');
 
     const provider = t.app.server.services.payments as SandboxProvider;
     const before = provider.refunds.length;
+    const [month] = (await t.app.audit.query('SELECT allowance_period_end FROM accounts WHERE id = $1', ['annual-approved'])).rows;
     const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, admin);
-    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 9600, creditsRevoked: 300, purchase: { status: 'PARTIALLY_REFUNDED' } });
-    expect(provider.refunds.slice(before)).toEqual([{ ref: `sandbox_${id}`, amountCents: 9600 }]);
-    expect(await balance('annual-approved')).toBe(25);
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 9120, creditsRevoked: 0, purchase: { status: 'PARTIALLY_REFUNDED' } });
+    expect(provider.refunds.slice(before)).toEqual([{ ref: `sandbox_${id}`, amountCents: 9120 }]);
+    // The current month (the second) was paid for: its credits stay, the plan ends with it.
+    expect(await balance('annual-approved')).toBe(25 + 300);
     const me = await t.app.gql(MyPlanDocument, {}, { sub: 'annual-approved' });
-    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', cancelAtPeriodEnd: true, currentPeriodEnd: month.allowance_period_end.toISOString() });
+    await t.app.gql(AdvanceTestClockDocument, { hours: 31 * 24 }, admin);
+    const after = await t.app.gql(MyPlanDocument, {}, { sub: 'annual-approved' });
+    expect(after.data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(await balance('annual-approved')).toBe(25);
+    const ended = await t.app.audit.query(`SELECT kind FROM notifications WHERE account_id = $1 AND kind IN ('PLAN_ENDED', 'PLAN_RENEWED')`, ['annual-approved']);
+    expect(ended.rows).toEqual([{ kind: 'PLAN_ENDED' }]);
+    expect(await t.app.audit.query(`SELECT count(*)::int AS n FROM purchases WHERE account_id = $1`, ['annual-approved']).then((r) => r.rows[0].n)).toBe(1);
     const again = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: false } }, admin);
     expect(again.data!.reviewRefundRequest.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
   });
@@ -188,17 +229,63 @@ describe('refunds of plans', () => {
     const id = await subscribeTo('annual-waited', 'CREATOR', 'ANNUAL');
     await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin);
     const req = (await refund('annual-waited', id)).data!.requestRefund.refundRequest!;
-    expect(req.amountCents).toBe(9600); // 10 of 12 months
+    expect(req.amountCents).toBe(11520 - 2 * 1200); // 2 months started
     await t.app.gql(AdvanceTestClockDocument, { hours: 31 * 24 }, admin);
     const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, admin);
-    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 8640 }); // 9 of 12
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 11520 - 3 * 1200 }); // 3 started
+  });
+
+  it('takes the annual partial refund later although an early request was DENIED for a credit used', async () => {
+    const id = await subscribeTo('annual-early', 'CREATOR', 'ANNUAL');
+    expect((await start('annual-early')).data!.startGeneration.job).not.toBeNull();
+    const early = await refund('annual-early', id);
+    expect(early.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['CREDITS_ALREADY_USED']);
+    await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin);
+    const later = await refund('annual-early', id);
+    expect(later.data!.requestRefund.userErrors).toEqual([]);
+    expect(later.data!.requestRefund.refundRequest).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 11520 - 2 * 1200 });
+    const third = await refund('annual-early', id);
+    expect(third.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['REFUND_ALREADY_REQUESTED']);
+    expect(third.data!.requestRefund.refundRequest!.id).toBe(later.data!.requestRefund.refundRequest!.id);
+  });
+
+  it('denies at decision time an approval of a purchase the year’s renewal replaced, keeping the plan and the renewal unrefunded', async () => {
+    const id = await subscribeTo('annual-stale', 'CREATOR', 'ANNUAL');
+    await t.app.gql(AdvanceTestClockDocument, { hours: 40 * 24 }, admin);
+    const req = (await refund('annual-stale', id)).data!.requestRefund.refundRequest!;
+    expect(req.status).toBe('PENDING_REVIEW');
+    for (let d = 40; d < 370; d += 30) await t.app.gql(AdvanceTestClockDocument, { hours: 30 * 24 }, admin); // the year renews: P2
+    const plans = await t.app.audit.query(`SELECT id, status FROM purchases WHERE account_id = $1 ORDER BY created_at`, ['annual-stale']);
+    expect(plans.rows.map((r) => r.status)).toEqual(['COMPLETED', 'COMPLETED']);
+    const provider = t.app.server.services.payments as SandboxProvider;
+    const refundsBefore = provider.refunds.length;
+    const balanceBefore = await balance('annual-stale');
+    const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, admin);
+    expect(decided.data!.reviewRefundRequest.userErrors).toEqual([]);
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({
+      status: 'DENIED', amountCents: 0, creditsRevoked: 0,
+      decisionReason: 'This purchase is no longer your current plan purchase; nothing was refunded',
+    });
+    expect(provider.refunds.length).toBe(refundsBefore);
+    expect(await balance('annual-stale')).toBe(balanceBefore);
+    const after = await t.app.audit.query(`SELECT id, status FROM purchases WHERE account_id = $1 ORDER BY created_at`, ['annual-stale']);
+    expect(after.rows).toEqual(plans.rows);
+    const me = await t.app.gql(MyPlanDocument, {}, { sub: 'annual-stale' });
+    expect(me.data!.me.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', cancelAtPeriodEnd: false });
+  });
+
+  it('ends a refunded plan with PLAN_ENDED, never PLAN_RENEWED', async () => {
+    const id = await subscribeTo('plan-ended', 'PRO', 'MONTHLY');
+    expect((await refund('plan-ended', id)).data!.requestRefund.refundRequest!.status).toBe('APPROVED');
+    const notes = await t.app.audit.query(`SELECT kind, message FROM notifications WHERE account_id = $1 AND kind IN ('PLAN_ENDED', 'PLAN_RENEWED')`, ['plan-ended']);
+    expect(notes.rows).toEqual([{ kind: 'PLAN_ENDED', message: 'Your Pro plan ended with its refund; you are on the Free plan now.' }]);
   });
 
   it('lets an admin deny a request under review, keeping the plan', async () => {
     const id = await subscribeTo('annual-denied', 'CREATOR', 'ANNUAL');
     await t.app.gql(AdvanceTestClockDocument, { hours: 2 * 24 }, admin);
     const req = (await refund('annual-denied', id)).data!.requestRefund.refundRequest!;
-    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 10560 }); // 11 of 12 months unused
+    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 11520 - 1200 }); // 1 month started
     const user = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, { sub: 'annual-denied' });
     expect(user.errors![0].extensions!.code).toBe('FORBIDDEN');
     const decided = await t.app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: false, note: 'outside the terms' } }, admin);

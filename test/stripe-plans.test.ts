@@ -9,7 +9,7 @@ import http from 'node:http';
 import Stripe from 'stripe';
 import { Role } from '../src/common/auth/role.enum';
 import { derivedId } from '../src/common/ids';
-import { addMonths } from '../src/modules/billing/plan.service';
+import { addMonths } from '../src/modules/billing/plan-calendar';
 import { AdvanceTestClockDocument, CancelPlanAtStripeDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, RequestRefundDocument } from './graphql/generated';
 import { startTestApp, type TestApp } from './helpers/test-app';
 

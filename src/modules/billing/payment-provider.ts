@@ -3,6 +3,10 @@
  * nothing outside this service; every charge carries the purchase id as its idempotency key,
  * so a repeated charge of one purchase is one charge at the provider.
  */
+import type { PlanPrice } from './plan-price';
+
+export type { PlanPrice } from './plan-price';
+
 export type ChargeResult =
   | { status: 'succeeded'; ref: string }
   | { status: 'pending'; ref: string; checkoutUrl: string }
@@ -27,14 +31,6 @@ export interface PaymentProvider {
   readonly subscriptions?: SubscriptionGateway;
 }
 
-/** A plan's price at the provider: what a subscription charges each period. */
-export interface PlanPrice {
-  amountCents: number;
-  currency: string;
-  interval: 'MONTHLY' | 'ANNUAL';
-  /** What the customer sees, e.g. "Pro plan". */
-  name: string;
-}
 
 export type UpgradeResult = { status: 'succeeded'; ref: string; amountCents: number } | { status: 'failed'; reason: string };
 
@@ -54,6 +50,8 @@ export interface SubscriptionGateway {
   /** Charges `price` from the next renewal on, without proration (a lower tier at the period end). */
   reprice(subscription: string, price: PlanPrice): Promise<void>;
   cancelAtPeriodEnd(subscription: string, cancel: boolean): Promise<void>;
+  /** Ends the subscription at `at` (before its period end), without proration or a final invoice. */
+  cancelAt(subscription: string, at: Date): Promise<void>;
   /** Ends the subscription now, without a final invoice; a subscription already gone is fine. */
   cancelNow(subscription: string): Promise<void>;
 }

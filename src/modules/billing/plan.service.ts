@@ -35,30 +35,10 @@ import { idempotent, KeyReused, keyReusedError, readRecord, replayOf, requestHas
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { REFUND_WINDOW_MS } from './billing.service';
-import type { PaymentProvider, PlanPrice } from './payment-provider';
+import type { PaymentProvider } from './payment-provider';
+import { addMonths, monthsOf, nextAllowanceMonth } from './plan-calendar';
+import { planPrice, priceOf } from './plan-price';
 import type { PurchaseRow } from './purchase.type';
-
-/** `d` plus `n` calendar months (UTC), clamped to the month's last day. */
-export function addMonths(d: Date, n: number): Date {
-  const r = new Date(d.getTime());
-  const day = r.getUTCDate();
-  r.setUTCDate(1);
-  r.setUTCMonth(r.getUTCMonth() + n);
-  const last = new Date(Date.UTC(r.getUTCFullYear(), r.getUTCMonth() + 1, 0)).getUTCDate();
-  r.setUTCDate(Math.min(day, last));
-  return r;
-}
-
-/**
- * The allowance month after the one ending at `currentEnd`, inside a billing period: months are
- * counted from the period start (Jan 31, Feb 28, Mar 31, …), so a year has exactly twelve.
- */
-export function nextAllowanceMonth(periodStart: Date, periodEnd: Date, currentEnd: Date): { start: Date; end: Date } {
-  let k = 1;
-  while (addMonths(periodStart, k) < currentEnd && k < 1200) k++;
-  const end = addMonths(periodStart, k + 1);
-  return { start: currentEnd, end: end < periodEnd ? end : periodEnd };
-}
 
 /** Ends the paid plan now: back to FREE, no period, nothing scheduled, no provider subscription. */
 export async function endPlan(tx: Tx, accountId: string): Promise<void> {
@@ -71,9 +51,6 @@ export async function endPlan(tx: Tx, accountId: string): Promise<void> {
   );
 }
 
-const monthsOf = (i: BillingInterval) => (i === BillingInterval.ANNUAL ? 12 : 1);
-const priceOf = (t: TierEntity, i: BillingInterval) => (i === BillingInterval.ANNUAL ? t.annualPriceCents : t.monthlyPriceCents);
-const planPrice = (t: TierEntity, i: BillingInterval): PlanPrice => ({ amountCents: priceOf(t, i), currency: t.currency.trim(), interval: i, name: `${t.name} plan` });
 
 /** What the provider's webhook says about a paid or failed subscription invoice. */
 export interface SubscriptionInvoice {
@@ -255,6 +232,8 @@ export class PlanService {
       // Unpaid: nothing left to run to; it ends now (and the provider stops collecting).
       if (subscription) await this.provider.subscriptions!.cancelNow(subscription);
       await endPlan(tx, a.id);
+      const tier = tiers.find((t) => t.code === a.tier)!;
+      await this.notify(tx, a.id, 'PLAN_ENDED', `Your unpaid ${tier.name} plan ended as you asked; you are on the Free plan now.`);
       return {};
     }
     if (a.tier === TierCode.FREE || a.plan_status !== 'ACTIVE') {
@@ -620,7 +599,7 @@ export class PlanService {
     await endPlan(tx, a.id);
     const free = tiers.find((t) => t.code === TierCode.FREE)!;
     if (free.monthlyCredits > 0) await this.freeMonth(tx, a.id, free, this.clock.now());
-    await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${tier.name} plan ended; you are on the Free plan now.`);
+    await this.notify(tx, a.id, 'PLAN_ENDED', `Your ${tier.name} plan ended; you are on the Free plan now.`);
     return true;
   }
 
@@ -723,7 +702,7 @@ export class PlanService {
       await endPlan(tx, a.id);
       const free = tiers.find((t) => t.code === TierCode.FREE)!;
       if (free.monthlyCredits > 0) await this.freeMonth(tx, a.id, free, periodEnd);
-      await this.notify(tx, a.id, 'PLAN_RENEWED', `Your ${tier.name} plan ended as you asked; you are on the Free plan now.`);
+      await this.notify(tx, a.id, 'PLAN_ENDED', `Your ${tier.name} plan ended as you asked; you are on the Free plan now.`);
       return;
     }
     // A plan the provider bills renews when its renewal invoice is paid (renewFromInvoice), never here.

@@ -12,6 +12,8 @@ export enum PurchaseStatus {
   FAILED = 'FAILED',
   REFUNDED = 'REFUNDED',
   PARTIALLY_REFUNDED = 'PARTIALLY_REFUNDED',
+  /** The buyer disputed the charge at their bank: its unspent credits are withdrawn (given back once if the merchant wins). */
+  DISPUTED = 'DISPUTED',
 }
 registerEnumType(PurchaseKind, { name: 'PurchaseKind' });
 registerEnumType(PurchaseStatus, { name: 'PurchaseStatus' });

@@ -171,6 +171,10 @@ class StripeSubscriptions implements SubscriptionGateway {
     await this.client.subscriptions.update(subscription, { cancel_at_period_end: cancel });
   }
 
+  async cancelAt(subscription: string, at: Date): Promise<void> {
+    await this.client.subscriptions.update(subscription, { cancel_at: Math.floor(at.getTime() / 1000), proration_behavior: 'none' });
+  }
+
   async cancelNow(subscription: string): Promise<void> {
     try {
       await this.client.subscriptions.cancel(subscription, { prorate: false, invoice_now: false });

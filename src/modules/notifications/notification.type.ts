@@ -9,6 +9,8 @@ export enum NotificationKind {
   PURCHASE_COMPLETED = 'PURCHASE_COMPLETED',
   REFUND_DECIDED = 'REFUND_DECIDED',
   PLAN_RENEWED = 'PLAN_RENEWED',
+  PLAN_ENDED = 'PLAN_ENDED',
+  PAYMENT_REVERSED = 'PAYMENT_REVERSED',
 }
 registerEnumType(NotificationKind, { name: 'NotificationKind' });
 
