@@ -28,6 +28,10 @@ export interface Config {
   /** Development and tests: the clock starts from this instant instead of the real time (and runs on from it). */
   clockStart?: Date;
   jobLeaseSeconds: number;
+  /** A payment intent left open this long (a crash, a lost answer) is driven again by the reconciler. */
+  intentReconcileAfterSeconds: number;
+  /** Tests only: the process kills itself at this step of a payment intent (<kind>:committed|called|completed). */
+  faultKillAt?: string;
   jobSweepIntervalMs: number;
   startConcurrency: number;
   startBatchMax: number;
@@ -146,6 +150,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (testClock && production) {
     throw new ConfigError('TEST_CLOCK', 'accepts only 0 when NODE_ENV=production', str(env, 'TEST_CLOCK') ?? '');
   }
+  const faultKillAt = str(env, 'FAULT_KILL_AT');
+  if (faultKillAt && (production || !/^[a-z_.]+:(committed|called|completed)$/.test(faultKillAt))) {
+    throw new ConfigError('FAULT_KILL_AT', production ? 'must be unset when NODE_ENV=production' : 'accepts <intent kind>:committed|called|completed', faultKillAt);
+  }
   const clockStart = instant(env, 'TEST_CLOCK_START');
   if (clockStart && production) {
     throw new ConfigError('TEST_CLOCK_START', 'must be unset when NODE_ENV=production', str(env, 'TEST_CLOCK_START') ?? '');
@@ -168,6 +176,8 @@ export function loadConfig(env: Env = process.env): Config {
     testClock,
     clockStart,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),
+    intentReconcileAfterSeconds: int(env, 'INTENT_RECONCILE_AFTER_SECONDS', 120, 1, 86400),
+    faultKillAt,
     jobSweepIntervalMs: int(env, 'JOB_SWEEP_INTERVAL_MS', 5000, 100, 3_600_000),
     startConcurrency: int(env, 'START_CONCURRENCY', 2, 1, 1000),
     startBatchMax: int(env, 'START_BATCH_MAX', 32, 1, 1000),

@@ -15,10 +15,15 @@ import { PriceBookService } from './modules/quotes/price-book.service';
 import { QuoteService } from './modules/quotes/quote.service';
 import { NotificationService } from './modules/notifications/notification.service';
 import { BillingService } from './modules/billing/billing.service';
-import { SandboxProvider, type PaymentProvider } from './modules/billing/payment-provider';
+import type { PaymentProvider } from './modules/billing/payment-provider';
+import { PaymentEvents } from './modules/billing/payment-events';
+import { PaymentIntents } from './modules/billing/payment-intents';
+import { PlanLifecycle } from './modules/billing/plans/plan-lifecycle';
+import { PlanStore } from './modules/billing/plans/plan-store';
+import { PlanSweep } from './modules/billing/plans/plan-sweep';
+import { SandboxProvider } from './modules/billing/sandbox-provider';
 import { StripeProvider } from './modules/billing/stripe-provider';
 import { TestClockService } from './modules/clock/test-clock.service';
-import { PlanService } from './modules/billing/plan.service';
 import { ExpiryService } from './modules/ledger/expiry.service';
 import { RefundService } from './modules/refunds/refund.service';
 
@@ -41,10 +46,15 @@ export interface Services {
   payments: PaymentProvider;
   billing: BillingService;
   refunds: RefundService;
-  plans: PlanService;
+  /** Payment provider calls as intents, and their reconciler. */
+  intents: PaymentIntents;
+  /** What the payment provider tells (webhooks, the sandbox's own renewals). */
+  paymentEvents: PaymentEvents;
+  plans: PlanLifecycle;
+  planSweep: PlanSweep;
   expiries: ExpiryService;
   testClock: TestClockService;
-  /** The periodic work that falls due with time: lot expiries (renewals as they land). */
+  /** The periodic work that falls due with time: renewals and plan months, lot expiries, open payment intents. */
   dueWork(): Promise<void>;
 }
 
@@ -67,20 +77,25 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     if (e.type === 'job' && e.status === 'QUEUED') runners.nudge();
   });
   const notifications = new NotificationService(db, clock);
-  const payments: PaymentProvider = config.stripe ? new StripeProvider(config.stripe) : new SandboxProvider();
-  const billing = new BillingService(db, clock, catalog, ledger, payments);
-  const refunds = new RefundService(db, clock, payments, catalog);
-  const plans = new PlanService(db, clock, catalog, ledger, payments, log);
+  const payments: PaymentProvider = config.stripe ? new StripeProvider(config.stripe) : new SandboxProvider(db, clock);
+  const intents = new PaymentIntents(db, clock, log, config.intentReconcileAfterSeconds * 1000, config.faultKillAt);
+  const billing = new BillingService(db, clock, catalog, ledger, payments, intents);
+  const planStore = new PlanStore(clock, ledger, intents, payments.name);
+  const plans = new PlanLifecycle(db, clock, catalog, planStore, intents, payments, log);
+  const refunds = new RefundService(db, clock, catalog, plans, intents, payments, log);
+  const paymentEvents = new PaymentEvents(db, clock, catalog, plans, billing, intents, payments.name);
+  const planSweep = new PlanSweep(db, clock, catalog, planStore, intents, payments, (e) => paymentEvents.apply(e), log);
   accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   async function dueWork(): Promise<void> {
     // Independent: a failing renewal does not hold back expiries.
-    await plans.renewDue().catch((e) => log.error({ err: e }, 'renewals failed'));
+    await planSweep.renewDue().catch((e) => log.error({ err: e }, 'renewals failed'));
     await expiries.expireDue().catch((e) => log.error({ err: e }, 'expiries failed'));
+    await intents.reconcile().catch((e) => log.error({ err: e }, 'payment intent reconciliation failed'));
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
-    refunds, plans, expiries, testClock, dueWork,
+    refunds, intents, paymentEvents, plans, planSweep, expiries, testClock, dueWork,
   };
 }

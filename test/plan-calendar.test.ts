@@ -1,4 +1,4 @@
-import { addMonths, nextAllowanceMonth } from '../src/modules/billing/plan-calendar';
+import { addMonths, nextAllowanceMonth } from '../src/modules/billing/plans/plan-calendar';
 import { derivedId } from '../src/common/ids';
 
 describe('the plan calendar', () => {

@@ -1,6 +1,6 @@
 import { Role } from '../src/common/auth/role.enum';
-import type { SandboxProvider } from '../src/modules/billing/payment-provider';
-import { addMonths } from '../src/modules/billing/plan-calendar';
+import type { SandboxProvider } from '../src/modules/billing/sandbox-provider';
+import { addMonths } from '../src/modules/billing/plans/plan-calendar';
 import { StartGenerationDocument, AdjustCreditsDocument, AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
 import { startTestApp, useTestApp } from './helpers/test-app';
 
@@ -129,7 +129,7 @@ describe('plans', () => {
       // Move the shared clock without running the due work, then run it on both instances at once.
       await t.app.server.services.testClock.advance(32 * DAY, async () => undefined);
       other.server.services.clock.setOffset(t.app.server.services.clock.offset);
-      await Promise.all([t.app.server.services.plans.renewDue(), other.server.services.plans.renewDue(), t.app.server.services.plans.renewDue()]);
+      await Promise.all([t.app.server.services.planSweep.renewDue(), other.server.services.planSweep.renewDue(), t.app.server.services.planSweep.renewDue()]);
       const grants = await rows('SELECT count(*)::int AS n FROM allowance_grants WHERE account_id = $1', ['twice']);
       expect(grants[0].n).toBe(2);
       const charges = await rows(`SELECT count(*)::int AS n FROM purchases WHERE account_id = $1`, ['twice']);
@@ -205,8 +205,8 @@ describe('plans', () => {
     expect((await rows('SELECT current_period_end FROM accounts WHERE id = $1', ['overflowing']))[0].current_period_end).toEqual(periodEnd);
     expect(renewalsOf('overflowing')).toBe(1);
     // Its old allowance expired meanwhile, so the next runs succeed — with the same charge, not a new one.
-    await t.app.server.services.plans.renewDue();
-    await t.app.server.services.plans.renewDue();
+    await t.app.server.services.planSweep.renewDue();
+    await t.app.server.services.planSweep.renewDue();
     expect(renewalsOf('overflowing')).toBe(1);
     expect((await rows('SELECT count(*)::int AS n FROM purchases WHERE account_id = $1', ['overflowing']))[0].n).toBe(2);
     expect(renewalsOf('steady')).toBe(1);

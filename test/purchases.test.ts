@@ -1,4 +1,4 @@
-import type { SandboxProvider } from '../src/modules/billing/payment-provider';
+import type { SandboxProvider } from '../src/modules/billing/sandbox-provider';
 import { AdjustCreditsDocument, MeDocument, MyNotificationsDocument, MyPurchasesDocument, PurchaseCreditPackDocument } from './graphql/generated';
 import { Role } from '../src/common/auth/role.enum';
 import { useTestApp } from './helpers/test-app';

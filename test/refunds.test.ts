@@ -1,6 +1,6 @@
 import { Role } from '../src/common/auth/role.enum';
 import { transaction } from '../src/common/db/transaction';
-import type { SandboxProvider } from '../src/modules/billing/payment-provider';
+import type { SandboxProvider } from '../src/modules/billing/sandbox-provider';
 import { LedgerEntryKind, LotSource } from '../src/modules/ledger/ledger.enums';
 import {
   ChangePlanDocument,

@@ -9,7 +9,7 @@ import http from 'node:http';
 import Stripe from 'stripe';
 import { Role } from '../src/common/auth/role.enum';
 import { derivedId } from '../src/common/ids';
-import { addMonths } from '../src/modules/billing/plan-calendar';
+import { addMonths } from '../src/modules/billing/plans/plan-calendar';
 import { AdvanceTestClockDocument, CancelPlanAtStripeDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, RequestRefundDocument } from './graphql/generated';
 import { startTestApp, type TestApp } from './helpers/test-app';
 
@@ -271,8 +271,8 @@ describe('plans billed by Stripe', () => {
     expect(await one('SELECT status, provider_ref, amount_cents, checkout_url FROM purchases WHERE id = $1', [out.purchase!.id])).toEqual({
       status: 'COMPLETED', provider_ref: 'in_sp_new', amount_cents: 2900, checkout_url: null,
     });
-    expect(await one('SELECT stripe_subscription_id, stripe_customer_id FROM accounts WHERE id = $1', ['sp-new'])).toEqual({
-      stripe_subscription_id: 'sub_sp_new', stripe_customer_id: 'cus_sp-new',
+    expect(await one('SELECT subscription_ref, customer_ref FROM accounts WHERE id = $1', ['sp-new'])).toEqual({
+      subscription_ref: 'sub_sp_new', customer_ref: 'cus_sp-new',
     });
 
     // Redelivered (five at once, then once more), and the first invoice's own invoice.paid: nothing more.
@@ -341,7 +341,7 @@ describe('plans billed by Stripe', () => {
     await subscribe('sp-deleted', 'MAX');
     expect(await deliver(event('evt_deleted_1', 'customer.subscription.deleted', { id: 'sub_sp-deleted', object: 'subscription', status: 'canceled' }))).toBe(200);
     expect(await plan('sp-deleted')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED', interval: null, currentPeriodEnd: null });
-    expect(await one('SELECT stripe_subscription_id FROM accounts WHERE id = $1', ['sp-deleted'])).toEqual({ stripe_subscription_id: null });
+    expect(await one('SELECT subscription_ref FROM accounts WHERE id = $1', ['sp-deleted'])).toEqual({ subscription_ref: null });
     // The credits already granted stay until their month ends, as with any cancellation.
     expect(await balance('sp-deleted')).toBe(3025);
     // An invoice of that subscription collected afterwards gives no period: it is refunded in full.
@@ -458,15 +458,16 @@ describe('plans billed by Stripe', () => {
     expect(await rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY' ORDER BY id`, ['sp-annual'])).toEqual([{ amount: -300 }, { amount: -300 }]);
   });
 
-  it('refuses a declined upgrade with PAYMENT_FAILED and changes nothing', async () => {
+  it('refuses a declined upgrade with PAYMENT_FAILED: the attempt kept as a FAILED purchase, the plan and balance unchanged', async () => {
     await subscribe('sp-declined', 'CREATOR');
     stub.declineUpgrades = true;
     const out = await change('sp-declined', 'PRO');
     expect(out.userErrors).toEqual([{ code: 'PAYMENT_FAILED', message: 'The payment failed: Your card was declined.' }]);
-    expect(out.purchase).toBeNull();
+    expect(out.purchase).toMatchObject({ status: 'FAILED', tier: 'PRO', amountCents: 0, credits: expect.any(Number) });
     expect(await plan('sp-declined')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
-    expect(await planPurchases('sp-declined')).toBe(1);
+    expect(await count(`purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'COMPLETED'`, ['sp-declined'])).toBe(1);
     expect(await balance('sp-declined')).toBe(325);
+    expect(await one(`SELECT status FROM payment_intents WHERE kind = 'plan.upgrade' AND payload->>'purchaseId' = $1`, [out.purchase!.id])).toEqual({ status: 'FAILED' });
   });
 
   it('applies an upgrade Stripe charged when the answer to it was lost, from the proration invoice, once', async () => {
@@ -657,16 +658,18 @@ describe('plans billed by Stripe', () => {
     expect(upgrade.body).toMatchObject({ proration_behavior: 'always_invoice', cancel_at_period_end: 'false' });
     expect(up.purchase).toMatchObject({ amountCents: 2900 - 1200 });
   });
-  it.each(['500', 'close'] as const)('keeps nothing when an upgrade cannot get an answer from Stripe (%s): an error, no PAYMENT_FAILED stored; a retry with the same key replays through Stripe’s idempotency key', async (mode) => {
+  it.each(['500', 'close'] as const)('keeps an upgrade open when Stripe gives no answer (%s): an error now, the purchase PENDING under its intent; a retry with the key drives the same intent through Stripe’s idempotency key', async (mode) => {
     const sub = `sp-flaky-${mode}`;
     await subscribe(sub, 'CREATOR');
     stub.failUpgrades = mode;
     const failed = await app.gql(ChangePlanWithCheckoutDocument, { input: { tier: 'PRO', interval: 'MONTHLY', idempotencyKey: 'flaky-1' } }, { sub });
     expect(failed.errors).toHaveLength(1);
     expect(failed.data?.changePlan ?? null).toBeNull();
-    expect(await count('idempotency_keys WHERE scope = $1', [sub])).toBe(0);
-    expect(await planPurchases(sub)).toBe(1);
+    // The intent was committed before Stripe was called: the key holds it, the upgrade waits for an answer.
+    expect(await count('idempotency_keys WHERE scope = $1', [sub])).toBe(1);
+    expect(await rows(`SELECT status FROM purchases WHERE account_id = $1 AND kind = 'PLAN' ORDER BY created_at`, [sub])).toEqual([{ status: 'COMPLETED' }, { status: 'PENDING' }]);
     expect(await plan(sub)).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
+    expect(await one(`SELECT status FROM payment_intents WHERE account_id = $1 AND kind = 'plan.upgrade'`, [sub])).toEqual({ status: 'OPEN' });
 
     stub.failUpgrades = null;
     stub.upgradeAmount = 1700;
@@ -676,6 +679,7 @@ describe('plans billed by Stripe', () => {
     const attempts = stub.calls.filter((c) => c.body.proration_behavior === 'always_invoice' && c.path === `/v1/subscriptions/sub_${sub}`);
     expect(attempts.length).toBeGreaterThanOrEqual(2);
     expect(new Set(attempts.map((c) => c.idempotencyKey))).toEqual(new Set([`plan-upgrade-${retry.purchase!.id}`]));
+    expect(await planPurchases(sub)).toBe(2);
   });
   it('renews only on a subscription_cycle invoice: a paid manual or threshold invoice of the subscription starts no period', async () => {
     const ids = await subscribe('sp-reasons', 'PRO');
@@ -691,22 +695,27 @@ describe('plans billed by Stripe', () => {
     expect(await grants('sp-reasons')).toBe(2);
     expect(await balance('sp-reasons')).toBe(1025);
   });
-  it('refunds at Stripe before it cancels the subscription: when the refund fails nothing is cancelled or kept, and asking again refunds and cancels once', async () => {
+  it('refunds at Stripe before it cancels the subscription: when Stripe fails the refund the decision stands, and the reconciler pays it back under the same key, then cancels', async () => {
     const ids = await subscribe('sp-refund-fails', 'PRO');
     stub.failRefunds = true;
-    const failed = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund-fails' });
-    expect(failed.errors).toHaveLength(1);
-    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(0);
-    expect(await plan('sp-refund-fails')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE' });
-    expect(await one('SELECT status FROM purchases WHERE id = $1', [ids.purchaseId])).toEqual({ status: 'COMPLETED' });
-    expect(await count('refund_requests WHERE purchase_id = $1', [ids.purchaseId])).toBe(0);
-
-    stub.failRefunds = false;
-    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund-fails' });
-    expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 2900 });
-    expect(new Set(stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === `pi_for_${ids.invoice}`).map((c) => c.idempotencyKey)).size).toBe(1);
-    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
+    const first = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund-fails' });
+    // Decided and kept: the credits are withdrawn and the plan has ended here; the money is owed.
+    expect(first.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 2900, creditsRevoked: 1000 });
     expect(await plan('sp-refund-fails')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(0);
+    expect(await one('SELECT provider_ref FROM refund_requests WHERE purchase_id = $1', [ids.purchaseId])).toEqual({ provider_ref: null });
+    const again = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-refund-fails' });
+    expect(again.data!.requestRefund.userErrors.map((e) => e.code)).toEqual(['REFUND_ALREADY_REQUESTED']);
+
+    // Stripe answers again; minutes later the reconciler drives the open intents, in order.
+    stub.failRefunds = false;
+    await advanceDays(10 / (24 * 60));
+    const refunds = stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === `pi_for_${ids.invoice}`);
+    expect(new Set(refunds.map((c) => c.idempotencyKey)).size).toBe(1);
+    expect(refunds.every((c) => c.body.amount === '2900')).toBe(true);
+    expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
+    expect(await one('SELECT provider_ref IS NOT NULL AS paid FROM refund_requests WHERE purchase_id = $1', [ids.purchaseId])).toEqual({ paid: true });
+    expect(await count(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, ['sp-refund-fails'])).toBe(0);
   });
 
   it('refunds a plan whose checkout named no invoice through the session’s invoice, never sending the session id as a payment intent', async () => {

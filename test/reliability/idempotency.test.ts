@@ -13,7 +13,7 @@
  * - A refusal (INSUFFICIENT_CREDITS) replayed after a top-up is the same refusal.
  */
 import { Role } from '../../src/common/auth/role.enum';
-import type { SandboxProvider } from '../../src/modules/billing/payment-provider';
+import type { SandboxProvider } from '../../src/modules/billing/sandbox-provider';
 import { startAuditor } from '../helpers/auditor';
 import { scale } from '../helpers/scale';
 import { useTestApp } from '../helpers/test-app';

@@ -10,7 +10,7 @@ import { PurchaseCreditPackInput, PurchasePayload } from './purchase-credit-pack
 import { Purchase, PurchaseConnection, type PurchaseRow } from './purchase.type';
 import { planOf } from '../accounts/account.resolver';
 import { ChangePlanInput, ChangePlanPayload } from './change-plan.input';
-import type { PlanOutcome } from './plan.service';
+import type { PlanOutcome } from './plans/plan-lifecycle';
 
 @Resolver(_of => Account)
 export class AccountPurchasesResolver {
@@ -62,7 +62,7 @@ export class PlanResolver {
     const id = callerId(ctx);
     const row = await ctx.services.accounts.get(id);
     const purchase = out.purchaseId ? await ctx.services.billing.get(id, out.purchaseId) : undefined;
-    const balance = out.balance ?? (await ctx.services.ledger.balance(id));
+    const balance = await ctx.services.ledger.balance(id);
     return {
       plan: row ? await planOf(row, ctx) : null,
       purchase: purchase ? Purchase.fromRow(purchase) : null,

@@ -1,10 +1,11 @@
 /**
- * Buying credit packs. A purchase is reserved (PENDING row and idempotency record, committed)
- * before the provider is charged, with the purchase id as the provider's idempotency key; it is
- * then completed in one transaction: COMPLETED, a PACK_PURCHASE lot that never expires, the
- * GRANT entry linked to the purchase, a PURCHASE_COMPLETED notification. A retry or a
- * concurrent duplicate with the same key finds the reservation and waits for its outcome, so a
- * key charges once; a retry after a crash between charge and completion finishes the job.
+ * Buying credit packs, as a payment intent: the purchase (PENDING), its idempotency record and
+ * the intent to charge are committed first; the provider is charged after commit with the
+ * purchase's key (`purchase-<id>`), holding no lock; the answer completes the purchase in one
+ * transaction — COMPLETED, a PACK_PURCHASE lot that never expires, the GRANT entry linked to the
+ * purchase, a PURCHASE_COMPLETED notification — or marks it FAILED. A retry or a concurrent
+ * duplicate with the same key finds the record and drives the same intent, so a key charges
+ * once; a crash between the steps is finished by the retry or by the reconciler.
  */
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
@@ -17,10 +18,10 @@ import type { CatalogService } from '../catalog/catalog.service';
 import { KeyReused, keyReusedError, replayOf, requestHash } from '../ledger/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
-import type { PaymentProvider } from './payment-provider';
+import type { PaymentIntents, Refused } from './payment-intents';
+import type { ChargeResult, PaymentProvider } from './payment-provider';
+import { REFUND_WINDOW_MS } from './plans/plan-store';
 import { PurchaseStatus, type PurchaseRow } from './purchase.type';
-
-export const REFUND_WINDOW_MS = 24 * 3600 * 1000;
 
 export interface PurchaseOutcome {
   purchase?: PurchaseRow;
@@ -36,7 +37,28 @@ export class BillingService {
     private readonly catalog: CatalogService,
     private readonly ledger: LedgerService,
     private readonly provider: PaymentProvider,
-  ) {}
+    private readonly intents: PaymentIntents,
+  ) {
+    intents.register('pack.charge', {
+      call: async (i) => {
+        const r = await provider.charge(i.payload.charge as never, i.payload.key);
+        return r.status === 'failed' ? ({ refused: r.reason } satisfies Refused) : r;
+      },
+      complete: async (tx, i, result) => {
+        const purchaseId = i.payload.purchaseId as string;
+        if ('refused' in (result as object)) {
+          await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, (result as Refused).refused]);
+          return;
+        }
+        const r = result as Exclude<ChargeResult, { status: 'failed' }>;
+        if (r.status === 'pending') {
+          await tx.query(`UPDATE purchases SET provider_ref = $2, checkout_url = $3 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, r.ref, r.checkoutUrl]);
+          return;
+        }
+        await this.completeIn(tx, i.account_id, purchaseId, r.ref);
+      },
+    });
+  }
 
   async purchasePack(accountId: string, req: { packCode: string; idempotencyKey?: string | null }): Promise<PurchaseOutcome> {
     const pack = (await this.catalog.packs()).find((p) => p.code === req.packCode);
@@ -48,52 +70,41 @@ export class BillingService {
       : undefined;
     const id = randomUUID();
     const now = this.clock.now();
+    let groupId: string;
     try {
-      await transaction(this.db, async (tx) => {
+      groupId = await transaction(this.db, async (tx) => {
         await tx.query(
           `INSERT INTO purchases (id, account_id, kind, status, pack_code, credits, amount_cents, currency, provider, created_at)
            VALUES ($1, $2, 'CREDIT_PACK', 'PENDING', $3, $4, $5, $6, $7, $8)`,
           [id, accountId, pack.code, pack.credits, pack.priceCents, pack.currency, this.provider.name, now],
         );
+        const charge = { purchaseId: id, accountId, amountCents: pack.priceCents, currency: pack.currency.trim(), description: `${pack.credits} credits (${pack.code} pack)` };
+        const group = await this.intents.record(tx, accountId, [{ kind: 'pack.charge', payload: { key: `purchase-${id}`, purchaseId: id, charge } }]);
         if (key) {
           await tx.query(
             `INSERT INTO idempotency_keys (scope, key, operation, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-            [key.scope, key.key, key.operation, key.hash, JSON.stringify({ purchaseId: id }), now],
+            [key.scope, key.key, key.operation, key.hash, JSON.stringify({ purchaseId: id, groupId: group }), now],
           );
         }
+        return group;
       });
     } catch (e) {
-      if (key && isUniqueViolation(e, 'idempotency_keys_pkey')) return this.replay(accountId, await replayOf<{ purchaseId: string }>(this.db, key));
+      if (key && isUniqueViolation(e, 'idempotency_keys_pkey')) return this.replay(accountId, await replayOf<{ purchaseId: string; groupId?: string }>(this.db, key));
       throw e;
     }
-    return this.settle(accountId, id);
+    await this.intents.runGroup(groupId);
+    return this.answer(accountId, id);
   }
 
-  /** Charges a reserved purchase (again, safely) and completes it; returns where it ended. */
-  private async settle(accountId: string, purchaseId: string, takeover = false): Promise<PurchaseOutcome> {
+  /** Where a purchase stands, as the mutation answers it. */
+  private async answer(accountId: string, purchaseId: string): Promise<PurchaseOutcome> {
     const purchase = await this.get(accountId, purchaseId);
     if (!purchase) throw new Error(`purchase ${purchaseId} vanished`);
-    if (purchase.status !== PurchaseStatus.PENDING) return { purchase, balance: await this.ledger.balance(accountId) };
-    const charge = await this.provider.charge({
-      purchaseId,
-      accountId,
-      amountCents: purchase.amount_cents,
-      currency: purchase.currency.trim(),
-      description: `${purchase.credits} credits (${purchase.pack_code} pack)`,
-    });
-    if (charge.status === 'pending') {
-      await this.db.query(`UPDATE purchases SET provider_ref = $2, checkout_url = $3 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, charge.ref, charge.checkoutUrl]);
-      return { purchase: (await this.get(accountId, purchaseId))!, checkoutUrl: charge.checkoutUrl, balance: await this.ledger.balance(accountId) };
+    const balance = await this.ledger.balance(accountId);
+    if (purchase.status === PurchaseStatus.FAILED) {
+      return { purchase, balance, error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${purchase.failure_reason}` } };
     }
-    if (charge.status === 'failed') {
-      // Taking over a stalled first attempt, the first charge may still succeed: leave it PENDING.
-      if (!takeover) await this.db.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, charge.reason]);
-      return {
-        purchase: (await this.get(accountId, purchaseId))!,
-        error: { code: UserErrorCode.PAYMENT_FAILED, message: `The payment failed: ${charge.reason}` },
-      };
-    }
-    return this.complete(accountId, purchaseId, charge.ref);
+    return { purchase, balance, checkoutUrl: purchase.status === PurchaseStatus.PENDING ? purchase.checkout_url : null };
   }
 
   /** PENDING → COMPLETED with its credits, once. */
@@ -140,17 +151,11 @@ export class BillingService {
     await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, reason]);
   }
 
-  private async replay(accountId: string, stored: { purchaseId: string } | KeyReused): Promise<PurchaseOutcome> {
-    if (stored instanceof KeyReused) {
-      return { error: keyReusedError() };
-    }
-    // The first request may still be charging: wait for it (briefly), then take over if it stalled.
-    for (let i = 0; i < 50; i++) {
-      const p = await this.get(accountId, stored.purchaseId);
-      if (p && p.status !== PurchaseStatus.PENDING) return { purchase: p, balance: await this.ledger.balance(accountId) };
-      await new Promise((r) => setTimeout(r, 20 + i * 5));
-    }
-    return this.settle(accountId, stored.purchaseId, true);
+  /** A keyed request seen before: the first one's charge driven to its end (taking over a stalled attempt), then its answer. */
+  private async replay(accountId: string, stored: { purchaseId: string; groupId?: string } | KeyReused): Promise<PurchaseOutcome> {
+    if (stored instanceof KeyReused) return { error: keyReusedError() };
+    if (stored.groupId) await this.intents.runGroup(stored.groupId, { takeover: true });
+    return this.answer(accountId, stored.purchaseId);
   }
 
   async get(accountId: string, id: string): Promise<PurchaseRow | undefined> {

@@ -1,11 +1,19 @@
 /**
- * Payment providers behind one interface. `sandbox` (the default) succeeds at once and records
- * nothing outside this service; every charge carries the purchase id as its idempotency key,
- * so a repeated charge of one purchase is one charge at the provider.
+ * What the service asks of a payment provider, whichever it is. Every call carries a stable
+ * idempotency key (the payment intent's), so a call repeated after a crash or a timeout is one
+ * call at the provider. `failed` is the provider's definite refusal (a declined card); anything
+ * whose outcome is unknown (network, 5xx) throws, and the intent is re-driven later with its key.
+ *
+ * Plans are the provider's subscriptions for every provider: a subscription starts when its first
+ * payment is made (at once in the sandbox, through a checkout page at Stripe), each period after
+ * the first starts when the provider says its renewal invoice was paid, a failed one makes the
+ * plan PAST_DUE, and the provider ending it ends the plan. What the provider says arrives as
+ * ProviderEvents (Stripe: webhooks; the sandbox: `due`, in-process).
  */
-import type { PlanPrice } from './plan-price';
+import type { PlanPrice } from './plans/plan-price';
+import type { ProviderEvent } from './provider-events';
 
-export type { PlanPrice } from './plan-price';
+export type { PlanPrice } from './plans/plan-price';
 
 export type ChargeResult =
   | { status: 'succeeded'; ref: string }
@@ -20,66 +28,45 @@ export interface ChargeRequest {
   description: string;
 }
 
-export interface PaymentProvider {
-  readonly name: string;
-  charge(req: ChargeRequest): Promise<ChargeResult>;
-  refund(ref: string, amountCents: number): Promise<{ ref: string }>;
-  /**
-   * Present when the provider bills plans itself as subscriptions (Stripe): plans then start on
-   * its checkout, renew on its invoices, and are never charged by the service's renewal sweep.
-   */
-  readonly subscriptions?: SubscriptionGateway;
-}
+/** A subscription's first payment: made at once (`paid`), or on the provider's checkout page (`pending`). */
+export type SubscribeResult =
+  | { status: 'paid'; subscription: string; customer: string | null; invoice: string; amountCents: number }
+  | { status: 'pending'; ref: string; checkoutUrl: string }
+  | { status: 'failed'; reason: string };
 
+export interface SubscribeRequest {
+  purchaseId: string;
+  accountId: string;
+  customerRef: string | null;
+  price: PlanPrice;
+}
 
 export type UpgradeResult = { status: 'succeeded'; ref: string; amountCents: number } | { status: 'failed'; reason: string };
 
-/** The provider's side of plans billed as subscriptions. `subscription` is the provider's id. */
-export interface SubscriptionGateway {
-  /** Opens a checkout for a new subscription (pending) — the plan starts on the provider's webhook. */
-  checkout(req: { purchaseId: string; accountId: string; customerRef: string | null; price: PlanPrice }): Promise<ChargeResult>;
+export interface PaymentProvider {
+  readonly name: string;
+  /** A one-off payment (a credit pack). */
+  charge(req: ChargeRequest, key: string): Promise<ChargeResult>;
+  /** Pays `amountCents` of the payment `ref` (a purchase's provider_ref) back. */
+  refund(ref: string, amountCents: number, key: string): Promise<{ ref: string }>;
+  subscribe(req: SubscribeRequest, key: string): Promise<SubscribeResult>;
   /** Closes an open checkout; false when it can no longer be closed (it was paid). */
   expireCheckout(checkoutRef: string): Promise<boolean>;
   /**
-   * Moves the subscription to `price` now, invoicing the provider's proration at once and
-   * collecting it before answering; nothing changes at the provider when the payment fails.
-   * `resume`: the same update also clears a cancellation scheduled at the period end.
-   * `failed` only when the payment was refused; throws when the outcome is unknown (network, 5xx).
+   * Moves the subscription to `price` now, charging the proration (the price difference × the
+   * share of the period left) before answering; nothing changes when the payment is refused.
+   * `resume`: the same update clears a cancellation scheduled at the period end.
    */
-  upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume?: boolean }): Promise<UpgradeResult>;
+  upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume: boolean }, key: string): Promise<UpgradeResult>;
   /** Charges `price` from the next renewal on, without proration (a lower tier at the period end). */
-  reprice(subscription: string, price: PlanPrice): Promise<void>;
-  cancelAtPeriodEnd(subscription: string, cancel: boolean): Promise<void>;
+  reprice(subscription: string, price: PlanPrice, key: string): Promise<void>;
+  cancelAtPeriodEnd(subscription: string, cancel: boolean, key: string): Promise<void>;
   /** Ends the subscription at `at` (before its period end), without proration or a final invoice. */
-  cancelAt(subscription: string, at: Date): Promise<void>;
+  cancelAt(subscription: string, at: Date, key: string): Promise<void>;
   /** Ends the subscription now, without a final invoice; a subscription already gone is fine. */
-  cancelNow(subscription: string): Promise<void>;
-}
-
-export class SandboxProvider implements PaymentProvider {
-  readonly name = 'sandbox';
-  /** Charges by purchase id: a second charge of one purchase returns the first. */
-  readonly charges = new Map<string, ChargeRequest & { ref: string }>();
-  readonly refunds: { ref: string; amountCents: number }[] = [];
-  private failures: { reason: string; accountId?: string }[] = [];
-
-  /** Tests and demos: the next `n` new charges (of one account, if given) fail with `reason`. */
-  failNext(n: number, reason = 'card declined', accountId?: string): void {
-    this.failures.push(...Array.from({ length: n }, () => ({ reason, accountId })));
-  }
-
-  async charge(req: ChargeRequest): Promise<ChargeResult> {
-    const existing = this.charges.get(req.purchaseId);
-    const failure = existing ? -1 : this.failures.findIndex((f) => !f.accountId || f.accountId === req.accountId);
-    if (failure >= 0) return { status: 'failed', reason: this.failures.splice(failure, 1)[0].reason };
-    if (existing) return { status: 'succeeded', ref: existing.ref };
-    const ref = `sandbox_${req.purchaseId}`;
-    this.charges.set(req.purchaseId, { ...req, ref });
-    return { status: 'succeeded', ref };
-  }
-
-  async refund(ref: string, amountCents: number): Promise<{ ref: string }> {
-    this.refunds.push({ ref, amountCents });
-    return { ref: `sandbox_refund_${this.refunds.length}` };
-  }
+  cancelNow(subscription: string, key: string): Promise<void>;
+  /** Events that fell due at the provider by `now` and that it tells in-process (none for a provider with webhooks). */
+  due(now: Date): Promise<ProviderEvent[]>;
+  /** An event of `due` was applied here: the provider moves on. */
+  delivered(event: ProviderEvent): Promise<void>;
 }

@@ -33,6 +33,7 @@ export interface PurchaseRow {
   provider: string;
   provider_ref: string | null;
   checkout_url: string | null;
+  failure_reason: string | null;
   created_at: Date;
   completed_at: Date | null;
   refundable_until: Date | null;

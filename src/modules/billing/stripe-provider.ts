@@ -1,15 +1,14 @@
 /**
- * The `stripe` provider: purchases go through Stripe Checkout Sessions (created with the
- * purchase id as Stripe's idempotency key, so a retried charge is one session); the purchase
- * stays PENDING until Stripe's `checkout.session.completed` webhook says it is paid. Refunds go
+ * The `stripe` provider: purchases go through Stripe Checkout Sessions; the purchase stays
+ * PENDING until Stripe's `checkout.session.completed` webhook says it is paid. Refunds go
  * through Stripe's refunds API on the payment intent (a plan's: on its invoice's payment).
- *
- * Plans are Stripe subscriptions (`subscriptions`): a subscription-mode checkout starts one,
- * Stripe's invoices renew it, and upgrades, scheduled lower tiers and cancellations are told to
- * Stripe through its subscriptions API.
+ * Plans are Stripe subscriptions: a subscription-mode checkout starts one, Stripe's invoices
+ * renew it, and upgrades, scheduled lower tiers and cancellations are told to Stripe through its
+ * subscriptions API. Every call carries the payment intent's idempotency key.
  */
 import Stripe from 'stripe';
-import type { ChargeRequest, ChargeResult, PaymentProvider, PlanPrice, SubscriptionGateway, UpgradeResult } from './payment-provider';
+import type { ChargeRequest, ChargeResult, PaymentProvider, PlanPrice, SubscribeRequest, SubscribeResult, UpgradeResult } from './payment-provider';
+import type { ProviderEvent } from './provider-events';
 
 const stripeInterval = (i: PlanPrice['interval']): 'month' | 'year' => (i === 'ANNUAL' ? 'year' : 'month');
 const idOf = (v: string | { id: string } | null | undefined): string | undefined => (typeof v === 'string' ? v : v?.id);
@@ -34,7 +33,6 @@ export interface StripeSettings {
 export class StripeProvider implements PaymentProvider {
   readonly name = 'stripe';
   readonly client: Stripe;
-  readonly subscriptions: SubscriptionGateway;
 
   constructor(private readonly settings: StripeSettings) {
     const base = settings.apiBase ? new URL(settings.apiBase) : undefined;
@@ -42,10 +40,9 @@ export class StripeProvider implements PaymentProvider {
       maxNetworkRetries: 2,
       ...(base ? { host: base.hostname, port: Number(base.port || (base.protocol === 'https:' ? 443 : 80)), protocol: base.protocol.replace(':', '') as 'http' | 'https' } : {}),
     });
-    this.subscriptions = new StripeSubscriptions(this.client, settings);
   }
 
-  async charge(req: ChargeRequest): Promise<ChargeResult> {
+  async charge(req: ChargeRequest, key: string): Promise<ChargeResult> {
     try {
       const session = await this.client.checkout.sessions.create(
         {
@@ -56,11 +53,14 @@ export class StripeProvider implements PaymentProvider {
           success_url: this.settings.successUrl,
           cancel_url: this.settings.cancelUrl,
         },
-        { idempotencyKey: `purchase-${req.purchaseId}` },
+        { idempotencyKey: key },
       );
       return { status: 'pending', ref: session.id, checkoutUrl: session.url ?? '' };
     } catch (e) {
-      return { status: 'failed', reason: e instanceof Error ? e.message : 'Stripe refused the checkout' };
+      if (isStripeError(e) && e.statusCode !== undefined && e.statusCode < 500 && e.statusCode !== 429 && e.statusCode !== 409) {
+        return { status: 'failed', reason: e.message };
+      }
+      throw e;
     }
   }
 
@@ -68,7 +68,7 @@ export class StripeProvider implements PaymentProvider {
    * `ref` is a payment intent (packs), an invoice (plans: its paid payment is refunded), or a
    * checkout session (a completion that named neither): refunded through what the session paid.
    */
-  async refund(ref: string, amountCents: number): Promise<{ ref: string }> {
+  async refund(ref: string, amountCents: number, key: string): Promise<{ ref: string }> {
     let target: { payment_intent: string } | { charge: string } = { payment_intent: ref };
     let invoiceRef = ref.startsWith('in_') ? ref : undefined;
     if (ref.startsWith('cs_')) {
@@ -87,7 +87,7 @@ export class StripeProvider implements PaymentProvider {
       else if (charge) target = { charge };
       else throw new Error(`Stripe invoice ${invoiceRef} has no payment to refund`);
     }
-    const refund = await this.client.refunds.create({ ...target, amount: amountCents }, { idempotencyKey: `refund-${ref}-${amountCents}` });
+    const refund = await this.client.refunds.create({ ...target, amount: amountCents }, { idempotencyKey: key });
     return { ref: refund.id };
   }
 
@@ -96,12 +96,8 @@ export class StripeProvider implements PaymentProvider {
     if (!signature) throw new Error('missing Stripe-Signature header');
     return this.client.webhooks.constructEvent(rawBody, signature, this.settings.webhookSecret);
   }
-}
 
-class StripeSubscriptions implements SubscriptionGateway {
-  constructor(private readonly client: Stripe, private readonly settings: StripeSettings) {}
-
-  async checkout(req: { purchaseId: string; accountId: string; customerRef: string | null; price: PlanPrice }): Promise<ChargeResult> {
+  async subscribe(req: SubscribeRequest, key: string): Promise<SubscribeResult> {
     try {
       const session = await this.client.checkout.sessions.create(
         {
@@ -114,11 +110,14 @@ class StripeSubscriptions implements SubscriptionGateway {
           success_url: this.settings.successUrl,
           cancel_url: this.settings.cancelUrl,
         },
-        { idempotencyKey: `plan-checkout-${req.purchaseId}` },
+        { idempotencyKey: key },
       );
       return { status: 'pending', ref: session.id, checkoutUrl: session.url ?? '' };
     } catch (e) {
-      return { status: 'failed', reason: e instanceof Error ? e.message : 'Stripe refused the checkout' };
+      if (isStripeError(e) && e.statusCode !== undefined && e.statusCode < 500 && e.statusCode !== 429 && e.statusCode !== 409) {
+        return { status: 'failed', reason: e.message };
+      }
+      throw e;
     }
   }
 
@@ -134,7 +133,7 @@ class StripeSubscriptions implements SubscriptionGateway {
     }
   }
 
-  async upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume?: boolean }): Promise<UpgradeResult> {
+  async upgrade(subscription: string, req: { purchaseId: string; price: PlanPrice; metadata: Record<string, string>; resume: boolean }, key: string): Promise<UpgradeResult> {
     try {
       const item = await this.itemOf(subscription);
       const price = await this.price(req.price, `plan-price-${req.purchaseId}`);
@@ -148,7 +147,7 @@ class StripeSubscriptions implements SubscriptionGateway {
           metadata: req.metadata,
           expand: ['latest_invoice'],
         },
-        { idempotencyKey: `plan-upgrade-${req.purchaseId}` },
+        { idempotencyKey: key },
       );
       const invoice = updated.latest_invoice;
       if (!invoice || typeof invoice === 'string') throw new Error(`Stripe did not return the proration invoice of ${subscription}`);
@@ -161,23 +160,32 @@ class StripeSubscriptions implements SubscriptionGateway {
     }
   }
 
-  async reprice(subscription: string, price: PlanPrice): Promise<void> {
+  async reprice(subscription: string, price: PlanPrice, key: string): Promise<void> {
     const item = await this.itemOf(subscription);
     const id = await this.price(price, `plan-price-${subscription}-${price.interval}-${price.amountCents}-${price.currency}`);
-    await this.client.subscriptions.update(subscription, { items: [{ id: item, price: id }], proration_behavior: 'none' });
+    await this.client.subscriptions.update(subscription, { items: [{ id: item, price: id }], proration_behavior: 'none' }, { idempotencyKey: key });
   }
 
-  async cancelAtPeriodEnd(subscription: string, cancel: boolean): Promise<void> {
-    await this.client.subscriptions.update(subscription, { cancel_at_period_end: cancel });
+  async cancelAtPeriodEnd(subscription: string, cancel: boolean, key: string): Promise<void> {
+    await this.client.subscriptions.update(subscription, { cancel_at_period_end: cancel }, { idempotencyKey: key });
   }
 
-  async cancelAt(subscription: string, at: Date): Promise<void> {
-    await this.client.subscriptions.update(subscription, { cancel_at: Math.floor(at.getTime() / 1000), proration_behavior: 'none' });
+  async cancelAt(subscription: string, at: Date, key: string): Promise<void> {
+    await this.client.subscriptions.update(subscription, { cancel_at: Math.floor(at.getTime() / 1000), proration_behavior: 'none' }, { idempotencyKey: key });
   }
 
-  async cancelNow(subscription: string): Promise<void> {
+  /** Stripe tells what falls due with webhooks. */
+  async due(): Promise<ProviderEvent[]> {
+    return [];
+  }
+
+  async delivered(): Promise<void> {
+    // nothing: Stripe moves on by itself
+  }
+
+  async cancelNow(subscription: string, key: string): Promise<void> {
     try {
-      await this.client.subscriptions.cancel(subscription, { prorate: false, invoice_now: false });
+      await this.client.subscriptions.cancel(subscription, { prorate: false, invoice_now: false }, { idempotencyKey: key });
     } catch (e) {
       if (isStripeError(e) && (e.statusCode === 404 || e.code === 'resource_missing')) return;
       throw e;

@@ -4,7 +4,7 @@
  */
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import { BillingInterval } from '../catalog/catalog.enums';
-import { annualRefund } from '../billing/plan-price';
+import { annualRefund } from '../billing/plans/plan-price';
 import { PurchaseKind, type PurchaseRow } from '../billing/purchase.type';
 
 export type RequestDecision =

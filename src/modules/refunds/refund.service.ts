@@ -12,13 +12,14 @@ import type { Clock } from '../../common/clock';
 import { transaction, type Tx } from '../../common/db/transaction';
 import { isUuid } from '../../common/ids';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
+import type { Logger } from 'pino';
+import type { IntentSpec, PaymentIntents } from '../billing/payment-intents';
 import type { PaymentProvider } from '../billing/payment-provider';
 import { PurchaseKind, PurchaseStatus, type PurchaseRow } from '../billing/purchase.type';
-import { endPlan } from '../billing/plan.service';
-import { planPrice } from '../billing/plan-price';
-import { BillingInterval } from '../catalog/catalog.enums';
+import { tierMap, type PlanLifecycle } from '../billing/plans/plan-lifecycle';
+import type { Tiers } from '../billing/plans/plan-policy';
+import type { TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
-import type { TierEntity } from '../catalog/tier.entity';
 import { decideApproval, decideRequest } from './refund-policy';
 import type { RefundRequestRow } from './refund-request.type';
 
@@ -28,25 +29,39 @@ export interface RefundOutcome {
 }
 
 interface AccountPlan {
-  tier: string;
-  billing_interval: 'MONTHLY' | 'ANNUAL' | null;
   current_period_start: Date | null;
   current_period_end: Date | null;
   allowance_period_end: Date | null;
-  stripe_subscription_id: string | null;
 }
 
 const FIELD = ['input', 'purchaseId'];
 
 export class RefundService {
-  constructor(private readonly db: DataSource, private readonly clock: Clock, private readonly provider: PaymentProvider, private readonly catalog: CatalogService) {}
+  constructor(
+    private readonly db: DataSource,
+    private readonly clock: Clock,
+    private readonly catalog: CatalogService,
+    private readonly plans: PlanLifecycle,
+    private readonly intents: PaymentIntents,
+    provider: PaymentProvider,
+    private readonly log: Logger,
+  ) {
+    // The money goes back under one key per refund request, whatever happens to the request's amount later.
+    intents.register('refund', {
+      call: (i) => provider.refund(i.payload.ref as string, i.payload.amountCents as number, i.payload.key),
+      complete: async (tx, i, result) => {
+        await tx.query('UPDATE refund_requests SET provider_ref = $2 WHERE id = $1', [i.payload.requestId, (result as { ref: string }).ref]);
+      },
+    });
+  }
 
   async request(accountId: string, purchaseId: string, reason?: string | null): Promise<RefundOutcome> {
     const notFound: RefundOutcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No purchase of yours has this id', field: FIELD } };
     if (!isUuid(purchaseId)) return notFound;
     // Read before the transaction: a catalog reload inside it would need a second connection.
-    const tiers = await this.catalog.tiers();
-    return transaction(this.db, async (tx) => {
+    const tiers = tierMap(await this.catalog.tiers());
+    let group: string | null = null;
+    const out = await transaction(this.db, async (tx): Promise<RefundOutcome> => {
       // The account row lock orders this against every ledger change of the account.
       await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
       const [purchase] = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1 AND account_id = $2 FOR UPDATE', [purchaseId, accountId]);
@@ -68,26 +83,49 @@ export class RefundService {
       const now = this.clock.now();
       const used = await this.creditsUsedSince(tx, accountId, purchase);
       const decision = decideRequest(purchase, now, used, tierOf(tiers, purchase.tier)?.monthlyPriceCents ?? 0);
+      group = null;
       if (decision.kind === 'deny') {
-        const request = await this.insert(tx, purchase, 'DENIED', 0, 0, reason, decision.why, null, now, true);
+        const request = await this.insert(tx, purchase, 'DENIED', 0, 0, reason, decision.why, now, true);
         await this.notify(tx, purchase.account_id, `Your refund request for the ${describe(purchase)} was declined: ${decision.why}.`, now);
         return { request, error: { code: decision.code, message: decision.why } };
       }
-      if (decision.kind === 'review') return { request: await this.insert(tx, purchase, 'PENDING_REVIEW', decision.cents, 0, reason, decision.why, null, now, false) };
-      const { revoked, ref } = await this.refundInFull(tx, purchase, tiers, now);
-      const request = await this.insert(tx, purchase, 'APPROVED', purchase.amount_cents, revoked, reason,
-        'Refunded in full: asked within 24 hours and no credits used since', ref, now, true);
-      await this.notify(tx, purchase.account_id, refundedMessage(purchase, purchase.amount_cents, revoked), now);
+      if (decision.kind === 'review') return { request: await this.insert(tx, purchase, 'PENDING_REVIEW', decision.cents, 0, reason, decision.why, now, false) };
+      const id = randomUUID();
+      const refunded = await this.refundInFull(tx, purchase, tiers, now, id);
+      group = refunded.group;
+      const request = await this.insert(tx, purchase, 'APPROVED', purchase.amount_cents, refunded.revoked, reason,
+        'Refunded in full: asked within 24 hours and no credits used since', now, true, id);
+      await this.notify(tx, purchase.account_id, refundedMessage(purchase, purchase.amount_cents, refunded.revoked), now);
       return { request };
     });
+    return this.paying(out, group);
+  }
+
+  /**
+   * The decision is committed; the provider pays the money back now (and is told about the plan
+   * after). A provider that cannot be reached does not undo it: the reconciler pays it later,
+   * under the same key.
+   */
+  private async paying(out: RefundOutcome, group: string | null): Promise<RefundOutcome> {
+    if (!group) return out;
+    try {
+      await this.intents.runGroup(group);
+      const [fresh] = (await this.db.query('SELECT * FROM refund_requests WHERE id = $1', [out.request!.id])) as RefundRequestRow[];
+      return { ...out, request: fresh ?? out.request };
+    } catch (e) {
+      this.log.warn({ err: e, request: out.request?.id }, 'refund decided, the provider did not answer: the reconciler pays it back later');
+      return out;
+    }
   }
 
   /** Admin: decides a PENDING_REVIEW request (an annual plan's partial refund), re-checked now. */
   async review(adminId: string, id: string, approve: boolean, note?: string | null): Promise<RefundOutcome> {
     const notFound: RefundOutcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No refund request has this id', field: ['input', 'id'] } };
     if (!isUuid(id)) return notFound;
-    const tiers = await this.catalog.tiers();
-    return transaction(this.db, async (tx) => {
+    const tiers = tierMap(await this.catalog.tiers());
+    let group: string | null = null;
+    const out = await transaction(this.db, async (tx): Promise<RefundOutcome> => {
+      group = null;
       const [found] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE id = $1', [id]);
       if (!found) return notFound;
       await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [found.account_id]);
@@ -111,15 +149,23 @@ export class RefundService {
         && a.current_period_end?.getTime() === p.period_end?.getTime();
       const decided = decideApproval(p, r.amount_cents, current, now, tierOf(tiers, p.tier)?.monthlyPriceCents ?? 0);
       if ('deny' in decided) return deny(decided.deny);
-      const ref = await this.refundAnnualShare(tx, p, a, decided.cents);
+      // An annual plan's share: PARTIALLY_REFUNDED; the plan ends with its current month (paid for: its credits stay until then).
+      await tx.query(`UPDATE purchases SET status = 'PARTIALLY_REFUNDED' WHERE id = $1`, [p.id]);
+      group = await this.plans.refunded(tx, p.account_id, 'annualShare', tiers, this.moneyBack(p, decided.cents, r.id));
       const [approved] = await tx.query<RefundRequestRow>(
-        `UPDATE refund_requests SET status = 'APPROVED', amount_cents = $6, credits_revoked = 0, decision_reason = $2, decided_by = $3, decided_at = $4, provider_ref = $5
+        `UPDATE refund_requests SET status = 'APPROVED', amount_cents = $5, credits_revoked = 0, decision_reason = $2, decided_by = $3, decided_at = $4
           WHERE id = $1 RETURNING *`,
-        [id, note || `Partial refund of ${decided.cents} cents approved after review; the plan ends with its current month`, adminId, now, ref, decided.cents],
+        [id, note || `Partial refund of ${decided.cents} cents approved after review; the plan ends with its current month`, adminId, now, decided.cents],
       );
       await this.notify(tx, r.account_id, `Your ${describe(p)} was refunded in part: ${money(decided.cents, p.currency)} is on its way back; the plan runs to the end of this month (${a.allowance_period_end!.toISOString().slice(0, 10)}).`, now);
       return { request: approved };
     });
+    return this.paying(out, group);
+  }
+
+  /** The provider call that pays `cents` of the purchase back, keyed by the refund request. */
+  private moneyBack(p: PurchaseRow, cents: number, requestId: string): IntentSpec[] {
+    return cents > 0 && p.provider_ref ? [{ kind: 'refund', payload: { key: `refund-${requestId}`, requestId, ref: p.provider_ref, amountCents: cents } }] : [];
   }
 
   async purchaseOf(accountId: string, purchaseId: string): Promise<PurchaseRow | undefined> {
@@ -155,10 +201,10 @@ export class RefundService {
   /**
    * A full refund: the purchase's unspent credits are withdrawn (REVOCATION), the purchase is
    * REFUNDED, a plan ends at once (an upgrade inside a period goes back to the tier the period was
-   * paid for), and the provider pays the price back. The money goes back first: a subscription is
-   * cancelled or repriced at the provider only once the refund went through.
+   * paid for). The money goes back first, then the provider's subscription is told (one group of
+   * payment intents, in that order, run after commit).
    */
-  private async refundInFull(tx: Tx, p: PurchaseRow, tiers: TierEntity[], now: Date): Promise<{ revoked: number; ref: string | null }> {
+  private async refundInFull(tx: Tx, p: PurchaseRow, tiers: Tiers, now: Date, requestId: string): Promise<{ revoked: number; group: string | null }> {
     const taken = await tx.query<{ amount: number }>(
       `SELECT t.amount FROM credit_lots l, LATERAL ledger_take_lot(l.account_id, l.id, 'REVOCATION', $3, $2, NULL, $4) t
         WHERE l.purchase_id = $2 AND l.account_id = $1 AND l.remaining > 0`,
@@ -166,58 +212,26 @@ export class RefundService {
     );
     const revoked = taken.reduce((sum, r) => sum + r.amount, 0);
     await tx.query(`UPDATE purchases SET status = 'REFUNDED' WHERE id = $1`, [p.id]);
-    let atProvider: (() => Promise<void>) | undefined;
-    if (p.kind === PurchaseKind.PLAN) {
-      const [a] = await tx.query<AccountPlan & { pending_tier: string | null }>('SELECT * FROM accounts WHERE id = $1', [p.account_id]);
-      const subscription = this.provider.subscriptions && a.stripe_subscription_id ? a.stripe_subscription_id : null;
-      const [previous] = await tx.query<{ tier: string }>(
-        `SELECT tier FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'COMPLETED' AND id <> $2
-            AND period_start >= $3 ORDER BY created_at DESC, id DESC LIMIT 1`,
-        [p.account_id, p.id, a.current_period_start ?? p.period_start],
-      );
-      if (previous && a.current_period_start && p.period_start! > a.current_period_start) {
-        // An upgrade inside the period: back to the tier the period was paid for (and its price from the next invoice).
-        await tx.query('UPDATE accounts SET tier = $2 WHERE id = $1', [p.account_id, previous.tier]);
-        const priced = tierOf(tiers, a.pending_tier ?? previous.tier);
-        if (subscription && priced) atProvider = () => this.provider.subscriptions!.reprice(subscription, planPrice(priced, (a.billing_interval ?? BillingInterval.MONTHLY) as BillingInterval));
-      } else {
-        if (subscription) atProvider = () => this.provider.subscriptions!.cancelNow(subscription);
-        await endPlan(tx, p.account_id);
-        await this.notify(tx, p.account_id, `Your ${tierOf(tiers, p.tier)?.name ?? p.tier} plan ended with its refund; you are on the Free plan now.`, now, 'PLAN_ENDED');
-      }
-    }
-    const refund = p.amount_cents > 0 && p.provider_ref ? await this.provider.refund(p.provider_ref, p.amount_cents) : undefined;
-    if (atProvider) await atProvider();
-    return { revoked, ref: refund?.ref ?? null };
-  }
-
-  /**
-   * An annual plan's approved partial refund: the purchase is PARTIALLY_REFUNDED, the plan ends
-   * at the end of its current allowance month (that month was paid for: its credits stay until
-   * then), the provider pays the share back and stops the subscription then.
-   */
-  private async refundAnnualShare(tx: Tx, p: PurchaseRow, a: AccountPlan, cents: number): Promise<string | null> {
-    await tx.query(`UPDATE purchases SET status = 'PARTIALLY_REFUNDED' WHERE id = $1`, [p.id]);
-    const monthEnd = a.allowance_period_end!;
-    await tx.query(
-      `UPDATE accounts SET current_period_end = $2, cancel_at_period_end = true, pending_tier = NULL, pending_interval = NULL WHERE id = $1`,
-      [p.account_id, monthEnd],
+    const money = this.moneyBack(p, p.amount_cents, requestId);
+    if (p.kind !== PurchaseKind.PLAN) return { revoked, group: money.length ? await this.intents.record(tx, p.account_id, money) : null };
+    const [a] = await tx.query<AccountPlan>('SELECT * FROM accounts WHERE id = $1', [p.account_id]);
+    const [previous] = await tx.query<{ tier: TierCode }>(
+      `SELECT tier FROM purchases WHERE account_id = $1 AND kind = 'PLAN' AND status = 'COMPLETED' AND id <> $2
+          AND period_start >= $3 ORDER BY created_at DESC, id DESC LIMIT 1`,
+      [p.account_id, p.id, a.current_period_start ?? p.period_start],
     );
-    const refund = p.provider_ref ? await this.provider.refund(p.provider_ref, cents) : undefined;
-    const subscription = this.provider.subscriptions && a.stripe_subscription_id ? a.stripe_subscription_id : null;
-    if (subscription) await this.provider.subscriptions!.cancelAt(subscription, monthEnd);
-    return refund?.ref ?? null;
+    const upgrade = !!previous && !!a.current_period_start && p.period_start! > a.current_period_start;
+    return { revoked, group: await this.plans.refunded(tx, p.account_id, upgrade ? 'upgrade' : 'plan', tiers, money, upgrade ? previous.tier : undefined) };
   }
 
   private async insert(
     tx: Tx, p: PurchaseRow, status: 'APPROVED' | 'DENIED' | 'PENDING_REVIEW', amountCents: number, revoked: number, reason: string | null | undefined,
-    why: string, ref: string | null, now: Date, decided: boolean,
+    why: string, now: Date, decided: boolean, id: string = randomUUID(),
   ): Promise<RefundRequestRow> {
-    const id = randomUUID();
     const [request] = await tx.query<RefundRequestRow>(
-      `INSERT INTO refund_requests (id, purchase_id, account_id, status, amount_cents, credits_revoked, reason, decision_reason, provider_ref, created_at, decided_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
-      [id, p.id, p.account_id, status, amountCents, revoked, reason ?? null, why, ref, now, decided ? now : null],
+      `INSERT INTO refund_requests (id, purchase_id, account_id, status, amount_cents, credits_revoked, reason, decision_reason, created_at, decided_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
+      [id, p.id, p.account_id, status, amountCents, revoked, reason ?? null, why, now, decided ? now : null],
     );
     return request;
   }
@@ -227,7 +241,7 @@ export class RefundService {
   }
 }
 
-const tierOf = (tiers: TierEntity[], code: string | null): TierEntity | undefined => tiers.find((t) => t.code === code);
+const tierOf = (tiers: Tiers, code: string | null) => (code ? tiers.get(code as TierCode) : undefined);
 
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency.trim()}`;
 

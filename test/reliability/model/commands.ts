@@ -4,7 +4,7 @@
  * compares every account it touched with the model in full (system.ts checkAccount).
  */
 import fc from 'fast-check';
-import type { SandboxProvider } from '../../../src/modules/billing/payment-provider';
+import type { SandboxProvider } from '../../../src/modules/billing/sandbox-provider';
 import {
   addLot,
   addMonths,
@@ -598,9 +598,15 @@ class ChangePlan extends Cmd {
     if (a.tier === 'FREE' || a.status !== 'ACTIVE') {
       // A new period at full price, starting now, with its first month's allowance.
       if (a.declines > 0) {
+        // Declined: the attempt is kept as a FAILED purchase (as a declined pack is), nothing else changes.
         a.declines--;
         expectEq(`${what} userErrors`, codes(out.userErrors), ['PAYMENT_FAILED']);
-        expectEq(`${what} purchase`, out.purchase, null);
+        expectEq(`${what} purchase`, out.purchase && { status: out.purchase.status, credits: out.purchase.credits, amountCents: out.purchase.amountCents },
+          { status: 'FAILED', credits: target.monthlyCredits, amountCents: target.monthlyPriceCents });
+        a.purchases.push({
+          id: out.purchase!.id, kind: 'PLAN', status: 'FAILED', credits: target.monthlyCredits, amountCents: target.monthlyPriceCents, tier: target.code,
+          completedHour: m.hour, seq: ++m.seq, refundRequested: false, periodStart: null,
+        });
       } else {
         expectEq(`${what} userErrors`, codes(out.userErrors), []);
         const start = Date.parse(out.plan!.currentPeriodStart!);
@@ -635,8 +641,15 @@ class ChangePlan extends Cmd {
       const amount = Math.max(0, Math.ceil((priceDiff * left) / total));
       const credits = Math.max(0, floorJustBelow((target.monthlyCredits - current.monthlyCredits) * left, total));
       if (amount > 0 && a.declines > 0) {
+        // Declined: kept as a FAILED purchase that charged nothing.
         a.declines--;
         expectEq(`${what} userErrors`, codes(out.userErrors), ['PAYMENT_FAILED']);
+        expectEq(`${what} upgrade purchase`, out.purchase && { status: out.purchase.status, credits: out.purchase.credits, amountCents: out.purchase.amountCents },
+          { status: 'FAILED', credits, amountCents: 0 });
+        a.purchases.push({
+          id: out.purchase!.id, kind: 'PLAN', status: 'FAILED', credits, amountCents: 0, tier: target.code,
+          completedHour: m.hour, seq: ++m.seq, refundRequested: false, periodStart: null,
+        });
       } else {
         expectEq(`${what} userErrors`, codes(out.userErrors), []);
         expectEq(`${what} upgrade purchase`, out.purchase && { credits: out.purchase.credits, amountCents: out.purchase.amountCents }, { credits, amountCents: amount });

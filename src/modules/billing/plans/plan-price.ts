@@ -2,8 +2,8 @@
  * Plan prices and the money rules on them, one place for plans and refunds: what a period
  * costs, what an upgrade charges and grants, what an annual plan gives back.
  */
-import { BillingInterval } from '../catalog/catalog.enums';
-import type { TierEntity } from '../catalog/tier.entity';
+import { BillingInterval } from '../../catalog/catalog.enums';
+import type { TierEntity } from '../../catalog/tier.entity';
 import { monthsStarted } from './plan-calendar';
 
 /** A plan's price at the provider: what a subscription charges each period. */

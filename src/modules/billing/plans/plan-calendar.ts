@@ -2,7 +2,7 @@
  * The plan calendar (UTC), one place for plans and refunds: billing periods of one or twelve
  * calendar months, and allowance months counted from the period start (Jan 31, Feb 28, Mar 31 …).
  */
-import { BillingInterval } from '../catalog/catalog.enums';
+import { BillingInterval } from '../../catalog/catalog.enums';
 
 /** `d` plus `n` calendar months (UTC), clamped to the month's last day. */
 export function addMonths(d: Date, n: number): Date {

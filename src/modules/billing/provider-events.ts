@@ -1,0 +1,29 @@
+/**
+ * What a payment provider tells us, in one provider-neutral shape: Stripe's webhooks are
+ * translated into these (stripe-webhook.ts), the sandbox makes them itself (`due`). Each event
+ * is applied once, keyed by its id, in the transaction of its effect.
+ */
+export type InvoiceReason = 'create' | 'renewal' | 'upgrade' | 'other';
+
+/** A subscription's invoice, as plans need it. */
+export interface SubscriptionInvoice {
+  id: string;
+  subscription: string;
+  reason: InvoiceReason;
+  /** The provider's own word for the reason (logs). */
+  rawReason: string | null;
+  amountPaid: number;
+  currency?: string;
+  /** The subscription's metadata when the invoice was made (an upgrade names its purchase and tier). */
+  metadata: Record<string, string>;
+}
+
+export type ProviderEvent =
+  | { id: string; type: 'checkout.paid'; mode: 'plan'; purchaseId: string; accountId: string; checkout: string; subscription: string; customer: string | null; invoice: string | null }
+  | { id: string; type: 'checkout.paid'; mode: 'pack'; purchaseId: string; accountId: string; checkout: string; payment: string | null }
+  | { id: string; type: 'checkout.failed'; purchaseId: string; reason: string }
+  | { id: string; type: 'invoice.paid' | 'invoice.failed'; invoice: SubscriptionInvoice }
+  | { id: string; type: 'subscription.ended'; subscription: string }
+  | { id: string; type: 'refund.succeeded'; refunds: string[]; payment: string | null }
+  /** Recorded (a redelivery is answered the same), nothing to do. */
+  | { id: string; type: 'ignored' };
