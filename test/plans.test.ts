@@ -142,6 +142,25 @@ describe('plans', () => {
     }
   });
 
+  it('never charges for an upgrade it does not apply when plan changes race: each payment is answered before the next change is decided', async () => {
+    for (let r = 0; r < 6; r++) {
+      const sub = `racing-upgrades-${r}`;
+      await change(sub, 'CREATOR');
+      const outs = await Promise.all([change(sub, 'PRO', 'MONTHLY', `a-${r}`), change(sub, 'MAX', 'MONTHLY', `b-${r}`), t.app.gql(CancelPlanDocument, {}, { sub })]);
+      for (const o of outs) {
+        const errors = 'changePlan' in o.data! ? o.data!.changePlan.userErrors : o.data!.cancelPlan.userErrors;
+        expect(errors.every((e) => e.code === 'INVALID_STATE')).toBe(true);
+      }
+      const purchases = await rows(`SELECT id, status, tier FROM purchases WHERE account_id = $1 ORDER BY created_at`, [sub]);
+      expect(purchases.filter((p) => p.status === 'PENDING')).toEqual([]);
+      const completed = purchases.filter((p) => p.status === 'COMPLETED');
+      // One payment at the provider per completed purchase, and the plan is the last tier paid for.
+      const paid = await rows(`SELECT count(*)::int AS n FROM sandbox_payments WHERE account_id = $1`, [sub]);
+      expect(paid[0].n).toBe(completed.length);
+      expect((await plan(sub)).plan.tier.code).toBe(completed[completed.length - 1].tier);
+    }
+  });
+
   it('charges once for twenty concurrent plan changes with one key, and refuses the plan you already have', async () => {
     await t.app.gql(MeDocument, {}, { sub: 'eager' });
     const results = await Promise.all(Array.from({ length: 20 }, () => change('eager', 'CREATOR', 'MONTHLY', 'go-creator')));

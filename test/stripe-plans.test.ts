@@ -10,7 +10,7 @@ import Stripe from 'stripe';
 import { Role } from '../src/common/auth/role.enum';
 import { derivedId } from '../src/common/ids';
 import { addMonths } from '../src/modules/billing/plans/plan-calendar';
-import { AdvanceTestClockDocument, CancelPlanAtStripeDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, RequestRefundDocument } from './graphql/generated';
+import { AdvanceTestClockDocument, CancelPlanAtStripeDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, RequestRefundDocument, ReviewRefundRequestDocument } from './graphql/generated';
 import { startTestApp, type TestApp } from './helpers/test-app';
 
 const WEBHOOK_SECRET = 'whsec_test_plans_0123456789';
@@ -716,6 +716,32 @@ describe('plans billed by Stripe', () => {
     expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
     expect(await one('SELECT provider_ref IS NOT NULL AS paid FROM refund_requests WHERE purchase_id = $1', [ids.purchaseId])).toEqual({ paid: true });
     expect(await count(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, ['sp-refund-fails'])).toBe(0);
+  });
+
+  it('pays an annual plan’s approved share back under one key per request with the amount decided, even when Stripe fails it until a later month', async () => {
+    const out = await change('sp-annual-refund', 'CREATOR', 'ANNUAL');
+    const session = out.checkoutUrl!.split('/').pop()!;
+    expect(await deliver(checkoutCompleted('evt_annual_refund', { session, purchaseId: out.purchase!.id, accountId: 'sp-annual-refund', subscription: 'sub_annual_refund', invoice: 'in_annual_refund' }))).toBe(200);
+    await advanceDays(40); // two months started
+    const asked = await app.gql(RequestRefundDocument, { input: { purchaseId: out.purchase!.id } }, { sub: 'sp-annual-refund' });
+    const req = asked.data!.requestRefund.refundRequest!;
+    expect(req).toMatchObject({ status: 'PENDING_REVIEW', amountCents: 11520 - 2 * 1200 });
+    stub.failRefunds = true;
+    const decided = await app.gql(ReviewRefundRequestDocument, { input: { id: req.id, approve: true } }, admin);
+    expect(decided.data!.reviewRefundRequest.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 9120 });
+    // A month passes with Stripe failing every attempt; then it answers again.
+    await advanceDays(31);
+    stub.failRefunds = false;
+    await advanceDays(10 / (24 * 60));
+    const refunds = refundCalls('in_annual_refund');
+    const keys = new Set(stub.callsTo('POST', '/v1/refunds').filter((c) => c.body.payment_intent === 'pi_for_in_annual_refund').map((c) => c.idempotencyKey));
+    expect(refunds.length).toBeGreaterThanOrEqual(2); // the failed attempts and the one that went through
+    expect(refunds.every((b) => b.amount === '9120')).toBe(true);
+    expect(keys).toEqual(new Set([`refund-${req.id}`]));
+    expect(await one('SELECT provider_ref IS NOT NULL AS paid FROM refund_requests WHERE id = $1', [req.id])).toEqual({ paid: true });
+    expect(await plan('sp-annual-refund')).toMatchObject({ tier: { code: 'FREE' } });
+    expect(stub.callsTo('DELETE', '/v1/subscriptions/sub_annual_refund')).toHaveLength(1);
+    expect(await count(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, ['sp-annual-refund'])).toBe(0);
   });
 
   it('refunds a plan whose checkout named no invoice through the session’s invoice, never sending the session id as a payment intent', async () => {

@@ -36,7 +36,7 @@ export type PlanCommand =
   | { type: 'refunded'; scope: 'plan' | 'upgrade' | 'annualShare'; previousTier?: TierCode };
 
 /** The plan columns a decision sets (plan-store.ts writes them). */
-export type PlanChanges = Partial<Omit<PlanState, 'accountId'>> & { lowCreditThreshold?: number };
+export type PlanChanges = Partial<Omit<PlanState, 'accountId' | 'changeInFlight'>> & { lowCreditThreshold?: number };
 
 export interface NewPlanPurchase {
   id: string;

@@ -67,6 +67,7 @@ export class PlanLifecycle {
     const tiers = tierMap(await this.catalog.tiers());
     // One purchase id per request (per key when there is one): the provider's keys derive from it.
     const purchaseId = key ? derivedId('changePlan', accountId, key.key) : randomUUID();
+    await this.settlePlanPayments(accountId);
     const closed = await this.closeOtherCheckout(accountId, req.tier, req.interval, tiers);
     if (closed) return closed;
     let kept: Kept | 'taken';
@@ -102,6 +103,7 @@ export class PlanLifecycle {
 
   async cancelPlan(accountId: string): Promise<PlanOutcome> {
     const tiers = tierMap(await this.catalog.tiers());
+    await this.settlePlanPayments(accountId);
     const kept = await transaction(this.db, async (tx): Promise<Kept> => {
       const s = await this.store.load(tx, accountId);
       if (!s) throw new Error(`account ${accountId} does not exist`);
@@ -188,6 +190,17 @@ export class PlanLifecycle {
   }
 
   // ---- internals ----
+
+  /**
+   * A plan payment still open (another request's, or one a crash left) is driven to its answer
+   * first, so this change is decided on the plan as it will be; if the provider cannot answer
+   * now, the decision refuses (one plan payment at a time).
+   */
+  private async settlePlanPayments(accountId: string): Promise<void> {
+    for (const group of await this.store.openPlanPayments(this.db, accountId)) {
+      await this.intents.runGroup(group, { takeover: true }).catch((err) => this.log.warn({ err, group }, 'an open plan payment could not be settled now'));
+    }
+  }
 
   /**
    * One open plan checkout per account: before another plan's, the open one is closed at the

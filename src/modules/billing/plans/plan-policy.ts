@@ -25,6 +25,8 @@ import type { PlanState } from './plan-state';
 
 export type { NewPlanPurchase, Notice, OpenCheckout, PlanChanges, PlanCommand, PlanDecision, PlanError, Tiers } from './plan-decision';
 
+const billed = (i: BillingInterval) => (i === 'ANNUAL' ? 'annually' : 'monthly');
+
 const none = (): PlanDecision => ({ grants: [], calls: [], notices: [] });
 const refuse = (code: UserErrorCode, message: string, field?: string[]): PlanDecision => ({ ...none(), error: { code, message, field } });
 
@@ -39,13 +41,20 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
   // The provider has started its next period but not said it was paid: a change told to it now
   // would apply to that next period, not to the one ending, so none is taken until it is settled.
   const renewing = paid && s.status === 'ACTIVE' && !!s.subscription && !!s.periodEnd && s.periodEnd <= now && !s.cancelAtPeriodEnd;
+  // Cancelled, and its period is over: it is being closed (the sweep, or the provider's word, ends it in a moment).
+  const ending = paid && s.status === 'ACTIVE' && s.cancelAtPeriodEnd && !!s.periodEnd && s.periodEnd <= now;
+  const endingError = () => refuse(UserErrorCode.INVALID_STATE, 'Your plan ended at its period end and is being closed; try again in a moment');
   const renewingError = () => refuse(UserErrorCode.INVALID_STATE, 'Your plan’s renewal is in progress at the payment provider; try again in a few minutes, once it is settled');
   const call = (kind: IntentSpec['kind'], key: string, payload: Record<string, unknown> = {}): IntentSpec => ({ kind, payload: { key, subscription: s.subscription, ...payload } });
   const price = (t: TierEntity, i: BillingInterval): PlanPrice => planPrice(t, i);
 
+  // One plan payment at a time: a change decided now would be decided on a plan about to change.
+  const inFlight = () => refuse(UserErrorCode.INVALID_STATE, 'A payment for your plan is in progress; try again in a moment');
+
   switch (c.type) {
     case 'change': {
       if (c.tier === TierCode.FREE) return decide(s, { type: 'cancel' }, now, tiers);
+      if (s.changeInFlight) return inFlight();
       const target = tier(c.tier);
       if (!paid || s.status !== 'ACTIVE') {
         // A new plan: its subscription starts when the first payment is made.
@@ -73,9 +82,10 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         return d;
       }
       if (renewing) return renewingError();
+      if (ending) return endingError();
       if (c.tier === s.tier && c.interval === s.interval) {
         if (!s.cancelAtPeriodEnd && !s.pendingTier && !s.pendingInterval) {
-          return refuse(UserErrorCode.INVALID_STATE, `You are already on the ${target.name} plan, billed ${c.interval.toLowerCase()}`);
+          return refuse(UserErrorCode.INVALID_STATE, `You are already on the ${target.name} plan, billed ${billed(c.interval)}`);
         }
         // Back to the plan as it is: whatever was scheduled is undone.
         const d: PlanDecision = { ...none(), changes: { cancelAtPeriodEnd: false, pendingTier: null, pendingInterval: null } };
@@ -86,7 +96,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
       if (c.interval !== s.interval) {
         return refuse(
           UserErrorCode.INVALID_STATE,
-          `Your plan is billed ${s.interval!.toLowerCase()} and its interval cannot be changed while it runs; cancel it and subscribe again when it ends`,
+          `Your plan is billed ${billed(s.interval!)} and its interval cannot be changed while it runs; cancel it and subscribe again when it ends`,
           ['input', 'interval'],
         );
       }
@@ -116,6 +126,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
     }
 
     case 'cancel': {
+      if (s.changeInFlight) return inFlight();
       const key = `cancel-${s.accountId}-${now.toISOString()}`;
       if (paid && s.status === 'PAST_DUE') {
         // Unpaid: nothing left to run to; it ends now, and the provider stops collecting.
@@ -125,6 +136,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
       }
       if (!paid || s.status !== 'ACTIVE') return refuse(UserErrorCode.INVALID_STATE, 'There is no paid plan to cancel');
       if (renewing) return renewingError();
+      if (ending) return endingError();
       const d: PlanDecision = { ...none(), changes: { cancelAtPeriodEnd: true, pendingTier: null, pendingInterval: null } };
       d.calls.push(call('subscription.cancel_at_period_end', key, { cancel: true }));
       if (s.pendingTier && s.pendingTier !== s.tier) d.calls.push(call('subscription.reprice', `${key}-reprice`, { price: price(current, s.interval!) }));

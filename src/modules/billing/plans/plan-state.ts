@@ -23,6 +23,8 @@ export interface PlanState {
   /** The provider's subscription that bills this plan, and its customer. */
   subscription: string | null;
   customer: string | null;
+  /** A payment for a new plan or an upgrade was asked of the provider and has not been answered yet. */
+  changeInFlight: boolean;
 }
 
 /** The accounts row's plan columns, as SQL returns them. */
@@ -40,6 +42,7 @@ export interface AccountPlanRow {
   allowance_period_end: Date | null;
   customer_ref: string | null;
   subscription_ref: string | null;
+  change_in_flight?: boolean;
 }
 
 export function stateOf(a: AccountPlanRow): PlanState {
@@ -57,5 +60,6 @@ export function stateOf(a: AccountPlanRow): PlanState {
     pendingInterval: a.pending_interval,
     subscription: a.subscription_ref,
     customer: a.customer_ref,
+    changeInFlight: a.change_in_flight ?? false,
   };
 }

@@ -22,19 +22,26 @@ const COLUMNS: Record<keyof Omit<PlanChanges, 'lowCreditThreshold'>, string> = {
   pendingTier: 'pending_tier', pendingInterval: 'pending_interval', subscription: 'subscription_ref', customer: 'customer_ref',
 };
 
+/** A plan payment asked of the provider and not answered yet (an open checkout has its URL and does not count). */
+const IN_FLIGHT = `EXISTS (SELECT 1 FROM purchases p WHERE p.account_id = a.id AND p.kind = 'PLAN' AND p.status = 'PENDING' AND p.checkout_url IS NULL) AS change_in_flight`;
+
 export class PlanStore {
   constructor(private readonly clock: Clock, private readonly ledger: LedgerService, private readonly intents: PaymentIntents, private readonly providerName: string) {}
 
   /** The account's plan, its row locked until the transaction ends; undefined when there is no such account. */
   async load(tx: Tx, accountId: string): Promise<PlanState | undefined> {
-    const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
-    return a && stateOf(a);
+    // The lock alone first: a read in the same statement would see what committed before the lock was waited for.
+    const [locked] = await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+    if (!locked) return undefined;
+    const [a] = await tx.query<AccountPlanRow>(`SELECT a.*, ${IN_FLIGHT} FROM accounts a WHERE a.id = $1`, [accountId]);
+    return stateOf(a);
   }
 
   /** The plan that a provider's subscription bills, locked. */
   async loadBySubscription(tx: Tx, subscription: string): Promise<PlanState | undefined> {
-    const [a] = await tx.query<AccountPlanRow>('SELECT * FROM accounts WHERE subscription_ref = $1 FOR UPDATE', [subscription]);
-    return a && stateOf(a);
+    const [owner] = await tx.query<{ id: string }>('SELECT id FROM accounts WHERE subscription_ref = $1', [subscription]);
+    const s = owner && (await this.load(tx, owner.id));
+    return s && s.subscription === subscription ? s : undefined;
   }
 
   /** Whose a subscription was, also after its plan ended (an invoice collected late still finds its account). */
@@ -58,6 +65,15 @@ export class PlanStore {
     if (!start) return null;
     const [g] = await tx.query<{ purchase_id: string | null }>('SELECT purchase_id FROM allowance_grants WHERE account_id = $1 AND period_start = $2', [accountId, start]);
     return g?.purchase_id ?? null;
+  }
+
+  /** Groups of plan payments of the account still open (a crash, a lost answer, or a request in flight). */
+  async openPlanPayments(db: { query(sql: string, params: unknown[]): Promise<unknown> }, accountId: string): Promise<string[]> {
+    const rows = (await db.query(
+      `SELECT DISTINCT group_id FROM payment_intents WHERE account_id = $1 AND status = 'OPEN' AND kind IN ('plan.subscribe', 'plan.upgrade')`,
+      [accountId],
+    )) as { group_id: string }[];
+    return rows.map((r) => r.group_id);
   }
 
   /** Has a purchase been recorded for this payment at the provider? */
