@@ -26,6 +26,7 @@ import { StripeProvider } from './modules/billing/stripe-provider';
 import { TestClockService } from './modules/clock/test-clock.service';
 import { ExpiryService } from './modules/ledger/expiry.service';
 import { RefundService } from './modules/refunds/refund.service';
+import { ReversalService } from './modules/refunds/reversal.service';
 
 export interface Services {
   config: Config;
@@ -46,6 +47,8 @@ export interface Services {
   payments: PaymentProvider;
   billing: BillingService;
   refunds: RefundService;
+  /** Money reversed at the provider (a refund made there, a dispute). */
+  reversals: ReversalService;
   /** Payment provider calls as intents, and their reconciler. */
   intents: PaymentIntents;
   /** What the payment provider tells (webhooks, the sandbox's own renewals). */
@@ -83,7 +86,8 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const planStore = new PlanStore(clock, ledger, intents, payments.name);
   const plans = new PlanLifecycle(db, clock, catalog, planStore, intents, payments, log);
   const refunds = new RefundService(db, clock, catalog, plans, intents, payments, log);
-  const paymentEvents = new PaymentEvents(db, clock, catalog, plans, billing, intents, payments.name);
+  const reversals = new ReversalService(clock, ledger, plans, payments.name);
+  const paymentEvents = new PaymentEvents(db, clock, catalog, plans, billing, intents, payments.name, reversals);
   const planSweep = new PlanSweep(db, clock, catalog, planStore, intents, payments, (e) => paymentEvents.apply(e), log);
   accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
   const expiries = new ExpiryService(db, clock);
@@ -96,6 +100,6 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
-    refunds, intents, paymentEvents, plans, planSweep, expiries, testClock, dueWork,
+    refunds, reversals, intents, paymentEvents, plans, planSweep, expiries, testClock, dueWork,
   };
 }

@@ -27,7 +27,6 @@ const tiers: Tiers = catalog();
 // ---- instants (UTC) ----
 const T0 = '2025-01-31T10:00:00.000Z'; // every 2025 plan starts here: months clamp (Feb 28, Mar 31 …)
 const FEB28 = '2025-02-28T10:00:00.000Z';
-const MAR28 = '2025-03-28T10:00:00.000Z';
 const MAR31 = '2025-03-31T10:00:00.000Z';
 const APR30 = '2025-04-30T10:00:00.000Z';
 const MAY31 = '2025-05-31T10:00:00.000Z';
@@ -46,7 +45,7 @@ const ACCT = 'acct-1';
 const SUB = 'sub_1';
 const CUS = 'cus_1';
 const free: PlanState = {
-  accountId: ACCT, tier: FREE, interval: null, status: 'ACTIVE', periodStart: null, periodEnd: null, monthStart: null, monthEnd: null,
+  accountId: ACCT, tier: FREE, interval: null, status: 'ACTIVE', periodStart: null, periodEnd: null, periodAnchor: null, monthStart: null, monthEnd: null,
   cancelAtPeriodEnd: false, pendingTier: null, pendingInterval: null, subscription: null, customer: null, changeInFlight: false,
 };
 const freeCanceled: PlanState = { ...free, status: 'CANCELED', customer: CUS };
@@ -232,7 +231,7 @@ const cancelRows: Row[] = [
 ];
 
 const started = (tier: TierCode, interval: BillingInterval, start: string, end: string, monthEnd: string, customer: string, lowCreditThreshold: number) => ({
-  tier, interval, status: 'ACTIVE', periodStart: start, periodEnd: end, monthStart: start, monthEnd, cancelAtPeriodEnd: false, pendingTier: null, pendingInterval: null,
+  tier, interval, status: 'ACTIVE', periodStart: start, periodEnd: end, periodAnchor: start, monthStart: start, monthEnd, cancelAtPeriodEnd: false, pendingTier: null, pendingInterval: null,
   subscription: 'sub_2', customer, lowCreditThreshold,
 });
 const welcome = (m: string): [string, string] => ['PURCHASE_COMPLETED', m];
@@ -289,12 +288,12 @@ const renewed = (tier: TierCode, name: string, credits: number, amountCents: num
   notices: [['PLAN_RENEWED', `Your ${name} plan renewed: ${credits} fresh credits; unused ones from last month expired.`]],
 });
 const renewalPaidRows: Row[] = [
-  // A monthly period is one calendar month from its own start: Feb 28 → Mar 28 (the policy keeps no day-31 anchor).
-  ['starts the next period at the end of the last one when the renewal is paid', renewing, renewalPaid(2900), NOW_R, renewed(PRO, 'Pro', 1000, 2900, MONTHLY, FEB28, MAR28, MAR28)],
-  ['applies the scheduled lower tier at the renewal', proDowngrading, renewalPaid(1200), NOW_R, renewed(CREATOR, 'Creator', 300, 1200, MONTHLY, FEB28, MAR28, MAR28)],
-  ['renews an unpaid plan when its invoice is paid at last, from its period end', proPastDue, renewalPaid(2900), NOW_PD, renewed(PRO, 'Pro', 1000, 2900, MONTHLY, FEB28, MAR28, MAR28)],
-  ['renews a leap-year February period: Feb 29 → Mar 29', leapPro, renewalPaid(2900), '2024-02-29T10:30:00.000Z',
-    renewed(PRO, 'Pro', 1000, 2900, MONTHLY, LFEB29, '2024-03-29T10:00:00.000Z', '2024-03-29T10:00:00.000Z')],
+  // Periods end on the plan's anchor day (it started Jan 31): Feb 28 → Mar 31, as Stripe bills it, never drifting to the 28th.
+  ['starts the next period at the end of the last one, on the anchor day, when the renewal is paid', renewing, renewalPaid(2900), NOW_R, renewed(PRO, 'Pro', 1000, 2900, MONTHLY, FEB28, MAR31, MAR31)],
+  ['applies the scheduled lower tier at the renewal', proDowngrading, renewalPaid(1200), NOW_R, renewed(CREATOR, 'Creator', 300, 1200, MONTHLY, FEB28, MAR31, MAR31)],
+  ['renews an unpaid plan when its invoice is paid at last, from its period end', proPastDue, renewalPaid(2900), NOW_PD, renewed(PRO, 'Pro', 1000, 2900, MONTHLY, FEB28, MAR31, MAR31)],
+  ['renews a leap-year February period on the anchor day: Feb 29 → Mar 31', leapPro, renewalPaid(2900), '2024-02-29T10:30:00.000Z',
+    renewed(PRO, 'Pro', 1000, 2900, MONTHLY, LFEB29, '2024-03-31T10:00:00.000Z', '2024-03-31T10:00:00.000Z')],
   ['renews an annual plan for a year, granting its first month', annualLastMonth, renewalPaid(11520), '2026-01-31T10:30:00.000Z',
     renewed(CREATOR, 'Creator', 300, 11520, ANNUAL, Y1, '2027-01-31T10:00:00.000Z', '2026-02-28T10:00:00.000Z')],
   ['refunds a renewal collected for a plan cancelled at its period end', proCanceling, renewalPaid(2900), NOW_R, { refundInvoice: ['in_renew', 'the plan was cancelled before this renewal'] }],

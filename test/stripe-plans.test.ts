@@ -287,7 +287,7 @@ describe('plans billed by Stripe', () => {
 
   it('renews from the paid renewal invoice exactly once, however often and concurrently it is delivered; the sweep never charges it', async () => {
     await subscribe('sp-renew');
-    const before = await one<{ current_period_end: Date }>('SELECT current_period_end FROM accounts WHERE id = $1', ['sp-renew']);
+    const before = await one<{ current_period_start: Date; current_period_end: Date }>('SELECT current_period_start, current_period_end FROM accounts WHERE id = $1', ['sp-renew']);
     const calls = stub.calls.length;
 
     await advanceDays(31);
@@ -308,12 +308,13 @@ describe('plans billed by Stripe', () => {
     const start = before.current_period_end;
     expect(await rows('SELECT id, status, tier, amount_cents, credits, provider_ref, period_start, period_end FROM purchases WHERE account_id = $1 AND provider_ref = $2', ['sp-renew', 'in_renew_1'])).toEqual([{
       id: derivedId('renewal', 'sp-renew', start.toISOString()), status: 'COMPLETED', tier: 'PRO', amount_cents: 2900, credits: 1000, provider_ref: 'in_renew_1',
-      period_start: start, period_end: addMonths(start, 1),
+      // On the plan's anchor day, as Stripe bills it: two months from the first period's start (Jan 31 → Feb 28 → Mar 31).
+      period_start: start, period_end: addMonths(before.current_period_start, 2),
     }]);
     expect(await planPurchases('sp-renew')).toBe(2);
     expect(await grants('sp-renew')).toBe(2);
     expect(await balance('sp-renew')).toBe(1025);
-    expect(await plan('sp-renew')).toMatchObject({ status: 'ACTIVE', currentPeriodStart: start.toISOString(), currentPeriodEnd: addMonths(start, 1).toISOString() });
+    expect(await plan('sp-renew')).toMatchObject({ status: 'ACTIVE', currentPeriodStart: start.toISOString(), currentPeriodEnd: addMonths(before.current_period_start, 2).toISOString() });
     expect(await count(`notifications WHERE account_id = $1 AND kind = 'PLAN_RENEWED'`, ['sp-renew'])).toBe(1);
   });
 

@@ -11,6 +11,8 @@
  * Idempotency: at most one ledger change per key and caller; a keyed change has its record,
  *   and the record's stored result names that very change; a credit pack is granted at most
  *   once (exactly once when it completed), for its own credits.
+ * Reversals: credits come back only from a won dispute, once, as GRANT entries of its purchase,
+ *   never more than what was revoked from the purchase since the dispute opened.
  * Jobs and refunds: a job is debited exactly once, for its price; at most one REFUND per job,
  *   never more than its debit, in the debit's account; a job is refunded exactly when it ended
  *   FAILED or CANCELED.
@@ -107,16 +109,43 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
         : `entry ${r.id} (${r.kind}) under key ${r.idempotency_key} (${r.scope}): the ${r.operation} record answers ${r.response}`,
   },
   {
+    // Credits a won dispute gave back are not the pack's grant (checked below).
     name: 'pack purchases granted once',
     sql: `
       SELECT p.id, p.account_id, p.status, p.credits, count(e.id)::int AS grants, coalesce(sum(e.amount), 0)::bigint AS granted
         FROM purchases p LEFT JOIN ledger_entries e ON e.purchase_id = p.id AND e.kind = 'GRANT'
+             AND NOT EXISTS (SELECT 1 FROM payment_reversal_grants g WHERE g.entry_id = e.id)
        WHERE p.kind = 'CREDIT_PACK'
        GROUP BY p.id
       HAVING count(e.id) > 1
-          OR (count(e.id) = 1) <> (p.status IN ('COMPLETED', 'REFUNDED', 'PARTIALLY_REFUNDED'))
+          OR (count(e.id) = 1) <> (p.status IN ('COMPLETED', 'REFUNDED', 'PARTIALLY_REFUNDED', 'DISPUTED'))
           OR (count(e.id) = 1 AND sum(e.amount) <> p.credits)`,
     describe: (r) => `pack purchase ${r.id} (${r.account_id}, ${r.status}, ${r.credits} credits): ${r.grants} grants of ${r.granted} in all`,
+  },
+  {
+    // Money reversed outside the service: only a won dispute gives credits back, once, as GRANT
+    // entries of its purchase and account, never more than the purchase's revocations since it opened.
+    name: 'won disputes give back what they took',
+    sql: `
+      WITH given AS (
+        SELECT g.reversal_id, count(*)::int AS n, coalesce(sum(e.amount), 0)::bigint AS credits,
+               count(*) FILTER (WHERE e.kind <> 'GRANT' OR e.account_id <> r.account_id OR e.purchase_id IS DISTINCT FROM r.purchase_id)::int AS foreign_entries
+          FROM payment_reversal_grants g JOIN ledger_entries e ON e.id = g.entry_id JOIN payment_reversals r ON r.id = g.reversal_id
+         GROUP BY g.reversal_id
+      )
+      SELECT r.id, r.purchase_id, r.reason, r.outcome, r.credits_restored, coalesce(given.n, 0) AS grants, coalesce(given.credits, 0) AS given,
+             coalesce(given.foreign_entries, 0) AS foreign_entries,
+             (SELECT coalesce(-sum(e.amount), 0) FROM ledger_entries e
+               WHERE e.account_id = r.account_id AND e.purchase_id = r.purchase_id AND e.kind = 'REVOCATION' AND e.id > r.ledger_mark)::bigint AS revoked
+        FROM payment_reversals r LEFT JOIN given ON given.reversal_id = r.id
+       WHERE coalesce(given.credits, 0) <> r.credits_restored
+          OR coalesce(given.foreign_entries, 0) > 0
+          OR (coalesce(given.n, 0) > 0 AND r.outcome IS DISTINCT FROM 'WON')
+          OR coalesce(given.credits, 0) > (SELECT coalesce(-sum(e.amount), 0) FROM ledger_entries e
+               WHERE e.account_id = r.account_id AND e.purchase_id = r.purchase_id AND e.kind = 'REVOCATION' AND e.id > r.ledger_mark)`,
+    describe: (r) =>
+      `reversal ${r.id} (${r.reason}, purchase ${r.purchase_id}, outcome ${r.outcome}): ${r.grants} give-back grant(s) of ${r.given}, ` +
+      `recorded ${r.credits_restored}, ${r.foreign_entries} not a GRANT of its purchase, ${r.revoked} revoked since it opened`,
   },
   {
     name: 'one debit and at most one refund per job',

@@ -8,6 +8,7 @@ import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { transaction, type Tx } from '../../common/db/transaction';
 import type { CatalogService } from '../catalog/catalog.service';
+import type { ReversalService } from '../refunds/reversal.service';
 import type { BillingService } from './billing.service';
 import type { PaymentIntents } from './payment-intents';
 import { tierMap, type PlanLifecycle } from './plans/plan-lifecycle';
@@ -22,6 +23,7 @@ export class PaymentEvents {
     private readonly billing: BillingService,
     private readonly intents: PaymentIntents,
     private readonly providerName: string,
+    private readonly reversals: ReversalService,
   ) {}
 
   /** True when the event was new here (and applied). `rawType`: the provider's own name for it, kept with it. */
@@ -57,23 +59,35 @@ export class PaymentEvents {
         return this.plans.invoiceFailed(tx, e.invoice, tiers);
       case 'subscription.ended':
         return this.plans.subscriptionEnded(tx, e.subscription, tiers);
-      case 'refund.succeeded': {
-        const now = this.clock.now();
-        if (e.payment) {
-          await tx.query(
-            `UPDATE refund_requests r SET provider_confirmed_at = $3 FROM purchases p
-              WHERE p.id = r.purchase_id AND p.provider = $2 AND p.provider_ref = $1 AND r.status = 'APPROVED' AND r.provider_confirmed_at IS NULL`,
-            [e.payment, this.providerName, now],
-          );
-        }
-        if (e.refunds.length) {
-          await tx.query(
-            `UPDATE refund_requests SET provider_confirmed_at = $2 WHERE provider_ref = ANY($1) AND status = 'APPROVED' AND provider_confirmed_at IS NULL`,
-            [e.refunds, now],
-          );
-        }
+      case 'refund.succeeded':
+        await this.confirmRefunds(tx, e.payment, e.refunds);
         return null;
-      }
+      case 'payment.refunded':
+        // Refunds we asked for are confirmed; money back beyond them is a reversal (reversal.service.ts).
+        await this.confirmRefunds(tx, e.payment, e.refunds);
+        return this.reversals.refunded(tx, e, e.amountRefunded, e.amount, tiers);
+      case 'payment.disputed':
+        return this.reversals.disputed(tx, e, e.dispute, e.amount, tiers);
+      case 'dispute.closed':
+        return this.reversals.disputeClosed(tx, e, e.dispute, e.amount, e.won, tiers);
+    }
+  }
+
+  /** The provider confirms refunds we asked for: by the payment refunded, or by the refunds' own ids. */
+  private async confirmRefunds(tx: Tx, payment: string | null, refunds: string[]): Promise<void> {
+    const now = this.clock.now();
+    if (payment) {
+      await tx.query(
+        `UPDATE refund_requests r SET provider_confirmed_at = $3 FROM purchases p
+          WHERE p.id = r.purchase_id AND p.provider = $2 AND p.provider_ref = $1 AND r.status = 'APPROVED' AND r.provider_confirmed_at IS NULL`,
+        [payment, this.providerName, now],
+      );
+    }
+    if (refunds.length) {
+      await tx.query(
+        `UPDATE refund_requests SET provider_confirmed_at = $2 WHERE provider_ref = ANY($1) AND status = 'APPROVED' AND provider_confirmed_at IS NULL`,
+        [refunds, now],
+      );
     }
   }
 }

@@ -25,5 +25,16 @@ export type ProviderEvent =
   | { id: string; type: 'invoice.paid' | 'invoice.failed'; invoice: SubscriptionInvoice }
   | { id: string; type: 'subscription.ended'; subscription: string }
   | { id: string; type: 'refund.succeeded'; refunds: string[]; payment: string | null }
+  /**
+   * A charge was refunded, in part or in full: by a refund we asked for (it is then only
+   * confirmed), or by one made at the provider (a reversal). `payment` and `invoice` name what was
+   * paid (matched against purchases.provider_ref); `refunds`: the refund ids the event lists;
+   * `amountRefunded`: what the charge has refunded in all; `amount`: the charge's amount (null: unknown).
+   */
+  | { id: string; type: 'payment.refunded'; payment: string | null; invoice: string | null; refunds: string[]; amountRefunded: number; amount: number | null }
+  /** The buyer disputed a payment and the money went back to them (an inquiry without money moved is not one). */
+  | { id: string; type: 'payment.disputed'; payment: string | null; invoice: string | null; dispute: string; amount: number }
+  /** A dispute closed: won (the money is ours again) or lost. */
+  | { id: string; type: 'dispute.closed'; payment: string | null; invoice: string | null; dispute: string; amount: number; won: boolean }
   /** Recorded (a redelivery is answered the same), nothing to do. */
   | { id: string; type: 'ignored' };

@@ -8,7 +8,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-import { addMonths } from './plans/plan-calendar';
+import { addMonths, nextAnchored } from './plans/plan-calendar';
 import { shareLeft, type PlanPrice } from './plans/plan-price';
 import type { ChargeRequest, ChargeResult, PaymentProvider, SubscribeRequest, SubscribeResult, UpgradeResult } from './payment-provider';
 import type { ProviderEvent } from './provider-events';
@@ -25,6 +25,7 @@ interface SandboxSubscription {
   cancel_at_period_end: boolean;
   cancel_at: Date | null;
   status: 'ACTIVE' | 'PAST_DUE' | 'CANCELED';
+  created_at: Date;
 }
 
 export class SandboxProvider implements PaymentProvider {
@@ -156,8 +157,9 @@ export class SandboxProvider implements PaymentProvider {
     } else if (e.type === 'invoice.paid' && e.invoice.metadata.periodEnd) {
       const s = await this.subscription(e.invoice.subscription);
       const start = new Date(e.invoice.metadata.periodEnd);
+      // Periods end on the subscription's own day (it began at created_at), as Stripe's billing anchor.
       await this.db.query(`UPDATE sandbox_subscriptions SET period_start = $2, period_end = $3 WHERE id = $1 AND period_end = $2`, [
-        s.id, start, addMonths(start, s.billing_interval === 'ANNUAL' ? 12 : 1),
+        s.id, start, nextAnchored(s.created_at, start, s.billing_interval === 'ANNUAL' ? 12 : 1),
       ]);
     }
   }

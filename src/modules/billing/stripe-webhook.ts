@@ -7,6 +7,8 @@
  * Plans: checkout.session.completed (subscription mode); invoice.paid (and
  * invoice.payment_succeeded); invoice.payment_failed; customer.subscription.deleted.
  * Refunds: charge.refunded, refund.created / refund.updated (succeeded) confirm them.
+ * Money reversed at Stripe: charge.refunded for a refund we did not ask for, charge.dispute.created
+ * (and funds_withdrawn, for an inquiry that became a dispute), charge.dispute.closed (won or lost).
  */
 import type { Request, Response } from 'express';
 import type Stripe from 'stripe';
@@ -28,6 +30,14 @@ function subscriptionInvoice(i: Stripe.Invoice): SubscriptionInvoice | undefined
   for (const [k, v] of Object.entries(details?.metadata ?? {})) if (typeof v === 'string') metadata[k] = v;
   const raw = i.billing_reason ?? null;
   return { id: i.id, subscription, reason: (raw && REASONS[raw]) || 'other', rawReason: raw, amountPaid: i.amount_paid ?? 0, currency: i.currency ?? undefined, metadata };
+}
+
+/**
+ * The invoice a charge paid, when the event says: Charge objects carry `invoice` in API versions
+ * before 2025-03-31 (the library no longer types it). Plan purchases are known by their invoice.
+ */
+function invoiceOf(c: Stripe.Charge): string | null {
+  return idOf((c as unknown as { invoice?: string | { id: string } | null }).invoice) ?? null;
 }
 
 /** Stripe's event as a ProviderEvent, or undefined when it asks nothing of us. */
@@ -63,9 +73,23 @@ export function translate(event: Stripe.Event): ProviderEvent | undefined {
     case 'customer.subscription.deleted':
       return { id: event.id, type: 'subscription.ended', subscription: (event.data.object as Stripe.Subscription).id };
     case 'charge.refunded': {
+      // Ours (a refund we asked for: confirmed) or made at Stripe (a reversal): decided where it is applied.
       const c = event.data.object as Stripe.Charge;
       const refunds = (c.refunds?.data ?? []).filter((r) => r.status === 'succeeded').map((r) => r.id);
-      return { id: event.id, type: 'refund.succeeded', refunds, payment: idOf(c.payment_intent) ?? null };
+      const amountRefunded = typeof c.amount_refunded === 'number' ? c.amount_refunded : c.refunded && typeof c.amount === 'number' ? c.amount : 0;
+      return { id: event.id, type: 'payment.refunded', refunds, payment: idOf(c.payment_intent) ?? null, invoice: invoiceOf(c), amountRefunded, amount: typeof c.amount === 'number' ? c.amount : null };
+    }
+    case 'charge.dispute.created':
+    case 'charge.dispute.funds_withdrawn': {
+      // An inquiry (warning_*) moves no money: nothing yet. If it becomes a dispute, funds_withdrawn says so.
+      const d = event.data.object as Stripe.Dispute;
+      if (d.status?.startsWith('warning_')) return undefined;
+      return { id: event.id, type: 'payment.disputed', dispute: d.id, payment: idOf(d.payment_intent) ?? null, invoice: typeof d.charge === 'object' && d.charge ? invoiceOf(d.charge) : null, amount: d.amount ?? 0 };
+    }
+    case 'charge.dispute.closed': {
+      const d = event.data.object as Stripe.Dispute;
+      if (d.status !== 'won' && d.status !== 'lost') return undefined; // an inquiry closed (warning_closed), or a state that moves no money
+      return { id: event.id, type: 'dispute.closed', dispute: d.id, payment: idOf(d.payment_intent) ?? null, invoice: typeof d.charge === 'object' && d.charge ? invoiceOf(d.charge) : null, amount: d.amount ?? 0, won: d.status === 'won' };
     }
     case 'refund.created':
     case 'refund.updated': {

@@ -293,7 +293,10 @@ export function timePasses(m: Model): void {
         break;
       }
       const start = plan.periodEnd;
-      const end = addMonths(start, 1);
+      // Periods end on the plan's anchor day (its start), clamped to shorter months: Jan 31 → Feb 28 → Mar 31.
+      let k = 1;
+      while (addMonths(plan.anchorAt, k) <= start) k++;
+      const end = addMonths(plan.anchorAt, k);
       const purchase: MPurchase = {
         id: null, kind: 'PLAN', status: 'COMPLETED', credits: next.monthlyCredits, amountCents: next.monthlyPriceCents, tier: next.code,
         completedHour: m.hour, seq: ++m.seq, refundRequested: false, periodStart: start,

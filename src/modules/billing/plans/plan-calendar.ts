@@ -21,21 +21,32 @@ export const monthsOf = (i: BillingInterval): number => (i === BillingInterval.A
 /** The end of a billing period of `interval` starting at `start`. */
 export const periodEnd = (start: Date, interval: BillingInterval): Date => addMonths(start, monthsOf(interval));
 
-/** The end of the first allowance month of a period (never past the period end). */
-export function firstMonthEnd(start: Date, end: Date): Date {
-  const m = addMonths(start, 1);
+/**
+ * The first date after `after` that is the anchor plus a whole number of steps of `months`
+ * (each clamped to its month's last day): a plan that started on Jan 31 renews on Feb 28,
+ * Mar 31, Apr 30 … — on its day, as Stripe bills it, never drifting to the 28th.
+ */
+export function nextAnchored(anchor: Date, after: Date, months: number): Date {
+  let k = months;
+  while (addMonths(anchor, k) <= after && k < 12000) k += months;
+  return addMonths(anchor, k);
+}
+
+/** The end of a billing period of `interval` starting at `start`, on the plan's anchor day. */
+export const anchoredPeriodEnd = (anchor: Date, start: Date, interval: BillingInterval): Date => nextAnchored(anchor, start, monthsOf(interval));
+
+/** The end of the allowance month starting at `start` (never past the period end), on the anchor day. */
+export function firstMonthEnd(start: Date, end: Date, anchor: Date = start): Date {
+  const m = nextAnchored(anchor, start, 1);
   return m < end ? m : end;
 }
 
 /**
  * The allowance month after the one ending at `currentEnd`, inside a billing period: months are
- * counted from the period start (Jan 31, Feb 28, Mar 31, …), so a year has exactly twelve.
+ * counted from the plan's anchor (Jan 31, Feb 28, Mar 31, …), so a year has exactly twelve.
  */
-export function nextAllowanceMonth(periodStart: Date, end: Date, currentEnd: Date): { start: Date; end: Date } {
-  let k = 1;
-  while (addMonths(periodStart, k) < currentEnd && k < 1200) k++;
-  const next = addMonths(periodStart, k + 1);
-  return { start: currentEnd, end: next < end ? next : end };
+export function nextAllowanceMonth(anchor: Date, end: Date, currentEnd: Date): { start: Date; end: Date } {
+  return { start: currentEnd, end: firstMonthEnd(currentEnd, end, anchor) };
 }
 
 /** Allowance months of the period from `start` to `end` that have started by `now` (0 to their number). */

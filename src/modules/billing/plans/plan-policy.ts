@@ -18,7 +18,7 @@ import { derivedId } from '../../../common/ids';
 import { TierCode, type BillingInterval } from '../../catalog/catalog.enums';
 import type { TierEntity } from '../../catalog/tier.entity';
 import type { IntentSpec } from '../payment-intents';
-import { firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
+import { anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
 import type { PlanCommand, PlanDecision, Tiers } from './plan-decision';
 import { planPrice, priceOf, upgradeCredits, type PlanPrice } from './plan-price';
 import type { PlanState } from './plan-state';
@@ -152,7 +152,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         ...none(),
         complete: { id: c.purchase.id, ref: c.ref, periodStart: start, periodEnd: end },
         changes: {
-          tier: c.purchase.tier, interval: c.purchase.interval, status: 'ACTIVE', periodStart: start, periodEnd: end, monthStart: start, monthEnd,
+          tier: c.purchase.tier, interval: c.purchase.interval, status: 'ACTIVE', periodStart: start, periodEnd: end, periodAnchor: start, monthStart: start, monthEnd,
           cancelAtPeriodEnd: false, pendingTier: null, pendingInterval: null, subscription: c.subscription, customer: c.customer ?? s.customer,
           lowCreditThreshold: target.defaultLowCreditThreshold,
         },
@@ -198,8 +198,9 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
       }
       const next = tier(s.pendingTier ?? s.tier);
       const start = s.periodEnd;
-      const end = periodEnd(start, s.interval!);
-      const monthEnd = firstMonthEnd(start, end);
+      const anchor = s.periodAnchor ?? s.periodStart ?? start;
+      const end = anchoredPeriodEnd(anchor, start, s.interval!);
+      const monthEnd = firstMonthEnd(start, end, anchor);
       const id = derivedId('renewal', s.accountId, start.toISOString());
       return {
         ...none(),
@@ -229,7 +230,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         return freeMonth(current, s.monthEnd);
       }
       if (s.monthEnd! < s.periodEnd && s.monthEnd! <= now) {
-        const m = nextAllowanceMonth(s.periodStart!, s.periodEnd, s.monthEnd!);
+        const m = nextAllowanceMonth(s.periodAnchor ?? s.periodStart!, s.periodEnd, s.monthEnd!);
         return {
           ...none(),
           changes: { monthStart: m.start, monthEnd: m.end },

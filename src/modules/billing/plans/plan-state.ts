@@ -13,6 +13,8 @@ export interface PlanState {
   status: PlanStatus;
   periodStart: Date | null;
   periodEnd: Date | null;
+  /** Where the plan's calendar is counted from (its first period's start): periods and months end on its day. */
+  periodAnchor: Date | null;
   /** The current allowance month (FREE with monthly credits has one too, without a period). */
   monthStart: Date | null;
   monthEnd: Date | null;
@@ -35,6 +37,7 @@ export interface AccountPlanRow {
   plan_status: PlanStatus;
   current_period_start: Date | null;
   current_period_end: Date | null;
+  period_anchor: Date | null;
   cancel_at_period_end: boolean;
   pending_tier: TierCode | null;
   pending_interval: BillingInterval | null;
@@ -53,6 +56,7 @@ export function stateOf(a: AccountPlanRow): PlanState {
     status: a.plan_status,
     periodStart: a.current_period_start,
     periodEnd: a.current_period_end,
+    periodAnchor: a.period_anchor ?? a.current_period_start,
     monthStart: a.allowance_period_start,
     monthEnd: a.allowance_period_end,
     cancelAtPeriodEnd: a.cancel_at_period_end,

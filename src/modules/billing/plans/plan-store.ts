@@ -17,7 +17,7 @@ import { stateOf, type AccountPlanRow, type PlanState } from './plan-state';
 export const REFUND_WINDOW_MS = 24 * 3600 * 1000;
 
 const COLUMNS: Record<keyof Omit<PlanChanges, 'lowCreditThreshold'>, string> = {
-  tier: 'tier', interval: 'billing_interval', status: 'plan_status', periodStart: 'current_period_start', periodEnd: 'current_period_end',
+  tier: 'tier', interval: 'billing_interval', status: 'plan_status', periodStart: 'current_period_start', periodEnd: 'current_period_end', periodAnchor: 'period_anchor',
   monthStart: 'allowance_period_start', monthEnd: 'allowance_period_end', cancelAtPeriodEnd: 'cancel_at_period_end',
   pendingTier: 'pending_tier', pendingInterval: 'pending_interval', subscription: 'subscription_ref', customer: 'customer_ref',
 };
@@ -94,7 +94,7 @@ export class PlanStore {
       await tx.query(
         `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
                 cancel_at_period_end = false, pending_tier = NULL, pending_interval = NULL, allowance_period_start = NULL, allowance_period_end = NULL,
-                subscription_ref = NULL
+                subscription_ref = NULL, period_anchor = NULL
           WHERE id = $1`,
         [id],
       );
