@@ -37,6 +37,17 @@ class StripeStub {
   failUpgrades: '500' | 'close' | null = null;
   /** Refunds answered with a 500, while set. */
   failRefunds = false;
+  /** While set, subscription updates get no answer until release() (a slow Stripe). */
+  holdUpdates = false;
+  private held: (() => void)[] = [];
+  /** Updates received and not yet answered. */
+  get heldUpdates(): number {
+    return this.held.length;
+  }
+  release(): void {
+    this.holdUpdates = false;
+    for (const send of this.held.splice(0)) send();
+  }
   /** Unit amounts of the prices created, and the price each subscription's item is on. */
   readonly prices = new Map<string, number>();
   readonly subscriptionAmount = new Map<string, number>();
@@ -60,9 +71,13 @@ class StripeStub {
         return;
       }
       const [status, answer] = this.answer(req.method!, url.pathname, body);
-      res.statusCode = status;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(answer));
+      const send = () => {
+        res.statusCode = status;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(answer));
+      };
+      if (this.holdUpdates && req.method === 'POST' && url.pathname.startsWith('/v1/subscriptions/')) this.held.push(send);
+      else send();
     });
   });
   port = 0;
@@ -141,6 +156,7 @@ afterEach(async () => {
   stub.declineUpgrades = false;
   stub.failUpgrades = null;
   stub.failRefunds = false;
+  stub.release();
   await app.checkInvariants();
 });
 
@@ -743,6 +759,47 @@ describe('plans billed by Stripe', () => {
     expect(await plan('sp-annual-refund')).toMatchObject({ tier: { code: 'FREE' } });
     expect(stub.callsTo('DELETE', '/v1/subscriptions/sub_annual_refund')).toHaveLength(1);
     expect(await count(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, ['sp-annual-refund'])).toBe(0);
+  });
+
+  it('holds no pool connection while Stripe answers: with 25 cancels of one plan waiting on Stripe, every other request is answered', async () => {
+    const ids = await subscribe('sp-slow-cancel');
+    await app.gql(MyPlanDocument, {}, { sub: 'sp-bystander' });
+    stub.holdUpdates = true;
+    const cancels = Promise.all(Array.from({ length: 25 }, () => app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-slow-cancel' })));
+    // All 25 Stripe calls are outstanding (the pool has 20 connections): others are still served.
+    for (let i = 0; stub.heldUpdates < 25 && i < 500; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(stub.heldUpdates).toBe(25);
+    const others = await Promise.all(Array.from({ length: 10 }, () => app.gql(MyPlanDocument, {}, { sub: 'sp-bystander' })));
+    expect(others.every((o) => o.errors === undefined && o.data!.me.plan.tier.code === 'FREE')).toBe(true);
+    expect(stub.heldUpdates).toBe(25); // answered while no Stripe call had come back
+    stub.release();
+    const answers = await cancels;
+    expect(answers.every((a) => a.errors === undefined && a.data!.cancelPlan.userErrors.length === 0)).toBe(true);
+    expect(await plan('sp-slow-cancel')).toMatchObject({ cancelAtPeriodEnd: true });
+    expect(stub.calls.filter((c) => c.path === `/v1/subscriptions/${ids.subscription}` && c.body.cancel_at_period_end === 'true').length).toBe(25);
+  });
+
+  it('re-drives an intent left open once, however many instances reconcile at the same moment', async () => {
+    const ids = await subscribe('sp-reconcile');
+    stub.failRefunds = true;
+    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: ids.purchaseId } }, { sub: 'sp-reconcile' });
+    expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED' });
+    stub.failRefunds = false;
+    const other = await startTestApp({ PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_test_credits', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      STRIPE_API_BASE: `http://127.0.0.1:${stub.port}`, TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' }, app.databaseUrl);
+    try {
+      // The intent is old enough now; three reconcilers on two instances race for it.
+      await app.server.services.testClock.advance(10 * 60_000, async () => undefined);
+      other.server.services.clock.setOffset(app.server.services.clock.offset);
+      const before = refundCalls(ids.invoice).length;
+      const driven = await Promise.all([app.server.services.intents.reconcile(), other.server.services.intents.reconcile(), app.server.services.intents.reconcile()]);
+      expect(driven.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+      expect(refundCalls(ids.invoice).length - before).toBe(1);
+      expect(stub.callsTo('DELETE', `/v1/subscriptions/${ids.subscription}`)).toHaveLength(1);
+      expect(await count(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, ['sp-reconcile'])).toBe(0);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('refunds a plan whose checkout named no invoice through the session’s invoice, never sending the session id as a payment intent', async () => {
