@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import pino from 'pino';
 import { createDataSource } from '../ormconfig';
+import { migrate } from '../src/common/db/migrate';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/common/db/embedded-postgres';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -98,7 +99,7 @@ export async function database(ids: string[]): Promise<BenchDatabase> {
   const url = withDatabase(base, name);
   const ds = createDataSource(url, 2);
   await ds.initialize();
-  await ds.runMigrations({ transaction: 'all' });
+  await migrate(ds);
   await ds.query(
     `INSERT INTO accounts (id, tier, plan_status, available, low_credit_threshold, created_at, updated_at)
      SELECT id, 'FREE', 'ACTIVE', 0, 0, now(), now() FROM unnest($1::text[]) id`,

@@ -105,12 +105,6 @@ export class Foundation1764000000000 implements MigrationInterface {
     await q.query(`CREATE INDEX ledger_lot_movements_lot ON ledger_lot_movements (lot_id)`);
 
     // The ledger is append-only: the database itself refuses UPDATE, DELETE and TRUNCATE.
-    await q.query(`
-      CREATE FUNCTION refuse_ledger_change() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        RAISE EXCEPTION 'ledger rows are immutable: % on % refused', TG_OP, TG_TABLE_NAME
-          USING ERRCODE = 'insufficient_privilege';
-      END $$`);
     for (const table of ['ledger_entries', 'ledger_lot_movements']) {
       await q.query(`CREATE TRIGGER ${table}_immutable BEFORE UPDATE OR DELETE ON ${table}
                      FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()`);
@@ -135,7 +129,6 @@ export class Foundation1764000000000 implements MigrationInterface {
     await q.query(`DROP TABLE idempotency_keys`);
     await q.query(`DROP TABLE ledger_lot_movements`);
     await q.query(`DROP TABLE ledger_entries`);
-    await q.query(`DROP FUNCTION refuse_ledger_change()`);
     await q.query(`DROP TABLE credit_lots`);
     await q.query(`DROP TABLE accounts`);
     await q.query(`DROP TABLE generation_models`);

@@ -2,6 +2,7 @@
  * One http.Server: express 5 with Apollo Server 5 at /graphql, graphql-ws on the same path,
  * /healthz and /readyz. createServer() is used by main.ts and by the tests.
  */
+import { migrate } from './common/db/migrate';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -64,8 +65,8 @@ async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSour
   const db = createDataSource(url, config.dbPoolSize);
   try {
     await db.initialize();
-    const applied = await db.runMigrations({ transaction: 'all' });
-    if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
+    const applied = await migrate(db);
+    if (applied.functions.length || applied.migrations.length) log.info(applied, 'database functions and migrations applied');
   } catch (e) {
     if (db.isInitialized) await db.destroy().catch(() => undefined);
     await embedded?.stop();

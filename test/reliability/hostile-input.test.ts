@@ -18,7 +18,7 @@ import { getNamedType, getNullableType, isEnumType, isInputObjectType, isListTyp
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Role } from '../../src/common/auth/role.enum';
-import { scale, seedFor } from '../helpers/scale';
+import { scale, seedFor, STRESS } from '../helpers/scale';
 import { useTestApp } from '../helpers/test-app';
 import {
   argumentSites,
@@ -574,7 +574,7 @@ describe('hostile input (NODE_ENV=production)', () => {
   }, scale(60_000, 300_000));
 
 
-  it('refuses depth, alias, repeated-field, cost, token and batch attacks on HTTP and websockets alike, and keeps normal requests within 2x their quiet p99 (20 ms floor) under 40 attacks/s of every kind on both transports', async () => {
+  it('refuses depth, alias, repeated-field, cost, token and batch attacks on HTTP and websockets alike, under 40 attacks/s of every kind on both transports (the stress run also holds normal requests within 2x their quiet p99, 20 ms floor)', async () => {
     const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`;
     const attacks: { name: string; query: string; code: string; message: RegExp }[] = [
       { name: 'depth', query: `{ me { ledger { edges { node { ${'a { '.repeat(12)}b${' }'.repeat(12)} } } } } }`, code: 'GRAPHQL_VALIDATION_FAILED', message: /exceeds maximum operation depth of 10/ },
@@ -865,12 +865,16 @@ describe('hostile input (NODE_ENV=production)', () => {
         `server CPU per refused attack ${cpuPerAttack.toFixed(2)} ms (${(attackCoreShare * 100).toFixed(1)}% of a core at ${ATTACK_PER_S}/s); machine load ${load.toFixed(1)} per core\n`,
     );
     expect(attacked.wrong.slice(0, 5)).toEqual([]);
-    // The attack really ran at its rate: every scheduled attack left, none waited for a slot.
-    expect(attacked.missed).toBe(0);
-    expect(rate).toBeGreaterThanOrEqual(0.8 * ATTACK_PER_S);
     expect(attacked.refused).toBe(attacked.sent);
-    expect(under).toBeLessThanOrEqual(bound);
     expect((await digest()).ledger).toBe(before.ledger);
+    // Wall-clock figures (the attack's rate, the latency bound) depend on what else the machine
+    // does: asserted by the stress run only (npm run test:stress), printed above in npm test.
+    if (STRESS) {
+      // The attack really ran at its rate: every scheduled attack left, none waited for a slot.
+      expect(attacked.missed).toBe(0);
+      expect(rate).toBeGreaterThanOrEqual(0.8 * ATTACK_PER_S);
+      expect(under).toBeLessThanOrEqual(bound);
+    }
   }, scale(120_000, 600_000));
 
   it('refuses requests shaped like a browser simple request (CSRF prevention), and mutations over GET', async () => {

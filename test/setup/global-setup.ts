@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import pino from 'pino';
 import { createDataSource } from '../../ormconfig';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/common/db/embedded-postgres';
+import { migrate } from '../../src/common/db/migrate';
 
 declare global {
   // eslint-disable-next-line no-var
@@ -42,7 +43,7 @@ export default async function globalSetup(): Promise<void> {
   await admin.end();
   const ds = createDataSource(withDatabase(baseUrl, template), 2);
   await ds.initialize();
-  await ds.runMigrations({ transaction: 'all' });
+  await migrate(ds);
   await ds.destroy();
   process.env.TEST_PG_ADMIN_URL = adminUrl;
   process.env.TEST_PG_TEMPLATE = template;

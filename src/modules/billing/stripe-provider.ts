@@ -170,9 +170,7 @@ export class StripeProvider implements PaymentProvider {
     await this.client.subscriptions.update(subscription, { cancel_at_period_end: cancel }, { idempotencyKey: key });
   }
 
-  /** Stripe takes only a future cancel_at: one already passed (the call was retried late) cancels now. */
   async cancelAt(subscription: string, at: Date, key: string): Promise<void> {
-    if (at.getTime() <= Date.now()) return this.cancelNow(subscription, key);
     await this.client.subscriptions.update(subscription, { cancel_at: Math.floor(at.getTime() / 1000), proration_behavior: 'none' }, { idempotencyKey: key });
   }
 

@@ -271,7 +271,14 @@ export class PlanLifecycle {
       call: (i) => p.cancelAtPeriodEnd(i.payload.subscription as string, i.payload.cancel as boolean, i.payload.key),
       complete: noEffect,
     });
-    this.intents.register('subscription.cancel_at', { call: (i) => p.cancelAt(i.payload.subscription as string, new Date(i.payload.at as string), i.payload.key), complete: noEffect });
+    // A provider takes only a future end: one already passed (the call was re-driven late) ends it now.
+    this.intents.register('subscription.cancel_at', {
+      call: (i) => {
+        const at = new Date(i.payload.at as string);
+        return at > this.clock.now() ? p.cancelAt(i.payload.subscription as string, at, i.payload.key) : p.cancelNow(i.payload.subscription as string, i.payload.key);
+      },
+      complete: noEffect,
+    });
     this.intents.register('subscription.cancel_now', { call: (i) => p.cancelNow(i.payload.subscription as string, i.payload.key), complete: noEffect });
   }
 

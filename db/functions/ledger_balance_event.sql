@@ -1,0 +1,11 @@
+-- Sends the account's new balance to its subscribers and, when the balance moved, runs
+-- ledger_warnings. Called once by every ledger function.
+CREATE OR REPLACE FUNCTION public.ledger_balance_event(p_account text, p_available integer, p_threshold integer, p_before integer, p_now timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  PERFORM pg_notify('credits_events', json_build_object(
+    'type', 'balance', 'accountId', p_account, 'available', p_available, 'lowCreditThreshold', p_threshold)::text);
+  IF p_available <> p_before THEN PERFORM ledger_warnings(p_account, p_before, p_available, p_now); END IF;
+END $function$
