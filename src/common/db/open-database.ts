@@ -1,0 +1,31 @@
+/**
+ * The database of an instance: DATABASE_URL, or the embedded PostgreSQL under DATA_DIR; brought
+ * to the code's schema (functions, then migrations) before anything uses it.
+ */
+import type { Logger } from 'pino';
+import type { DataSource } from 'typeorm';
+import { createDataSource } from '../../../ormconfig';
+import type { Config } from '../../config';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres';
+import { migrate } from './migrate';
+
+export async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSource; url: string; embedded?: EmbeddedDatabase }> {
+  let embedded: EmbeddedDatabase | undefined;
+  let url = config.databaseUrl;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, database: 'credits', log });
+    url = embedded.url;
+    log.info({ dataDir: config.dataDir, port: embedded.port }, 'embedded PostgreSQL is up');
+  }
+  const db = createDataSource(url, config.dbPoolSize);
+  try {
+    await db.initialize();
+    const applied = await migrate(db);
+    if (applied.functions.length || applied.migrations.length) log.info(applied, 'database functions and migrations applied');
+  } catch (e) {
+    if (db.isInitialized) await db.destroy().catch(() => undefined);
+    await embedded?.stop();
+    throw e;
+  }
+  return { db, url, embedded };
+}

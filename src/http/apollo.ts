@@ -1,0 +1,64 @@
+/**
+ * The HTTP transport's GraphQL server: Apollo Server 5 over the app's schema, with the same
+ * operation limits as the websockets (validation rules, then the cost once the operation is
+ * known), CSRF prevention, no batching, masked errors in production; draining it closes the
+ * websockets too.
+ */
+import type http from 'node:http';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
+import { checkCost, limitRules, MAX_DOCUMENT_TOKENS, type Limits } from '../common/limits/operation-limits';
+import type { Config } from '../config';
+import type { Context } from '../context';
+
+export interface ApolloDeps {
+  httpServer: http.Server;
+  schema: GraphQLSchema;
+  config: Config;
+  limits: Limits;
+  formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  wsCleanup: { dispose(): void | Promise<void> };
+}
+
+export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Context>> {
+  const { httpServer, schema, config, limits, formatError, wsCleanup } = deps;
+  const limitsPlugin: ApolloServerPlugin<Context> = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, request, operationName }) {
+          const refusal = checkCost(schema, document, request.variables, operationName, limits.maxCost);
+          if (refusal) throw refusal;
+        },
+      };
+    },
+  };
+
+  const apollo = new ApolloServer<Context>({
+    schema,
+    introspection: !config.production,
+    hideSchemaDetailsFromClientErrors: config.production, // no "Did you mean …" hints without introspection
+    parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    stopOnTerminationSignals: false, // main.ts owns shutdown order
+    includeStacktraceInErrorResponses: !config.production,
+    validationRules: limitRules(limits),
+    formatError,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await wsCleanup.dispose();
+            },
+          };
+        },
+      },
+      limitsPlugin,
+    ],
+  });
+  await apollo.start();
+  return apollo;
+}

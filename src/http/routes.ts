@@ -1,0 +1,77 @@
+/**
+ * The HTTP routes of an instance: /healthz, /readyz (200 only while the database answers within
+ * 2 s), POST /webhooks/stripe (the raw body, for the signature), /graphql (Apollo, with the
+ * operation pre-check and identify), and a GraphQL-shaped JSON answer for bodies express could
+ * not read — never its HTML error page.
+ */
+import type { ApolloServer } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import type { GraphQLSchema } from 'graphql';
+import type { Logger } from 'pino';
+import type { DataSource } from 'typeorm';
+import type { Identify } from '../common/auth/identify';
+import { unauthenticated } from '../common/errors/graphql-errors';
+import { precheckMiddleware, type Limits } from '../common/limits/operation-limits';
+import { buildContext, type Context } from '../context';
+import { stripeWebhook } from '../modules/billing/stripe-webhook';
+import type { Services } from '../services';
+
+export interface RouteDeps {
+  db: DataSource;
+  schema: GraphQLSchema;
+  services: Services;
+  apollo: ApolloServer<Context>;
+  identify: Identify;
+  limits: Limits;
+  log: Logger;
+}
+
+export function mountRoutes(app: express.Express, deps: RouteDeps): void {
+  const { db, schema, services, apollo, identify, limits, log } = deps;
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await Promise.race([
+        db.query('SELECT 1'),
+        new Promise((_r, reject) => setTimeout(() => reject(new Error('database timeout')), 2000).unref()),
+      ]);
+      res.json({ status: 'ready' });
+    } catch (e) {
+      res.status(503).json({ status: 'unavailable', reason: 'database does not answer' });
+    }
+  });
+  // Stripe signs the raw body: this route reads it unparsed.
+  app.post('/webhooks/stripe', express.raw({ type: () => true, limit: '1mb' }), stripeWebhook(services, log));
+  app.use(
+    '/graphql',
+    express.json({ limit: '256kb' }),
+    precheckMiddleware(schema, limits),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        const who = await identify(req.headers.authorization);
+        if ('refused' in who) throw unauthenticated(who.refused);
+        return buildContext(services, 'identity' in who ? who.identity : undefined);
+      },
+    }),
+  );
+
+  // Bodies express could not read (not JSON, too large, bad charset): a GraphQL-shaped JSON
+  // refusal, never express's HTML page with the stack.
+  app.use((err: { type?: string; status?: number }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    const messages: Record<string, string> = {
+      'entity.parse.failed': 'The request body is not valid JSON',
+      'entity.too.large': 'The request body is too large',
+      'encoding.unsupported': 'The request body encoding is not supported',
+      'charset.unsupported': 'The request body charset is not supported',
+    };
+    if (status === 500) log.error({ err }, 'internal error before GraphQL');
+    res.status(status).json({
+      errors: [{ message: status === 500 ? 'Internal server error' : (messages[err?.type ?? ''] ?? 'Bad request'), extensions: { code: status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST' } }],
+    });
+  });
+}

@@ -1,0 +1,108 @@
+/**
+ * The websocket transport: graphql-ws on the HTTP server's /graphql path. Identity is checked
+ * once at connection_init (identify: no token 4401, a bad one 4403) and the socket is closed when
+ * the token expires; operations per socket are capped; each operation passes the same limits as
+ * HTTP before it runs; a consumer that does not read its events is dropped.
+ */
+import type http from 'node:http';
+import { GraphQLError, type ExecutionArgs, type GraphQLSchema, type GraphQLFormattedError } from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { Identity } from '../common/auth/jwt';
+import type { Identify } from '../common/auth/identify';
+import { parseOperation, validateOperation, type Limits } from '../common/limits/operation-limits';
+import type { Config } from '../config';
+import { buildContext } from '../context';
+import type { Services } from '../services';
+
+type WsExtra = {
+  identity?: Identity;
+  expiryTimer?: NodeJS.Timeout;
+  /** Operations running on this socket. */
+  operations?: Set<string>;
+};
+
+/** WebSocket payloads above this are refused by ws itself (close 1009). */
+export const WS_MAX_PAYLOAD = 64 * 1024;
+const DAY_MS = 24 * 3600 * 1000;
+
+export interface WebSocketDeps {
+  httpServer: http.Server;
+  schema: GraphQLSchema;
+  config: Config;
+  services: Services;
+  identify: Identify;
+  limits: Limits;
+  formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  log: Logger;
+}
+
+export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocketServer; cleanup: { dispose(): void | Promise<void> } } {
+  const { httpServer, schema, config, services, limits, formatError, log } = deps;
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: WS_MAX_PAYLOAD });
+  const wsCleanup = useServer<Record<string, unknown> | undefined, WsExtra>(
+    {
+      schema,
+      connectionInitWaitTimeout: config.wsInitTimeoutMs,
+      onConnect: async (ctx) => {
+        const who = await deps.identify(ctx.connectionParams?.authorization);
+        if ('anonymous' in who) {
+          ctx.extra.socket.close(CloseCode.Unauthorized, 'Unauthorized: send { authorization: "Bearer <jwt>" }');
+          return false;
+        }
+        if ('refused' in who) return false; // 4403 Forbidden
+        const identity = who.identity;
+        ctx.extra.identity = identity;
+        if (identity.exp) {
+          const closeAtExpiry = () => {
+            const ms = identity.exp! * 1000 - Date.now();
+            if (ms <= 0) return ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired');
+            // Timers hold at most 2^31-1 ms; a far expiry is re-checked daily.
+            ctx.extra.expiryTimer = setTimeout(closeAtExpiry, Math.min(ms, DAY_MS));
+            ctx.extra.expiryTimer.unref();
+          };
+          closeAtExpiry();
+        }
+        return true;
+      },
+      onClose: (ctx) => {
+        if (ctx.extra.expiryTimer) clearTimeout(ctx.extra.expiryTimer);
+      },
+      context: (ctx) =>
+        buildContext(services, ctx.extra.identity, () => {
+          log.warn({ sub: ctx.extra.identity?.sub }, 'dropping a websocket subscriber that does not keep up');
+          ctx.extra.socket.terminate();
+        }),
+      onSubscribe: (ctx, id, payload) => {
+        const operations = (ctx.extra.operations ??= new Set());
+        if (operations.size >= config.wsMaxSubscriptions) {
+          return [new GraphQLError(`At most ${config.wsMaxSubscriptions} operations at a time on one connection`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
+        }
+        const document = parseOperation(payload.query);
+        if (document instanceof GraphQLError) return [document];
+        const errors = validateOperation(schema, document, payload.variables ?? undefined, payload.operationName, limits);
+        if (errors.length) return errors;
+        operations.add(id);
+        return { schema, document, variableValues: payload.variables, operationName: payload.operationName } as ExecutionArgs;
+      },
+      onComplete: (ctx, id) => {
+        ctx.extra.operations?.delete(id);
+      },
+      onNext: (ctx, _id, _payload, _args, result) => {
+        const socket = ctx.extra.socket;
+        if (socket.bufferedAmount > config.wsMaxBufferedBytes) {
+          // A consumer that does not read: drop it rather than let its buffer grow.
+          log.warn({ buffered: socket.bufferedAmount, sub: ctx.extra.identity?.sub }, 'closing a slow websocket consumer');
+          socket.terminate();
+          return;
+        }
+        if (!result.errors?.length) return result;
+        return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } as unknown as typeof result;
+      },
+    },
+    wsServer,
+  );
+  return { wsServer, cleanup: wsCleanup };
+}
