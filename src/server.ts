@@ -3,7 +3,7 @@
  * http.Server carrying the HTTP routes (express 5 + Apollo Server 5 at /graphql) and graphql-ws on
  * the same path, and an ordered stop. createServer() is used by main.ts and by the tests. The
  * parts: src/http/routes.ts, src/http/apollo.ts, src/http/websocket-server.ts; both transports
- * identify callers with one identify() and check operations with the same limits.
+ * identify callers with one identify() and pass operations through one OperationGate.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +15,7 @@ import { Clock } from './common/clock';
 import { openDatabase } from './common/db/open-database';
 import { createErrorFormatter } from './common/errors/format-error';
 import { EventBus } from './common/events/event-bus';
-import type { Limits } from './common/limits/operation-limits';
+import { OperationGate } from './common/limits/operation-gate';
 import { createLogger } from './common/logger';
 import type { Config } from './config';
 import { createApollo } from './http/apollo';
@@ -49,15 +49,15 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   services.runners.start();
   const identify = createIdentify(createTokenVerifier({ secret: config.jwtSecret, jwksUrl: config.jwtJwksUrl }));
   const schema = await buildAppSchema();
-  const limits: Limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, introspection: !config.production };
+  const gate = new OperationGate(schema, { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, introspection: !config.production });
   const formatError = createErrorFormatter(config.production, log);
 
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
-  const { wsServer, cleanup: wsCleanup } = createWebSocketServer({ httpServer, schema, config, services, identify, limits, formatError, log });
-  const apollo = await createApollo({ httpServer, schema, config, limits, formatError, wsCleanup });
-  mountRoutes(app, { db, schema, services, apollo, identify, limits, log });
+  const { wsServer, cleanup: wsCleanup } = createWebSocketServer({ httpServer, schema, config, services, identify, gate, formatError, log });
+  const apollo = await createApollo({ httpServer, schema, config, gate, formatError, wsCleanup });
+  mountRoutes(app, { db, services, apollo, identify, gate, log });
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);

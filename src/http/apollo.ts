@@ -8,7 +8,8 @@ import type http from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
-import { checkCost, limitRules, MAX_DOCUMENT_TOKENS, type Limits } from '../common/limits/operation-limits';
+import type { OperationGate } from '../common/limits/operation-gate';
+import { MAX_DOCUMENT_TOKENS } from '../common/limits/operation-limits';
 import type { Config } from '../config';
 import type { Context } from '../context';
 
@@ -16,18 +17,18 @@ export interface ApolloDeps {
   httpServer: http.Server;
   schema: GraphQLSchema;
   config: Config;
-  limits: Limits;
+  gate: OperationGate;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   wsCleanup: { dispose(): void | Promise<void> };
 }
 
 export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Context>> {
-  const { httpServer, schema, config, limits, formatError, wsCleanup } = deps;
+  const { httpServer, schema, config, gate, formatError, wsCleanup } = deps;
   const limitsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
       return {
         async didResolveOperation({ document, request, operationName }) {
-          const refusal = checkCost(schema, document, request.variables, operationName, limits.maxCost);
+          const refusal = gate.cost(document, request.variables, operationName);
           if (refusal) throw refusal;
         },
       };
@@ -43,7 +44,8 @@ export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Conte
     allowBatchedHttpRequests: false,
     stopOnTerminationSignals: false, // main.ts owns shutdown order
     includeStacktraceInErrorResponses: !config.production,
-    validationRules: limitRules(limits),
+    // The document limits ran before (the gate, in front of Apollo); these are the schema's own.
+    validationRules: gate.validationRules,
     formatError,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Identity } from '../common/auth/jwt';
 import type { Identify } from '../common/auth/identify';
-import { parseOperation, validateOperation, type Limits } from '../common/limits/operation-limits';
+import type { OperationGate } from '../common/limits/operation-gate';
 import type { Config } from '../config';
 import { buildContext } from '../context';
 import type { Services } from '../services';
@@ -34,13 +34,13 @@ export interface WebSocketDeps {
   config: Config;
   services: Services;
   identify: Identify;
-  limits: Limits;
+  gate: OperationGate;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   log: Logger;
 }
 
 export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocketServer; cleanup: { dispose(): void | Promise<void> } } {
-  const { httpServer, schema, config, services, limits, formatError, log } = deps;
+  const { httpServer, schema, config, services, gate, formatError, log } = deps;
   const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: WS_MAX_PAYLOAD });
   const wsCleanup = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
@@ -80,12 +80,10 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
         if (operations.size >= config.wsMaxSubscriptions) {
           return [new GraphQLError(`At most ${config.wsMaxSubscriptions} operations at a time on one connection`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
         }
-        const document = parseOperation(payload.query);
-        if (document instanceof GraphQLError) return [document];
-        const errors = validateOperation(schema, document, payload.variables ?? undefined, payload.operationName, limits);
-        if (errors.length) return errors;
+        const checked = gate.check(payload.query, payload.variables ?? undefined, payload.operationName);
+        if ('errors' in checked) return [...checked.errors];
         operations.add(id);
-        return { schema, document, variableValues: payload.variables, operationName: payload.operationName } as ExecutionArgs;
+        return { schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName } as ExecutionArgs;
       },
       onComplete: (ctx, id) => {
         ctx.extra.operations?.delete(id);

@@ -130,9 +130,12 @@ describe('tenant isolation', () => {
     const b0 = (await must<{ me: { balance: { available: number } } }>(`{ me { balance { available } } }`, undefined, b)).me.balance.available;
     await poke(b, b0); // 1 balance event; the balance sits at the threshold
     const job1 = await start(b); // balance 2, LOW 1, job 1
+    const bus = t.app.server.services.events;
+    const [jobsA, jobsB] = [bus.subscribers('job', a), bus.subscribers('job', b)];
     const aimed = listen(clientA, `subscription($j: ID) { jobUpdated(jobId: $j) ${SEL} }`, { j: job1 });
     const bOne = listen(clientB, `subscription($j: ID) { jobUpdated(jobId: $j) ${SEL} }`, { j: job1 });
-    await new Promise((r) => setTimeout(r, 300));
+    // Both new subscriptions are live on the server before the job moves (not: after some time).
+    await eventually(() => bus.subscribers('job', a) === jobsA + 1 && bus.subscribers('job', b) === jobsB + 1, 10_000);
     await must(`mutation { claimGenerationJob { id } }`, undefined, WORKER, Role.WORKER); // job 2
     await must(`mutation($j: ID!) { reportGenerationProgress(jobId: $j, progress: 50) { id } }`, { j: job1 }, WORKER, Role.WORKER); // job 3
     await must(`mutation($j: ID!) { completeGenerationJob(jobId: $j, resultUrls: ["https://cdn.example/b.png"]) { id } }`, { j: job1 }, WORKER, Role.WORKER); // job 4

@@ -43,6 +43,10 @@ class TopicTarget extends EventTarget {
   topics(): string[] {
     return [...this.counts.keys()];
   }
+
+  count(type: string): number {
+    return this.counts.get(type) ?? 0;
+  }
 }
 
 const BALANCE_TOPIC = 'balance:';
@@ -152,6 +156,11 @@ export class EventBus {
   onEvent(listener: (e: DomainEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Live local subscriptions to one kind of event of one account (tests wait on it instead of on time). */
+  subscribers(type: EventType, accountId: string): number {
+    return this.topics.count(`${type}:${accountId}`);
   }
 
   subscribe<T extends EventType>(type: T, accountId: string): AsyncIterable<Extract<DomainEvent, { type: T }>> {

@@ -9,19 +9,13 @@ import {
   GraphQLError,
   Kind,
   getNamedType,
-  getOperationAST,
   parse,
   visit,
-  NoSchemaIntrospectionCustomRule,
-  specifiedRules,
-  validate,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLSchema,
   type SelectionSetNode,
-  type ValidationContext,
-  type ValidationRule,
 } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import { DEFAULT_PAGE_SIZE } from '../relay/connection.args';
@@ -184,17 +178,6 @@ export function repeatedFieldErrors(document: DocumentNode, max: number): GraphQ
   return errors;
 }
 
-const asRule =
-  (check: (document: DocumentNode) => GraphQLError[]): ValidationRule =>
-  (context: ValidationContext) => {
-    for (const e of check(context.getDocument())) context.reportError(e);
-    return {};
-  };
-
-export const depthRule = (maxDepth: number): ValidationRule => asRule((d) => depthErrors(d, maxDepth));
-export const aliasRule = (max: number): ValidationRule => asRule((d) => aliasErrors(d, max));
-export const repeatedFieldRule = (max: number): ValidationRule => asRule((d) => repeatedFieldErrors(d, max));
-
 /**
  * The depth, alias and repeated-field limits alone: cheap (no schema walk), so they run before
  * the full validation, whose overlapping-fields rule is quadratic in the fields of a selection
@@ -204,39 +187,6 @@ export const repeatedFieldRule = (max: number): ValidationRule => asRule((d) => 
 export function precheckDocument(document: DocumentNode, limits: Limits): readonly GraphQLError[] | undefined {
   const errors = [...depthErrors(document, limits.maxDepth), ...aliasErrors(document, MAX_ALIASES), ...repeatedFieldErrors(document, MAX_FIELD_REPEATS)];
   return errors.length ? errors : undefined;
-}
-
-const checkedQueries = new Map<string, true>();
-
-/**
- * Express middleware in front of Apollo: refuses documents over the depth or alias limit before
- * Apollo validates them (same answer Apollo would give: 400, GRAPHQL_VALIDATION_FAILED).
- * Documents that pass are remembered (bounded), so a client's usual operations parse once here.
- */
-export function precheckMiddleware(schema: GraphQLSchema, limits: Limits) {
-  return (req: { method: string; body?: unknown; query?: unknown }, res: { status(n: number): { json(b: unknown): void } }, next: () => void): void => {
-    const source = req.method === 'GET' ? (req.query as { query?: unknown } | undefined)?.query : (req.body as { query?: unknown } | undefined)?.query;
-    if (typeof source !== 'string' || checkedQueries.has(source)) return next();
-    const document = parseOperation(source);
-    if (document instanceof GraphQLError) {
-      // Over the token limit: answer here rather than let Apollo lex the flood a second time.
-      if (/tokens/.test(document.message)) return res.status(400).json({ errors: [{ message: document.message, extensions: { code: 'GRAPHQL_PARSE_FAILED' } }] });
-      return next(); // Apollo reports other syntax errors with their locations
-    }
-    const errors = precheckDocument(document, limits);
-    if (!errors) {
-      if (checkedQueries.size >= 2000) checkedQueries.clear();
-      checkedQueries.set(source, true);
-      return next();
-    }
-    res.status(400).json({ errors: errors.map((e) => ({ message: e.message, locations: e.locations, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } })) });
-  };
-}
-
-export function limitRules(limits: Limits): ValidationRule[] {
-  const rules: ValidationRule[] = [depthRule(limits.maxDepth), aliasRule(MAX_ALIASES), repeatedFieldRule(MAX_FIELD_REPEATS)];
-  if (!limits.introspection) rules.push(NoSchemaIntrospectionCustomRule);
-  return rules;
 }
 
 /** Costs of documents whose page sizes are literals, so their cost does not depend on variables. */
@@ -310,28 +260,4 @@ export function parseOperation(query: unknown): DocumentNode | GraphQLError {
     if (e instanceof GraphQLError) return new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
     return new GraphQLError('Syntax Error: the document is nested too deeply', { extensions: { code: 'GRAPHQL_PARSE_FAILED' } });
   }
-}
-
-/** Full validation for operations that do not pass through Apollo (websockets), with Apollo's codes. */
-export function validateOperation(
-  schema: GraphQLSchema,
-  document: DocumentNode,
-  variables: Record<string, unknown> | undefined,
-  operationName: string | null | undefined,
-  limits: Limits,
-): readonly GraphQLError[] {
-  const errors = precheckDocument(document, limits) ?? validate(schema, document, [...specifiedRules, ...limitRules(limits)]);
-  if (errors.length) {
-    return errors.map((e) => {
-      // Without introspection, do not hand out the schema through suggestions either.
-      const message = limits.introspection ? e.message : e.message.replace(/ Did you mean .*\?$/, '');
-      return new GraphQLError(message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
-    });
-  }
-  if (!getOperationAST(document, operationName ?? undefined)) {
-    const message = operationName ? `Unknown operation named "${operationName}"` : 'Must provide operation name if query contains multiple operations';
-    return [new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })];
-  }
-  const refusal = checkCost(schema, document, variables, operationName, limits.maxCost);
-  return refusal ? [refusal] : [];
 }
