@@ -2,6 +2,11 @@
  * The one DataSource definition, used by the app, the TypeORM CLI and the tests.
  * The app calls createDataSource() with the URL it resolved (embedded or DATABASE_URL);
  * the CLI uses the default export, which reads DATABASE_URL.
+ *
+ * Entities are read models of the tables the code reads through TypeORM repositories (the
+ * catalog, accounts, lots, entries, quotes); writes are SQL — the ledger's functions in
+ * db/functions and the services' statements — and the schema comes from the migrations only
+ * (synchronize is never on). No entity is kept that nothing reads.
  */
 import 'reflect-metadata';
 import path from 'node:path';
@@ -11,9 +16,7 @@ import { CreditPackEntity } from './src/modules/catalog/credit-pack.entity';
 import { GenerationModelEntity } from './src/modules/catalog/generation-model.entity';
 import { TierEntity } from './src/modules/catalog/tier.entity';
 import { CreditLotEntity } from './src/modules/ledger/credit-lot.entity';
-import { IdempotencyKeyEntity } from './src/modules/ledger/idempotency-key.entity';
 import { LedgerEntryEntity } from './src/modules/ledger/ledger-entry.entity';
-import { GenerationJobEntity } from './src/modules/generations/generation-job.entity';
 import { QuoteEntity } from './src/modules/quotes/quote.entity';
 
 export const entities = [
@@ -23,9 +26,7 @@ export const entities = [
   AccountEntity,
   CreditLotEntity,
   LedgerEntryEntity,
-  IdempotencyKeyEntity,
   QuoteEntity,
-  GenerationJobEntity,
 ];
 
 export function createDataSource(url: string, poolSize = 20, applicationName = 'credits-service'): DataSource {
