@@ -18,7 +18,8 @@ import type { CatalogService } from '../catalog/catalog.service';
 import { KeyReused, keyReusedError, replayOf, requestHash } from '../ledger/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
-import type { PaymentIntents, Refused } from './payment-intents';
+import { refusedOr, type PaymentIntents, type Refused } from './payment-intents';
+import { awaitCheckout, failPending } from './purchase-writes';
 import type { ChargeResult, PaymentProvider } from './payment-provider';
 import { REFUND_WINDOW_MS } from './plans/plan-store';
 import { PurchaseStatus, type PurchaseRow } from './purchase.type';
@@ -40,21 +41,12 @@ export class BillingService {
     private readonly intents: PaymentIntents,
   ) {
     intents.register('pack.charge', {
-      call: async (i) => {
-        const r = await provider.charge(i.payload.charge as never, i.payload.key);
-        return r.status === 'failed' ? ({ refused: r.reason } satisfies Refused) : r;
-      },
+      call: async (i) => refusedOr(await provider.charge(i.payload.charge as never, i.payload.key)),
       complete: async (tx, i, result) => {
         const purchaseId = i.payload.purchaseId as string;
-        if ('refused' in (result as object)) {
-          await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, (result as Refused).refused]);
-          return;
-        }
+        if ('refused' in (result as object)) return failPending(tx, purchaseId, (result as Refused).refused);
         const r = result as Exclude<ChargeResult, { status: 'failed' }>;
-        if (r.status === 'pending') {
-          await tx.query(`UPDATE purchases SET provider_ref = $2, checkout_url = $3 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, r.ref, r.checkoutUrl]);
-          return;
-        }
+        if (r.status === 'pending') return awaitCheckout(tx, purchaseId, r.ref, r.checkoutUrl);
         await this.completeIn(tx, i.account_id, purchaseId, r.ref);
       },
     });
@@ -148,7 +140,7 @@ export class BillingService {
 
   /** PENDING → FAILED (a checkout that expired or whose payment failed), inside the caller's transaction. */
   async failIn(tx: Tx, purchaseId: string, reason: string): Promise<void> {
-    await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, reason]);
+    await failPending(tx, purchaseId, reason);
   }
 
   /** A keyed request seen before: the first one's charge driven to its end (taking over a stalled attempt), then its answer. */

@@ -48,6 +48,11 @@ export interface Refused {
   refused: string;
 }
 
+/** A provider's answer with its `failed` status turned into a Refused result. */
+export function refusedOr<T extends { status: string }>(r: T): Exclude<T, { status: 'failed' }> | Refused {
+  return r.status === 'failed' ? { refused: (r as { reason?: string }).reason ?? 'refused' } : (r as Exclude<T, { status: 'failed' }>);
+}
+
 export interface IntentHandler {
   /** The provider call (no lock held, no transaction open); throws when its outcome is unknown. */
   call(intent: IntentRow): Promise<unknown>;

@@ -8,7 +8,8 @@
  */
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-import { addMonths, nextAnchored } from './plans/plan-calendar';
+import type { BillingInterval } from '../catalog/catalog.enums';
+import { monthsOf, nextAnchored, periodEnd } from './plans/plan-calendar';
 import { shareLeft, type PlanPrice } from './plans/plan-price';
 import type { ChargeRequest, ChargeResult, PaymentProvider, SubscribeRequest, SubscribeResult, UpgradeResult } from './payment-provider';
 import type { ProviderEvent } from './provider-events';
@@ -75,7 +76,7 @@ export class SandboxProvider implements PaymentProvider {
     await this.db.query(
       `INSERT INTO sandbox_subscriptions (id, account_id, amount_cents, currency, billing_interval, name, period_start, period_end, status, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'ACTIVE', $7) ON CONFLICT (id) DO NOTHING`,
-      [id, req.accountId, req.price.amountCents, req.price.currency, req.price.interval, req.price.name, now, addMonths(now, req.price.interval === 'ANNUAL' ? 12 : 1)],
+      [id, req.accountId, req.price.amountCents, req.price.currency, req.price.interval, req.price.name, now, periodEnd(now, req.price.interval as BillingInterval)],
     );
     return paid(await this.pay(key, 'subscription', req.accountId, req.price.amountCents, `${req.price.name}, first period`, `sandbox_${req.purchaseId}`));
   }
@@ -159,7 +160,7 @@ export class SandboxProvider implements PaymentProvider {
       const start = new Date(e.invoice.metadata.periodEnd);
       // Periods end on the subscription's own day (it began at created_at), as Stripe's billing anchor.
       await this.db.query(`UPDATE sandbox_subscriptions SET period_start = $2, period_end = $3 WHERE id = $1 AND period_end = $2`, [
-        s.id, start, nextAnchored(s.created_at, start, s.billing_interval === 'ANNUAL' ? 12 : 1),
+        s.id, start, nextAnchored(s.created_at, start, monthsOf(s.billing_interval as BillingInterval)),
       ]);
     }
   }

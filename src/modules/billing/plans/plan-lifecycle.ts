@@ -19,7 +19,8 @@ import type { CatalogService } from '../../catalog/catalog.service';
 import type { TierEntity } from '../../catalog/tier.entity';
 import { keyReusedError, readRecord, requestHash } from '../../ledger/idempotency';
 import type { PaymentProvider, SubscribeResult, UpgradeResult } from '../payment-provider';
-import type { IntentRow, PaymentIntents, Refused } from '../payment-intents';
+import { refusedOr, type IntentRow, type PaymentIntents, type Refused } from '../payment-intents';
+import { awaitCheckout, failPending } from '../purchase-writes';
 import type { SubscriptionInvoice } from '../provider-events';
 import { decide, freeMonth, type PlanCommand, type PlanDecision, type PlanError, type Tiers } from './plan-policy';
 import { priceOf } from './plan-price';
@@ -235,34 +236,21 @@ export class PlanLifecycle {
 
   private registerIntents(): void {
     const p = this.provider;
-    const refused = (r: { status: string; reason?: string }): Refused | undefined => (r.status === 'failed' ? { refused: r.reason ?? 'refused' } : undefined);
     const prepare = async () => tierMap(await this.catalog.tiers());
     this.intents.register('plan.subscribe', {
       prepare,
-      call: async (i) => {
-        const r = await p.subscribe(i.payload as never, i.payload.key);
-        return refused(r) ?? r;
-      },
+      call: async (i) => refusedOr(await p.subscribe(i.payload as never, i.payload.key)),
       complete: async (tx, i, result, tiers) => {
         const purchaseId = i.payload.purchaseId as string;
-        if ('refused' in (result as object)) {
-          await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, (result as Refused).refused]);
-          return null;
-        }
+        if ('refused' in (result as object)) return failPending(tx, purchaseId, (result as Refused).refused).then(() => null);
         const r = result as Exclude<SubscribeResult, { status: 'failed' }>;
-        if (r.status === 'pending') {
-          await tx.query(`UPDATE purchases SET provider_ref = $2, checkout_url = $3 WHERE id = $1 AND status = 'PENDING'`, [purchaseId, r.ref, r.checkoutUrl]);
-          return null;
-        }
+        if (r.status === 'pending') return awaitCheckout(tx, purchaseId, r.ref, r.checkoutUrl).then(() => null);
         return this.checkoutPaid(tx, { purchaseId, accountId: i.account_id, subscription: r.subscription, customer: r.customer, ref: r.invoice }, tiers as Tiers);
       },
     });
     this.intents.register('plan.upgrade', {
       prepare,
-      call: async (i) => {
-        const r = await p.upgrade(i.payload.subscription as string, i.payload as never, i.payload.key);
-        return refused(r) ?? r;
-      },
+      call: async (i) => refusedOr(await p.upgrade(i.payload.subscription as string, i.payload as never, i.payload.key)),
       complete: async (tx, i, result, tiers) => this.upgradeAnswered(tx, i, result as Exclude<UpgradeResult, { status: 'failed' }> | Refused, tiers as Tiers),
     });
     const noEffect = async () => null;

@@ -18,7 +18,7 @@ import { derivedId } from '../../../common/ids';
 import { TierCode, type BillingInterval } from '../../catalog/catalog.enums';
 import type { TierEntity } from '../../catalog/tier.entity';
 import type { IntentSpec } from '../payment-intents';
-import { anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
+import { addMonths, anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
 import type { PlanCommand, PlanDecision, Tiers } from './plan-decision';
 import { planPrice, priceOf, upgradeCredits, type PlanPrice } from './plan-price';
 import type { PlanState } from './plan-state';
@@ -275,14 +275,10 @@ function endNow(s: PlanState, tiers: Tiers, at: Date, message: string): PlanDeci
 /** A month of the FREE tier's own allowance from `start` (nothing when the catalog gives FREE none). */
 export function freeMonth(free: TierEntity, start: Date): PlanDecision {
   if (free.monthlyCredits <= 0) return none();
-  const end = nextMonth(start);
+  const end = addMonths(start, 1);
   return {
     ...none(),
     changes: { monthStart: start, monthEnd: end, status: 'ACTIVE' },
     grants: [{ start, end, tier: free.code, credits: free.monthlyCredits, purchaseId: null, label: free.name }],
   };
-}
-
-function nextMonth(d: Date): Date {
-  return firstMonthEnd(d, new Date(8.64e15));
 }

@@ -11,6 +11,7 @@ import { derivedId } from '../../../common/ids';
 import { LedgerEntryKind, LotSource } from '../../ledger/ledger.enums';
 import type { LedgerService } from '../../ledger/ledger.service';
 import type { PaymentIntents, IntentSpec } from '../payment-intents';
+import { failPending } from '../purchase-writes';
 import type { OpenCheckout, PlanChanges, PlanDecision } from './plan-policy';
 import { stateOf, type AccountPlanRow, type PlanState } from './plan-state';
 
@@ -89,7 +90,7 @@ export class PlanStore {
   async apply(tx: Tx, s: PlanState, d: PlanDecision, first: IntentSpec[] = []): Promise<string | null> {
     const now = this.clock.now();
     const id = s.accountId;
-    if (d.fail) await tx.query(`UPDATE purchases SET status = 'FAILED', failure_reason = $2 WHERE id = $1 AND status = 'PENDING'`, [d.fail.id, d.fail.reason]);
+    if (d.fail) await failPending(tx, d.fail.id, d.fail.reason);
     if (d.end) {
       await tx.query(
         `UPDATE accounts SET tier = 'FREE', billing_interval = NULL, plan_status = 'CANCELED', current_period_start = NULL, current_period_end = NULL,
