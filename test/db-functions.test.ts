@@ -8,8 +8,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { createDataSource } from '../ormconfig';
-import { definitionOf, functionFiles } from '../src/common/db/functions';
+import { definitionOf, functionFiles, functionsDir } from '../src/common/db/functions';
+import { START_COMMAND_COLUMNS } from '../src/modules/generations/start-command';
 import { migrate } from '../src/common/db/migrate';
+import { render } from '../src/modules/notifications/notices';
 import { createTestDatabase } from './helpers/test-app';
 
 const OURS = `SELECT p.proname AS name, pg_get_functiondef(p.oid) AS def FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -52,6 +54,33 @@ describe('SQL functions as files', () => {
     }
   });
 
+  it('keeps every composite type in a file of its own, as the database has it, and the start command field for field', async () => {
+    const url = await createTestDatabase();
+    const types = functionFiles(functionsDir('types'));
+    expect(types.map((t) => t.name)).toEqual(['start_command']);
+    const attributes = await withClient(url, async (c) =>
+      (await c.query(`SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+                       WHERE a.attrelid = 'public.start_command'::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`)).rows as { name: string; type: string }[]);
+    const rendered = `CREATE TYPE public.start_command AS (\n${attributes.map((a) => `  ${a.name} ${a.type}`).join(',\n')}\n);`;
+    expect(definitionOf(types[0].sql)).toBe(rendered);
+    expect(attributes).toEqual(Object.entries(START_COMMAND_COLUMNS).map(([name, type]) => ({ name, type })));
+  });
+
+  it('replaces a function whose signature changed instead of keeping the old one beside it', async () => {
+    const url = await createTestDatabase();
+    await withClient(url, (c) => c.query(`CREATE FUNCTION public.job_event(p_account text) RETURNS void LANGUAGE sql AS 'SELECT 1'`));
+    await withClient(url, (c) => c.query(`DELETE FROM schema_functions WHERE name = 'job_event'`));
+    const ds = createDataSource(url, 2);
+    await ds.initialize();
+    try {
+      expect((await migrate(ds)).functions).toEqual(['job_event']);
+    } finally {
+      await ds.destroy();
+    }
+    const defs = (await functionsOf(url)).filter((f) => f.name === 'job_event');
+    expect(defs.map((d) => d.def.trim())).toEqual([definitionOf(functionFiles().find((f) => f.name === 'job_event')!.sql)]);
+  });
+
   it('upgrades a database migrated by the first round, data and all, to exactly the schema of a fresh one', async () => {
     const fresh = await createTestDatabase();
     const old = new URL(fresh);
@@ -64,7 +93,8 @@ describe('SQL functions as files', () => {
     await ds.initialize();
     try {
       const first = await migrate(ds);
-      expect(first.functions).toEqual(functionFiles().map((f) => f.name)); // none was applied from a file before
+      // None was applied from a file before: the types first, then every function.
+      expect(first.functions).toEqual(['type:start_command', ...functionFiles().map((f) => f.name)]);
       expect(first.migrations[0]).toBe('TestClockStart1764000005000'); // the first migration after round one
       expect(await migrate(ds)).toEqual({ functions: [], migrations: [] }); // again: nothing to do
     } finally {
@@ -74,6 +104,11 @@ describe('SQL functions as files', () => {
     expect(await schemaOf(old.toString())).toEqual(await schemaOf(fresh));
     expect(await functionsOf(old.toString())).toEqual(await functionsOf(fresh));
     await withClient(old.toString(), async (c) => {
+      // A notification kept as a sentence keeps it: the `text` template renders it as it was.
+      const [note] = (await c.query(`SELECT kind, template, params FROM notifications`)).rows;
+      expect({ kind: note.kind, message: render(note.template, note.params) }).toEqual({
+        kind: 'PURCHASE_COMPLETED', message: 'Thank you: 50 credits from the STARTER pack are yours, and they never expire.',
+      });
       expect((await c.query(`SELECT id, tier, available, subscription_ref FROM accounts ORDER BY id`)).rows).toEqual([
         { id: 'r1-plan', tier: 'CREATOR', available: 0, subscription_ref: 'sandbox_sub_r1-plan' },
         { id: 'r1-user', tier: 'FREE', available: 72, subscription_ref: null },

@@ -9,6 +9,7 @@ import { BillingInterval, QueueClass, TierCode } from '../src/modules/catalog/ca
 import type { TierEntity } from '../src/modules/catalog/tier.entity';
 import { decide, type OpenCheckout, type PlanCommand, type PlanDecision, type Tiers } from '../src/modules/billing/plans/plan-policy';
 import type { PlanState } from '../src/modules/billing/plans/plan-state';
+import { kindOf, render } from '../src/modules/notifications/notices';
 
 const { FREE, CREATOR, PRO, MAX } = TierCode;
 const { MONTHLY, ANNUAL } = BillingInterval;
@@ -151,7 +152,7 @@ function view(dec: PlanDecision, want: Outcome): Outcome {
       return [kind, prefix !== undefined && key.startsWith(prefix) ? prefix : key, rest];
     });
   }
-  if (dec.notices.length) o.notices = dec.notices.map((n) => [n.kind, n.message]);
+  if (dec.notices.length) o.notices = dec.notices.map((n) => [kindOf(n), render(n.template, n.params)]);
   return o;
 }
 const run = (s: PlanState, c: PlanCommand, now: string, t: Tiers = tiers) => decide(s, c, d(now), t);

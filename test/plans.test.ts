@@ -3,6 +3,7 @@ import type { SandboxProvider } from '../src/modules/billing/sandbox-provider';
 import { addMonths } from '../src/modules/billing/plans/plan-calendar';
 import { StartGenerationDocument, AdjustCreditsDocument, AdvanceTestClockDocument, CancelPlanDocument, ChangePlanDocument, MeDocument, MyNotificationsDocument, MyPlanDocument } from './graphql/generated';
 import { startTestApp, useTestApp } from './helpers/test-app';
+import { notesOf } from './helpers/notices';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
 const admin = { sub: 'ops', role: Role.ADMIN };
@@ -87,7 +88,7 @@ describe('plans', () => {
     expect(me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED', interval: null, cancelAtPeriodEnd: false });
     expect(me.balance.available).toBe(25);
     // The plan ended: PLAN_ENDED, never PLAN_RENEWED (no new period started).
-    const notes = await rows(`SELECT kind, message FROM notifications WHERE account_id = $1 AND kind IN ('PLAN_RENEWED', 'PLAN_ENDED')`, ['leaver']);
+    const notes = await notesOf(t.app, 'leaver', ['PLAN_RENEWED', 'PLAN_ENDED']);
     expect(notes).toEqual([{ kind: 'PLAN_ENDED', message: 'Your Creator plan ended as you asked; you are on the Free plan now.' }]);
     const again = await t.app.gql(CancelPlanDocument, {}, { sub: 'leaver' });
     expect(again.data!.cancelPlan.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);

@@ -18,6 +18,7 @@ import {
   StartGenerationDocument,
 } from './graphql/generated';
 import { startTestApp, useTestApp } from './helpers/test-app';
+import { notesOf } from './helpers/notices';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
 const admin = { sub: 'ops', role: Role.ADMIN };
@@ -277,8 +278,8 @@ describe('refunds of plans', () => {
   it('ends a refunded plan with PLAN_ENDED, never PLAN_RENEWED', async () => {
     const id = await subscribeTo('plan-ended', 'PRO', 'MONTHLY');
     expect((await refund('plan-ended', id)).data!.requestRefund.refundRequest!.status).toBe('APPROVED');
-    const notes = await t.app.audit.query(`SELECT kind, message FROM notifications WHERE account_id = $1 AND kind IN ('PLAN_ENDED', 'PLAN_RENEWED')`, ['plan-ended']);
-    expect(notes.rows).toEqual([{ kind: 'PLAN_ENDED', message: 'Your Pro plan ended with its refund; you are on the Free plan now.' }]);
+    const notes = await notesOf(t.app, 'plan-ended', ['PLAN_ENDED', 'PLAN_RENEWED']);
+    expect(notes).toEqual([{ kind: 'PLAN_ENDED', message: 'Your Pro plan ended with its refund; you are on the Free plan now.' }]);
   });
 
   it('lets an admin deny a request under review, keeping the plan', async () => {

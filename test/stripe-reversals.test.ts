@@ -8,6 +8,7 @@ import http from 'node:http';
 import Stripe from 'stripe';
 import { CancelGenerationDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, PurchaseCreditPackDocument, RequestRefundDocument, StartGenerationDocument } from './graphql/generated';
 import { startTestApp, type TestApp } from './helpers/test-app';
+import { notesOf } from './helpers/notices';
 
 const WEBHOOK_SECRET = 'whsec_test_reversals_0123456789';
 
@@ -106,7 +107,7 @@ const one = async <T = Record<string, unknown>>(sql: string, params: unknown[] =
 const balance = async (sub: string) => (await one<{ available: number }>('SELECT available FROM accounts WHERE id = $1', [sub])).available;
 const status = async (purchaseId: string) => (await one<{ status: string }>('SELECT status FROM purchases WHERE id = $1', [purchaseId])).status;
 const entries = (sub: string, kind: string) => rows(`SELECT amount, description FROM ledger_entries WHERE account_id = $1 AND kind = $2 ORDER BY id`, [sub, kind]);
-const notes = (sub: string, kind: string) => rows<{ message: string }>(`SELECT message FROM notifications WHERE account_id = $1 AND kind = $2 ORDER BY message`, [sub, kind]);
+const notes = async (sub: string, kind: string) => (await notesOf(app, sub, [kind])).map(({ message }) => ({ message })).sort((a, b) => a.message.localeCompare(b.message));
 
 /** A STARTER pack (50 credits, 500 cents) paid through Checkout with payment intent `intent`: 75 credits with the sign-up 25. */
 async function paidPack(sub: string, intent: string): Promise<string> {

@@ -7,6 +7,7 @@ import type { Tx } from '../db/transaction';
 
 export const EVENTS_CHANNEL = 'credits_events';
 
+/** Built by the database function ledger_balance_event. */
 export interface BalanceChangedEvent {
   type: 'balance';
   accountId: string;
@@ -14,6 +15,7 @@ export interface BalanceChangedEvent {
   lowCreditThreshold: number;
 }
 
+/** Built by the database function job_event. */
 export interface JobUpdatedEvent {
   type: 'job';
   accountId: string;
@@ -36,7 +38,6 @@ export interface WarningEvent {
   level: 'LOW' | 'DEPLETED';
   balance: number;
   threshold: number;
-  message: string;
   notificationId: string;
   at: string;
 }
@@ -56,8 +57,7 @@ export async function publishInTx(tx: Tx, event: DomainEvent): Promise<void> {
   await tx.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, JSON.stringify(event)]);
 }
 
-/** SQL that publishes a JobUpdatedEvent for the generation_jobs row aliased `t` (use in a SELECT). */
+/** SQL that publishes a JobUpdatedEvent for the generation_jobs row aliased `t` (use in a SELECT): the database function job_event builds it. */
 export function jobEventSql(t: string): string {
-  return `pg_notify('${EVENTS_CHANNEL}', json_build_object('type', 'job', 'accountId', ${t}.account_id, 'jobId', ${t}.id,
-    'status', ${t}.status, 'progress', ${t}.progress)::text)`;
+  return `job_event(${t}.account_id, ${t}.id, ${t}.status, ${t}.progress)`;
 }

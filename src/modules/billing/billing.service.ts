@@ -10,13 +10,13 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-import { isUniqueViolation } from '../../common/db/sql';
 import { transaction, type Tx } from '../../common/db/transaction';
 import { isUuid } from '../../common/ids';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import type { CatalogService } from '../catalog/catalog.service';
-import { KeyReused, keyReusedError, replayOf, requestHash } from '../ledger/idempotency';
+import { keyed, keyFor } from '../../common/idempotency/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
+import { keepNotice } from '../notifications/notices';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { refusedOr, type PaymentIntents, type Refused } from './payment-intents';
 import { awaitCheckout, failPending } from './purchase-writes';
@@ -29,6 +29,12 @@ export interface PurchaseOutcome {
   checkoutUrl?: string | null;
   balance?: BalanceSnapshot;
   error?: { code: UserErrorCode; message: string; field?: string[] };
+}
+
+/** What a keyed purchase keeps: the purchase and the group of its charge intent. */
+interface Kept {
+  purchaseId: string;
+  groupId: string;
 }
 
 export class BillingService {
@@ -57,35 +63,29 @@ export class BillingService {
     if (!pack) {
       return { error: { code: UserErrorCode.NOT_FOUND, message: `No credit pack "${req.packCode}" is on sale; see creditPacks`, field: ['input', 'packCode'] } };
     }
-    const key = req.idempotencyKey
-      ? { scope: accountId, key: req.idempotencyKey, operation: 'purchaseCreditPack', hash: requestHash('purchaseCreditPack', { packCode: pack.code }) }
-      : undefined;
-    const id = randomUUID();
-    const now = this.clock.now();
-    let groupId: string;
-    try {
-      groupId = await transaction(this.db, async (tx) => {
+    const key = keyFor(accountId, req.idempotencyKey, 'purchaseCreditPack', { packCode: pack.code });
+    // Kept under the key: the purchase and its charge, so a retry drives that same charge.
+    return keyed<Kept, PurchaseOutcome>(this.db, key, () => this.clock.now(), {
+      work: async (tx) => {
+        const id = randomUUID();
         await tx.query(
           `INSERT INTO purchases (id, account_id, kind, status, pack_code, credits, amount_cents, currency, provider, created_at)
            VALUES ($1, $2, 'CREDIT_PACK', 'PENDING', $3, $4, $5, $6, $7, $8)`,
-          [id, accountId, pack.code, pack.credits, pack.priceCents, pack.currency, this.provider.name, now],
+          [id, accountId, pack.code, pack.credits, pack.priceCents, pack.currency, this.provider.name, this.clock.now()],
         );
         const charge = { purchaseId: id, accountId, amountCents: pack.priceCents, currency: pack.currency.trim(), description: `${pack.credits} credits (${pack.code} pack)` };
-        const group = await this.intents.record(tx, accountId, [{ kind: 'pack.charge', payload: { key: `purchase-${id}`, purchaseId: id, charge } }]);
-        if (key) {
-          await tx.query(
-            `INSERT INTO idempotency_keys (scope, key, operation, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-            [key.scope, key.key, key.operation, key.hash, JSON.stringify({ purchaseId: id, groupId: group }), now],
-          );
-        }
-        return group;
-      });
-    } catch (e) {
-      if (key && isUniqueViolation(e, 'idempotency_keys_pkey')) return this.replay(accountId, await replayOf<{ purchaseId: string; groupId?: string }>(this.db, key));
-      throw e;
-    }
-    await this.intents.runGroup(groupId);
-    return this.answer(accountId, id);
+        const groupId = await this.intents.record(tx, accountId, [{ kind: 'pack.charge', payload: { key: `purchase-${id}`, purchaseId: id, charge } }]);
+        return { purchaseId: id, groupId };
+      },
+      answer: async (fresh) => {
+        await this.intents.runGroup(fresh.groupId);
+        return this.answer(accountId, fresh.purchaseId);
+      },
+      replay: async (kept) => {
+        if (kept.groupId) await this.intents.runGroup(kept.groupId, { takeover: true });
+        return this.answer(accountId, kept.purchaseId);
+      },
+    });
   }
 
   /** Where a purchase stands, as the mutation answers it. */
@@ -130,10 +130,7 @@ export class BillingService {
         purchaseId,
       });
       if (!granted) throw new Error(`account ${accountId} vanished`);
-      await tx.query(
-        `INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, 'PURCHASE_COMPLETED', $2, $3)`,
-        [accountId, `Thank you: ${row.credits} credits from the ${row.pack_code} pack are yours, and they never expire.`, now],
-      );
+      await keepNotice(tx, accountId, { template: 'packPurchased', params: { pack: row.pack_code!, credits: row.credits } }, now);
       return { purchase: row, balance: granted.balance };
     }
   }
@@ -144,12 +141,6 @@ export class BillingService {
   }
 
   /** A keyed request seen before: the first one's charge driven to its end (taking over a stalled attempt), then its answer. */
-  private async replay(accountId: string, stored: { purchaseId: string; groupId?: string } | KeyReused): Promise<PurchaseOutcome> {
-    if (stored instanceof KeyReused) return { error: keyReusedError() };
-    if (stored.groupId) await this.intents.runGroup(stored.groupId, { takeover: true });
-    return this.answer(accountId, stored.purchaseId);
-  }
-
   async get(accountId: string, id: string): Promise<PurchaseRow | undefined> {
     if (!isUuid(id)) return undefined;
     const [row] = (await this.db.query('SELECT * FROM purchases WHERE id = $1 AND account_id = $2', [id, accountId])) as PurchaseRow[];

@@ -17,6 +17,8 @@ export enum QueueClass {
   FAST = 'FAST',
   INSTANT = 'INSTANT',
 }
+/** The claim order of the queue classes (generation_jobs.queue_rank): lower is claimed first. */
+export const QUEUE_RANK: Record<QueueClass, number> = { INSTANT: 0, FAST: 1, PRIORITY: 2, STANDARD: 3 };
 export enum Feature {
   ULTRA_IMAGES = 'ULTRA_IMAGES',
   STANDARD_VIDEOS = 'STANDARD_VIDEOS',

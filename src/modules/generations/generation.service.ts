@@ -1,10 +1,11 @@
 /**
- * Starting and canceling generations. A start is the database function `start_generation`:
- * the tier gate, the price (the quote's, or the current book's), the debit, the QUEUED job row
- * with the account's queue class, the DEBIT entry linked to it, the events and the idempotency
- * record, so the account row is locked for a single round trip. Starts that arrive while the
- * database is busy leave together in one statement and one commit. Any refusal writes nothing
- * to the balance, the ledger or the jobs.
+ * Starting and canceling generations. The service decides a start — the quote's checks, the
+ * price, the tier gate for the account's tier as it read it, the queue class — and the database
+ * function `start_generation` carries it out under the account row lock: the debit, the QUEUED
+ * job row, the DEBIT entry linked to it, the events and the idempotency record, in one round
+ * trip. If the account's tier changed since it was read, the function refuses as stale and the
+ * service decides again. Starts that arrive while the database is busy leave together in one
+ * statement and one commit. Any refusal writes nothing to the balance, the ledger or the jobs.
  */
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
@@ -15,20 +16,24 @@ import { Batcher } from '../../common/batcher';
 import { isUuid } from '../../common/ids';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
-import type { TierCode } from '../catalog/catalog.enums';
+import { answerKept, claim, keyFor, lookup, type IdempotencyKey } from '../../common/idempotency/idempotency';
+import { QUEUE_RANK, type TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
-import { KeyReused, keyReusedError, record, replayOf, requestHash } from '../ledger/idempotency';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
 import { settingsKey, type SettingsInputShape } from '../quotes/generation-settings';
 import type { QuoteEntity } from '../quotes/quote.entity';
 import type { Priced, QuoteService, QuoteView } from '../quotes/quote.service';
 import { CLASS_LABEL } from '../quotes/price-rules';
-import { requiredFeatures } from '../quotes/tier-gate';
+import { featureTier, gateRefusalMessage, missingFeatures } from '../quotes/tier-gate';
 import type { JobRow } from './generation-job.type';
 import { JobStatus } from './job-status.enum';
+import type { StartCommand, StartResult } from './start-command';
 
 /** A start whose idempotency key was taken meanwhile: it changed nothing; the first answers. */
 const KEY_TAKEN = Symbol('key taken');
+
+/** How often a start decides again after its account's tier changed under it, before it gives up. */
+const MAX_STALE_RETRIES = 5;
 
 export interface StartRequest {
   settings: SettingsInputShape;
@@ -43,7 +48,7 @@ export interface Refusal {
   field?: string[];
 }
 
-/** What a start returns, and what its idempotency record keeps (ids and numbers only). */
+/** What a start returns. */
 export interface StartOutcome {
   jobId?: string;
   job?: JobRow;
@@ -54,57 +59,31 @@ export interface StartOutcome {
   error?: Refusal;
 }
 
+/** What a start keeps under its key: the job, or the refusal (with its quote and top-up packs). */
+type KeptStart = Pick<StartOutcome, 'jobId' | 'quoteId' | 'topUpPacks' | 'error'> & { balance?: BalanceSnapshot };
+
 export interface CancelOutcome {
   job?: JobRow;
   balance?: BalanceSnapshot;
   error?: Refusal;
 }
 
-interface StartRow {
-  n: number;
+/** The account as a start reads it before deciding. */
+interface Standing {
   tier: TierCode;
-  allowed: boolean;
-  available_now: number;
-  ok: boolean | null;
-  balance: number | null;
-  threshold: number;
-  queue_class: string | null;
-  job_id: string | null;
-  key_taken: boolean;
-  /** The account row was locked by another transaction: nothing was done; run it again, waiting. */
-  busy: boolean;
-}
-
-/** One start as the database function `start_generation` takes it. */
-interface StartItem {
-  account: string;
-  credits: number;
-  description: string;
-  job: string;
-  needs: string[];
-  side: number;
-  key: string | null;
-  now: Date;
-  type: string;
-  settings: unknown;
-  prompt: string;
-  cost_class: string;
-  version: number;
-  quote: string | null;
-  hash: string | null;
+  plan_status: string;
+  available: number;
 }
 
 /**
- * Several starts in one statement (one round trip, one commit), in account order. Each start
- * is the database function `start_generation`, which gives up alone when its key was taken
- * meanwhile and, unless told to wait, when another transaction holds its account row.
+ * Several starts in one statement (one round trip, one commit), in the order given (account
+ * order). Each is the database function `start_generation`, which gives up alone when its key
+ * was taken meanwhile, when its decision is stale and, unless told to wait, when another
+ * transaction holds its account row.
  */
 const START_BATCH_SQL = `
-  SELECT i.n, r.* FROM json_to_recordset($1::json) AS i(
-      n int, account text, credits int, description text, job uuid, needs text[], side int, key text, now timestamptz,
-      type text, settings jsonb, prompt text, cost_class text, version int, quote uuid, hash text),
-    LATERAL start_generation(i.account, i.credits, i.description, i.job, i.needs, i.side, i.key, i.now, i.type, i.settings,
-      i.prompt, i.cost_class, i.version, i.quote, i.hash, $2) r`;
+  SELECT e.n::int AS n, r.* FROM json_array_elements($1::json) WITH ORDINALITY AS e(command, n),
+    LATERAL start_generation(json_populate_record(NULL::start_command, e.command), $2) r`;
 
 export class GenerationService {
   constructor(
@@ -132,75 +111,70 @@ export class GenerationService {
    * serialises those commits: one commit for many starts is what lets throughput grow with
    * load (docs/PERFORMANCE.md).
    */
-  private readonly starts: Batcher<StartItem, StartRow | undefined>;
+  private readonly starts: Batcher<StartCommand, StartResult | undefined>;
   /**
    * Starts whose account another transaction held (a refund, a plan change, another instance):
    * run alone, waiting for the lock, so that a batch never waits while holding other accounts.
    */
-  private readonly waitingStarts: Batcher<StartItem, StartRow | undefined>;
+  private readonly waitingStarts: Batcher<StartCommand, StartResult | undefined>;
 
-  private async startBatch(items: StartItem[], wait: boolean): Promise<(StartRow | undefined)[]> {
-    const order = items.map((item, n) => ({ n, ...item })).sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : a.n - b.n));
-    const rows = await this.sql<StartRow>(START_BATCH_SQL, [JSON.stringify(order), wait], 'start_generations');
-    const byN: (StartRow | undefined)[] = new Array(items.length);
-    for (const r of rows) byN[r.n] = r;
+  private async startBatch(commands: StartCommand[], wait: boolean): Promise<(StartResult | undefined)[]> {
+    const order = commands.map((_, n) => n).sort((a, b) => (commands[a].account < commands[b].account ? -1 : commands[a].account > commands[b].account ? 1 : a - b));
+    const rows = await this.sql<StartResult & { n: number }>(START_BATCH_SQL, [JSON.stringify(order.map((n) => commands[n])), wait], 'start_generations');
+    const byN: (StartResult | undefined)[] = new Array(commands.length);
+    for (const { n, ...r } of rows) byN[order[n - 1]] = r as StartResult;
     return byN;
   }
 
   /** A start in the database: batched, then alone and waiting if its account was busy. */
-  private async submit(item: StartItem): Promise<StartRow | undefined> {
-    const row = await this.starts.submit(item);
-    if (!row?.busy) return row;
-    const waited = await this.waitingStarts.submit(item);
-    if (waited?.busy) throw new Error(`start on account ${item.account} came back busy after waiting for its lock`);
+  private async submit(command: StartCommand): Promise<StartResult | undefined> {
+    const row = await this.starts.submit(command);
+    if (row?.outcome !== 'busy') return row;
+    const waited = await this.waitingStarts.submit(command);
+    if (waited?.outcome === 'busy') throw new Error(`start on account ${command.account} came back busy after waiting for its lock`);
     return waited;
   }
 
   async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
     const priced = await this.quotes.price(req.settings, 'input.settings');
-    const quote = req.quoteId ? await this.quotes.find(accountId, req.quoteId) : undefined;
-    const key = req.idempotencyKey
-      ? { scope: accountId, key: req.idempotencyKey, operation: 'startGeneration', hash: requestHash('startGeneration', { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null }) }
-      : undefined;
-    const outcome = await this.attempt(accountId, req, priced, quote, key?.hash);
-    // The key was taken (a retry, or a concurrent duplicate that committed first): this
-    // start changed nothing; answer with the first request's outcome.
-    if (outcome === KEY_TAKEN) return this.replay(accountId, await replayOf<StartOutcome>(this.db, key!));
-    if (key && outcome.error) {
-      // Refusals are kept too, so that a retry after a top-up gets the same answer.
-      const { quote: _q, ...store } = outcome;
-      const first = await record<StartOutcome>(this.db, key, store, this.clock.now());
-      if (first instanceof KeyReused || first.error?.code !== outcome.error.code || first.quoteId !== outcome.quoteId) return this.replay(accountId, first);
+    const key = keyFor(accountId, req.idempotencyKey, 'startGeneration', { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null });
+    if (key) {
+      const kept = await lookup<KeptStart>(this.db, key);
+      if (kept) return answerKept(kept, (k) => this.replay(accountId, k));
     }
-    return outcome;
+    const quote = req.quoteId ? await this.quotes.find(accountId, req.quoteId) : undefined;
+    const outcome = await this.attempt(accountId, req, priced, quote, key);
+    if (outcome !== KEY_TAKEN && !(key && outcome.error)) return outcome;
+    // Refusals are kept too, so that a retry after a top-up gets the same answer; a key taken
+    // meanwhile (a concurrent duplicate that committed first) answers with the first outcome.
+    if (outcome !== KEY_TAKEN) {
+      const { quote: _view, job: _job, ...keep } = outcome;
+      if (await claim(this.db, key!, keep, this.clock.now())) return outcome;
+    }
+    const kept = await lookup<KeptStart>(this.db, key!);
+    if (!kept) throw new Error('the idempotency record of startGeneration vanished');
+    return answerKept(kept, (k) => this.replay(accountId, k));
   }
 
-  /** Rebuilds a kept outcome: a job (with the balance its debit left) or the kept refusal. */
-  private async replay(accountId: string, stored: StartOutcome | KeyReused): Promise<StartOutcome> {
-    if (stored instanceof KeyReused) {
-      return { error: keyReusedError() };
-    }
-    if (!stored.jobId) return stored;
-    const job = await this.get(accountId, stored.jobId);
+  /** Rebuilds a kept outcome: the job as it is now (with the balance its debit left), or the kept refusal. */
+  private async replay(accountId: string, kept: KeptStart): Promise<StartOutcome> {
+    if (!kept.jobId) return kept;
+    const job = await this.get(accountId, kept.jobId);
     const [debit] = (await this.db.query(
       `SELECT e.balance_after, a.low_credit_threshold FROM ledger_entries e JOIN accounts a ON a.id = e.account_id
         WHERE e.job_id = $1 AND e.kind = 'DEBIT' AND e.account_id = $2`,
-      [stored.jobId, accountId],
+      [kept.jobId, accountId],
     )) as { balance_after: number; low_credit_threshold: number }[];
     return {
-      jobId: stored.jobId,
+      jobId: kept.jobId,
       job,
       quoteId: job?.quote_id ?? undefined,
       balance: debit ? { accountId, available: debit.balance_after, lowCreditThreshold: debit.low_credit_threshold } : undefined,
     };
   }
 
-  /**
-   * The quote's checks, then the start in the database (batched with others): the tier gate,
-   * the debit (only when the gate passed), the job (only when the debit succeeded), its event
-   * and, with a key, the idempotency record.
-   */
-  private async attempt(accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, hash: string | undefined): Promise<StartOutcome | typeof KEY_TAKEN> {
+  /** The quote's checks, then the tier gate and the start in the database (decided again when stale). */
+  private async attempt(accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, key: IdempotencyKey | undefined): Promise<StartOutcome | typeof KEY_TAKEN> {
     const now = this.clock.now();
     if (req.quoteId) {
       if (!quote) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No quote of yours has this id', field: ['input', 'quoteId'] } };
@@ -213,64 +187,65 @@ export class GenerationService {
     }
     const credits = quote?.credits ?? priced.price.credits;
     const costClass = quote?.costClass ?? priced.price.costClass;
-    const version = quote?.priceBookVersion ?? priced.priceBookVersion;
     const jobId = randomUUID();
-    const row = await this.submit({
-      account: accountId,
-      credits,
-      description: `Generation: ${CLASS_LABEL[costClass].toLowerCase()}${priced.settings.count > 1 ? ` ×${priced.settings.count}` : ''}`,
-      job: jobId,
-      needs: requiredFeatures(costClass, priced.model.premium),
-      side: Math.max(priced.settings.width, priced.settings.height),
-      key: req.idempotencyKey ?? null,
-      now,
-      type: priced.settings.type,
-      settings: priced.settings,
-      prompt: req.prompt,
-      cost_class: costClass,
-      version,
-      quote: quote?.id ?? null,
-      hash: hash ?? null,
-    });
-    if (!row) throw new Error(`account ${accountId} does not exist`);
-    if (row.key_taken) return KEY_TAKEN;
-
-    if (!row.allowed) {
-      const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
-      const view = await this.quotes.view(held, row.available_now, row.tier, priced);
-      return {
-        quote: view,
-        quoteId: held.id,
-        error: {
-          code: UserErrorCode.FEATURE_NOT_IN_TIER,
-          message: `Your ${row.tier} plan does not include ${view.missingFeatures.join(', ')}` +
-            (view.requiredTier ? `; the ${view.requiredTier} plan does` : ''),
-          field: ['input', 'settings'],
-        },
+    for (let tries = 0; ; tries++) {
+      const [account] = await this.sql<Standing>('SELECT tier, plan_status, available FROM accounts WHERE id = $1', [accountId], 'start_standing');
+      if (!account) throw new Error(`account ${accountId} does not exist`);
+      const tier = (await this.catalog.tiers()).find((t) => t.code === featureTier(account))!;
+      if (missingFeatures(tier, priced.settings, costClass, priced.model.premium).length) {
+        const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
+        const view = await this.quotes.view(held, account.available, tier.code, priced);
+        return {
+          quote: view,
+          quoteId: held.id,
+          error: { code: UserErrorCode.FEATURE_NOT_IN_TIER, message: gateRefusalMessage(account, view.missingFeatures, view.requiredTier), field: ['input', 'settings'] },
+        };
+      }
+      const r = await this.submit({
+        account: accountId,
+        credits,
+        description: `Generation: ${CLASS_LABEL[costClass].toLowerCase()}${priced.settings.count > 1 ? ` ×${priced.settings.count}` : ''}`,
+        job: jobId,
+        type: priced.settings.type,
+        settings: priced.settings,
+        prompt: req.prompt,
+        cost_class: costClass,
+        price_book_version: quote?.priceBookVersion ?? priced.priceBookVersion,
+        quote: quote?.id ?? null,
+        tier: account.tier,
+        plan_status: account.plan_status,
+        queue_class: tier.queueClass,
+        queue_rank: QUEUE_RANK[tier.queueClass],
+        key: key?.key ?? null,
+        request_hash: key?.hash ?? null,
+        response: { jobId } satisfies KeptStart,
+        now,
+      });
+      if (!r) throw new Error(`account ${accountId} does not exist`);
+      if (r.outcome === 'key_taken') return KEY_TAKEN;
+      // The tier or plan status changed since it was read: decide again on the new one.
+      if (r.outcome === 'stale' && tries < MAX_STALE_RETRIES) continue;
+      if (r.outcome !== 'debited' && r.outcome !== 'short') throw new Error(`a start on account ${accountId} came back ${r.outcome} (after ${tries} stale tries)`);
+      const balance = { accountId, available: r.balance, lowCreditThreshold: r.threshold };
+      if (r.outcome === 'short') {
+        const missing = credits - r.balance;
+        const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
+        return {
+          balance,
+          quote: await this.quotes.view(held, r.balance, tier.code, priced),
+          quoteId: held.id,
+          topUpPacks: await this.topUpOptions(missing),
+          error: { code: UserErrorCode.INSUFFICIENT_CREDITS, message: `This generation costs ${credits} credits and your balance is ${r.balance}: ${missing} more needed` },
+        };
+      }
+      const job: JobRow = {
+        id: jobId, account_id: accountId, status: JobStatus.QUEUED, type: priced.settings.type as JobRow['type'], prompt: req.prompt,
+        cost_class: costClass, credits, price_book_version: quote?.priceBookVersion ?? priced.priceBookVersion, quote_id: quote?.id ?? null,
+        queue_class: tier.queueClass as JobRow['queue_class'], progress: 0, result_urls: [], failure_reason: null, refunded: false,
+        created_at: now, started_at: null, finished_at: null,
       };
+      return { jobId, job, quoteId: quote?.id, quote: quote ? await this.quotes.view(quote, r.balance + credits, tier.code, priced) : undefined, balance };
     }
-    const balance = { accountId, available: row.balance!, lowCreditThreshold: row.threshold };
-    if (!row.ok) {
-      const missing = credits - row.balance!;
-      const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
-      return {
-        balance,
-        quote: await this.quotes.view(held, row.balance!, row.tier, priced),
-        quoteId: held.id,
-        topUpPacks: await this.topUpOptions(missing),
-        error: {
-          code: UserErrorCode.INSUFFICIENT_CREDITS,
-          message: `This generation costs ${credits} credits and your balance is ${row.balance}: ${missing} more needed`,
-        },
-      };
-    }
-    const job: JobRow = {
-      id: jobId, account_id: accountId, status: JobStatus.QUEUED, type: priced.settings.type as JobRow['type'], prompt: req.prompt,
-      cost_class: costClass, credits, price_book_version: version, quote_id: quote?.id ?? null,
-      queue_class: row.queue_class as JobRow['queue_class'], progress: 0, result_urls: [], failure_reason: null, refunded: false,
-      created_at: now, started_at: null, finished_at: null,
-    };
-    return { jobId, job, quoteId: quote?.id, quote: quote ? await this.quotes.view(quote, row.balance! + credits, row.tier, priced) : undefined, balance };
   }
 
   /** Pack codes covering a shortfall, smallest first; the largest pack when none covers it alone. */

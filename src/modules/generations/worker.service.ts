@@ -14,14 +14,14 @@ import type { JobRow } from './generation-job.type';
 import { isUuid } from '../../common/ids';
 import { JobStatus } from './job-status.enum';
 
-/** SQL (a CTE body) that keeps a JOB_FINISHED notification for finished rows of `t`. */
+/** SQL (a CTE body) that keeps a JOB_FINISHED notification for finished rows of `t` (templates jobSucceeded, jobFailed of notices.ts). */
 function finishedNoteSql(t: string): string {
-  return `INSERT INTO notifications (account_id, kind, message, job_id, created_at)
+  return `INSERT INTO notifications (account_id, kind, template, params, job_id, created_at)
     SELECT ${t}.account_id, 'JOB_FINISHED',
+           CASE ${t}.status WHEN 'SUCCEEDED' THEN 'jobSucceeded' ELSE 'jobFailed' END,
            CASE ${t}.status
-             WHEN 'SUCCEEDED' THEN format('Your %s generation is ready: %s result%s.', lower(${t}.type), cardinality(${t}.result_urls),
-                                          CASE WHEN cardinality(${t}.result_urls) = 1 THEN '' ELSE 's' END)
-             ELSE format('Your %s generation failed (%s); its %s credits were refunded.', lower(${t}.type), ${t}.failure_reason, ${t}.credits)
+             WHEN 'SUCCEEDED' THEN jsonb_build_object('type', ${t}.type, 'results', cardinality(${t}.result_urls))
+             ELSE jsonb_build_object('type', ${t}.type, 'reason', ${t}.failure_reason, 'credits', ${t}.credits)
            END, ${t}.id, ${t}.finished_at
       FROM ${t} WHERE ${t}.status IN ('SUCCEEDED', 'FAILED')`;
 }

@@ -2,7 +2,7 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
-import { idempotent, KeyReused, keyReusedError } from './idempotency';
+import { keyed, keyFor } from '../../common/idempotency/idempotency';
 import { LedgerEntryKind, LotSource } from './ledger.enums';
 import { BalanceOverflow, type BalanceSnapshot, type LedgerService } from './ledger.service';
 
@@ -24,11 +24,11 @@ export class AdjustmentService {
 
   async adjust(actor: string, req: AdjustRequest): Promise<AdjustOutcome> {
     const { idempotencyKey, ...input } = req;
-    const out = await idempotent<AdjustOutcome, AdjustOutcome>(
-      this.db,
-      { scope: actor, key: idempotencyKey, operation: 'adjustCredits', input },
-      () => this.clock.now(),
-      async (tx) => {
+    // The kept outcome is the answer itself: ids and numbers only.
+    return keyed<AdjustOutcome, AdjustOutcome>(this.db, keyFor(actor, idempotencyKey, 'adjustCredits', input), () => this.clock.now(), {
+      answer: async (fresh) => fresh,
+      replay: async (kept) => kept,
+      work: async (tx) => {
         const common = { accountId: req.accountId, description: req.reason, actor, idempotencyKey };
         let outcome: AdjustOutcome;
         try {
@@ -55,12 +55,8 @@ export class AdjustmentService {
           if (!(e instanceof BalanceOverflow)) throw e;
           outcome = { error: { code: UserErrorCode.INVALID_INPUT, message: 'The balance would exceed 2147483647 credits', field: ['input', 'amount'] } };
         }
-        return { result: outcome, store: outcome };
+        return outcome;
       },
-    );
-    if (out instanceof KeyReused) {
-      return { error: keyReusedError() };
-    }
-    return 'fresh' in out ? out.fresh : out.stored;
+    });
   }
 }

@@ -9,7 +9,6 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import type { Tx } from '../../common/db/transaction';
-import { publishInTx } from '../../common/events/events';
 import type { TierCode } from '../catalog/catalog.enums';
 import { LedgerEntryKind, LotSource } from './ledger.enums';
 import { CreditLotEntity } from './credit-lot.entity';
@@ -157,7 +156,8 @@ export class LedgerService {
       `UPDATE accounts SET low_credit_threshold = $2, updated_at = $3 WHERE id = $1 RETURNING ${BALANCE_COLUMNS}`,
       [accountId, threshold, this.clock.now()],
     )) as BalanceSnapshot[];
-    if (balance) await publishInTx(tx, { type: 'balance', ...balance });
+    // The same balance event as every ledger function's; the balance did not move, so no warning.
+    if (balance) await tx.query('SELECT ledger_balance_event($1, $2, $3, $2, $4)', [accountId, balance.available, balance.lowCreditThreshold, this.clock.now()]);
     return balance;
   }
 }

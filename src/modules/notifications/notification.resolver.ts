@@ -1,3 +1,4 @@
+import { render } from './notices';
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Resolver, Root, Subscription } from 'type-graphql';
 import { badUserInput } from '../../common/errors/graphql-errors';
 import type { WarningEvent } from '../../common/events/events';
@@ -50,7 +51,7 @@ export class NotificationResolver {
       level: e.level as WarningLevel,
       balance: e.balance,
       threshold: e.threshold,
-      message: e.message,
+      message: render(e.level === 'LOW' ? 'lowCredits' : 'creditsDepleted', e),
       topUpOptions: await ctx.services.catalog.packs(),
       at: new Date(e.at),
     };

@@ -1,18 +1,10 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Connection } from '../../common/relay/connection.type';
 import { CreditPack } from '../catalog/credit-pack.type';
+import { NotificationKind } from './notification-kind.enum';
+import { render } from './notices';
 
-export enum NotificationKind {
-  LOW_CREDITS = 'LOW_CREDITS',
-  CREDITS_DEPLETED = 'CREDITS_DEPLETED',
-  JOB_FINISHED = 'JOB_FINISHED',
-  PURCHASE_COMPLETED = 'PURCHASE_COMPLETED',
-  REFUND_DECIDED = 'REFUND_DECIDED',
-  PLAN_RENEWED = 'PLAN_RENEWED',
-  PLAN_ENDED = 'PLAN_ENDED',
-  PAYMENT_REVERSED = 'PAYMENT_REVERSED',
-}
-registerEnumType(NotificationKind, { name: 'NotificationKind' });
+export { NotificationKind };
 
 export enum WarningLevel {
   LOW = 'LOW',
@@ -24,7 +16,8 @@ registerEnumType(WarningLevel, { name: 'WarningLevel' });
 export interface NotificationRow {
   id: string;
   kind: NotificationKind;
-  message: string;
+  template: string;
+  params: unknown;
   job_id: string | null;
   created_at: Date;
   read_at: Date | null;
@@ -40,7 +33,7 @@ export class Notification {
   @Field(_type => Date, { nullable: true }) readAt: Date | null;
 
   static fromRow(r: NotificationRow): Notification {
-    return Object.assign(new Notification(), { id: r.id, kind: r.kind, message: r.message, jobId: r.job_id, createdAt: r.created_at, readAt: r.read_at });
+    return Object.assign(new Notification(), { id: r.id, kind: r.kind, message: render(r.template, r.params), jobId: r.job_id, createdAt: r.created_at, readAt: r.read_at });
   }
 }
 

@@ -14,7 +14,7 @@ import type { PriceBookService } from './price-book.service';
 import { priceOf, type Price } from './price-rules';
 import { isUuid } from '../../common/ids';
 import { QuoteEntity } from './quote.entity';
-import { cheapestTierAllowing, missingFeatures } from './tier-gate';
+import { cheapestTierAllowing, featureTier, missingFeatures } from './tier-gate';
 
 export interface Priced {
   settings: NormalizedSettings;
@@ -65,16 +65,13 @@ export class QuoteService {
   /** Prices the settings for the account and keeps the quote. */
   async quote(accountId: string, input: SettingsInputShape): Promise<QuoteView> {
     const priced = await this.price(input);
-    // An unpaid (PAST_DUE) plan gives FREE features until it is paid.
-    const [account] = (await this.db.query(
-      `SELECT available, CASE WHEN plan_status = 'PAST_DUE' THEN 'FREE' ELSE tier END AS tier FROM accounts WHERE id = $1`,
-      [accountId],
-    )) as {
+    const [account] = (await this.db.query('SELECT available, tier, plan_status FROM accounts WHERE id = $1', [accountId])) as {
       available: number;
       tier: TierCode;
+      plan_status: string;
     }[];
     const row = await this.save(undefined, accountId, priced);
-    return this.view(row, account.available, account.tier, priced);
+    return this.view(row, account.available, featureTier(account), priced);
   }
 
   /** Stores a priced request as a quote (inside `tx` when given). */

@@ -5,10 +5,24 @@
  * PRO adds premium models, premium videos and high resolution. MAX has everything.
  * (Which tier has which feature and resolution is catalog data.)
  */
-import { Feature } from '../catalog/catalog.enums';
+import { Feature, TierCode } from '../catalog/catalog.enums';
 import type { TierEntity } from '../catalog/tier.entity';
 import { CostClass } from './cost-class.enum';
 import type { NormalizedSettings } from './generation-settings';
+
+/** The tier whose features an account has: an unpaid (PAST_DUE) plan gives FREE features until it is paid. */
+export function featureTier(account: { tier: TierCode; plan_status: string }): TierCode {
+  return account.plan_status === 'PAST_DUE' ? TierCode.FREE : account.tier;
+}
+
+/** Why a start is refused by the gate, in the caller's words. */
+export function gateRefusalMessage(account: { tier: TierCode; plan_status: string }, missing: Feature[], requiredTier: TierCode | null): string {
+  const lacks = missing.join(', ');
+  if (featureTier(account) !== account.tier) {
+    return `Your ${account.tier} plan is unpaid: until it is paid you have the ${featureTier(account)} plan's features, which do not include ${lacks}`;
+  }
+  return `Your ${account.tier} plan does not include ${lacks}` + (requiredTier ? `; the ${requiredTier} plan does` : '');
+}
 
 export function requiredFeatures(costClass: CostClass, premiumModel: boolean): Feature[] {
   const needs: Feature[] = [];

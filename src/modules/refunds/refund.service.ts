@@ -20,6 +20,7 @@ import { tierMap, type PlanLifecycle } from '../billing/plans/plan-lifecycle';
 import type { Tiers } from '../billing/plans/plan-policy';
 import type { TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
+import { keepNotice, purchaseName, refOf, type Notice } from '../notifications/notices';
 import { decideApproval, decideRequest } from './refund-policy';
 import type { RefundRequestRow } from './refund-request.type';
 
@@ -86,7 +87,7 @@ export class RefundService {
       group = null;
       if (decision.kind === 'deny') {
         const request = await this.insert(tx, purchase, 'DENIED', 0, 0, reason, decision.why, now, true);
-        await this.notify(tx, purchase.account_id, `Your refund request for the ${describe(purchase)} was declined: ${decision.why}.`, now);
+        await keepNotice(tx, purchase.account_id, { template: 'refundDeclined', params: { purchase: refOf(purchase), why: decision.why } }, now);
         return { request, error: { code: decision.code, message: decision.why } };
       }
       if (decision.kind === 'review') return { request: await this.insert(tx, purchase, 'PENDING_REVIEW', decision.cents, 0, reason, decision.why, now, false) };
@@ -95,7 +96,7 @@ export class RefundService {
       group = refunded.group;
       const request = await this.insert(tx, purchase, 'APPROVED', purchase.amount_cents, refunded.revoked, reason,
         'Refunded in full: asked within 24 hours and no credits used since', now, true, id);
-      await this.notify(tx, purchase.account_id, refundedMessage(purchase, purchase.amount_cents, refunded.revoked), now);
+      await keepNotice(tx, purchase.account_id, refundedNotice(purchase, purchase.amount_cents, refunded.revoked), now);
       return { request };
     });
     return this.paying(out, group);
@@ -140,7 +141,7 @@ export class RefundService {
           `UPDATE refund_requests SET status = 'DENIED', amount_cents = 0, decision_reason = $2, decided_by = $3, decided_at = $4 WHERE id = $1 RETURNING *`,
           [id, why, adminId, now],
         );
-        await this.notify(tx, r.account_id, `Your refund request for the ${describe(p)} was declined${why ? `: ${why}` : ''}.`, now);
+        await keepNotice(tx, r.account_id, { template: 'refundDeclined', params: { purchase: refOf(p), why: why || null } }, now);
         return { request: denied };
       };
       if (!approve) return deny(note || 'Declined after review');
@@ -157,7 +158,7 @@ export class RefundService {
           WHERE id = $1 RETURNING *`,
         [id, note || `Partial refund of ${decided.cents} cents approved after review; the plan ends with its current month`, adminId, now, decided.cents],
       );
-      await this.notify(tx, r.account_id, `Your ${describe(p)} was refunded in part: ${money(decided.cents, p.currency)} is on its way back; the plan runs to the end of this month (${a.allowance_period_end!.toISOString().slice(0, 10)}).`, now);
+      await keepNotice(tx, r.account_id, { template: 'refundedInPart', params: { purchase: refOf(p), cents: decided.cents, currency: p.currency, until: a.allowance_period_end!.toISOString().slice(0, 10) } }, now);
       return { request: approved };
     });
     return this.paying(out, group);
@@ -236,19 +237,12 @@ export class RefundService {
     return request;
   }
 
-  private async notify(tx: Tx, accountId: string, message: string, now: Date, kind = 'REFUND_DECIDED'): Promise<void> {
-    await tx.query(`INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, $2, $3, $4)`, [accountId, kind, message, now]);
-  }
 }
 
 const tierOf = (tiers: Tiers, code: string | null) => (code ? tiers.get(code as TierCode) : undefined);
 
-const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency.trim()}`;
-
-function refundedMessage(p: PurchaseRow, cents: number, revoked: number): string {
-  return `Your ${describe(p)} was refunded: ${money(cents, p.currency)} is on its way back and its ${revoked} credits were withdrawn.`;
+function refundedNotice(p: PurchaseRow, cents: number, revoked: number): Notice {
+  return { template: 'refunded', params: { purchase: refOf(p), cents, currency: p.currency, revoked } };
 }
 
-function describe(p: PurchaseRow): string {
-  return p.pack_code ? `${p.pack_code} credit pack` : `${p.tier} plan`;
-}
+const describe = (p: PurchaseRow): string => purchaseName(refOf(p));

@@ -28,6 +28,7 @@ import type { Tiers } from '../billing/plans/plan-policy';
 import type { TierCode } from '../catalog/catalog.enums';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import type { LedgerService } from '../ledger/ledger.service';
+import { keepNotice, purchaseName, refOf, type Notice } from '../notifications/notices';
 
 /** Where a payment is named: its payment intent, and the invoice it paid when the event says. */
 export interface PaymentRef {
@@ -73,7 +74,7 @@ export class ReversalService {
     const status = full || p.status === PurchaseStatus.REFUNDED ? PurchaseStatus.REFUNDED : PurchaseStatus.PARTIALLY_REFUNDED;
     const back = amountRefunded - Math.max(covered.ours, covered.seen);
     return this.reverse(tx, p, 'REFUND', `refunded:${amountRefunded}`, amountRefunded, status, tiers, (revoked) =>
-      `${money(back, p.currency)} of your ${describe(p)} was refunded to you at the payment provider: ${withdrawn(revoked)}.`);
+      ({ template: 'refundedAtProvider', params: { purchase: refOf(p), cents: back, currency: p.currency, revoked } }));
   }
 
   /** The buyer disputed a purchase's payment: the money is with them while the dispute is open. */
@@ -83,7 +84,7 @@ export class ReversalService {
     // A purchase refunded already stays REFUNDED (nothing is left to withdraw).
     const status = p.status === PurchaseStatus.REFUNDED ? PurchaseStatus.REFUNDED : PurchaseStatus.DISPUTED;
     return this.reverse(tx, p, 'DISPUTE', dispute, amount, status, tiers, (revoked) =>
-      `Your payment for the ${describe(p)} was disputed with your bank: ${withdrawn(revoked)}.${revoked ? ' If the dispute is decided for us, they come back.' : ''}`);
+      ({ template: 'disputed', params: { purchase: refOf(p), revoked } }));
   }
 
   /** A dispute closed. Lost: the money stays with the buyer (withdrawn now, if its opening was never applied). Won: the credits come back, once. */
@@ -160,7 +161,7 @@ export class ReversalService {
   /** Withdraws the purchase's unspent credits, marks it, records the reversal, notifies, ends the plan it paid for. */
   private async reverse(
     tx: Tx, p: PurchaseRow, reason: 'REFUND' | 'DISPUTE', providerRef: string, amountCents: number, status: PurchaseStatus, tiers: Tiers,
-    message: (revoked: number) => string,
+    notice: (revoked: number) => Notice,
   ): Promise<string | null> {
     const now = this.clock.now();
     const [mark] = await tx.query<{ id: string }>('SELECT coalesce(max(id), 0) AS id FROM ledger_entries WHERE account_id = $1', [p.account_id]);
@@ -176,7 +177,7 @@ export class ReversalService {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
       [this.providerName, p.id, p.account_id, reason, providerRef, amountCents, p.status, revoked, mark.id, now],
     );
-    await tx.query(`INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, 'PAYMENT_REVERSED', $2, $3)`, [p.account_id, message(revoked), now]);
+    await keepNotice(tx, p.account_id, notice(revoked), now);
     // A plan ends once: a purchase already REFUNDED or DISPUTED ended it then.
     if (p.kind !== PurchaseKind.PLAN || p.status === PurchaseStatus.REFUNDED || p.status === PurchaseStatus.DISPUTED) return null;
     return this.endPlan(tx, p, tiers);
@@ -196,10 +197,4 @@ export class ReversalService {
   }
 }
 
-const withdrawn = (revoked: number) => (revoked > 0 ? `its ${revoked} unspent credits were withdrawn` : 'no unspent credits were left to withdraw');
-
-const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency.trim()}`;
-
-function describe(p: PurchaseRow): string {
-  return p.pack_code ? `${p.pack_code} credit pack` : `${p.tier} plan`;
-}
+const describe = (p: PurchaseRow): string => purchaseName(refOf(p));

@@ -51,10 +51,8 @@ export interface NewPlanPurchase {
   periodEnd: Date | null;
 }
 
-export interface Notice {
-  kind: 'PURCHASE_COMPLETED' | 'PLAN_RENEWED' | 'PLAN_ENDED' | 'REFUND_DECIDED';
-  message: string;
-}
+export type { Notice } from '../../notifications/notices';
+import type { Notice } from '../../notifications/notices';
 
 export interface PlanDecision {
   error?: PlanError;

@@ -10,14 +10,13 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../../common/clock';
-import { isUniqueViolation } from '../../../common/db/sql';
-import { Rollback, transaction, type Tx } from '../../../common/db/transaction';
+import { transaction, type Tx } from '../../../common/db/transaction';
 import { UserErrorCode } from '../../../common/errors/user-error-code.enum';
 import { derivedId, isUuid } from '../../../common/ids';
 import type { BillingInterval, TierCode } from '../../catalog/catalog.enums';
 import type { CatalogService } from '../../catalog/catalog.service';
 import type { TierEntity } from '../../catalog/tier.entity';
-import { keyReusedError, readRecord, requestHash } from '../../ledger/idempotency';
+import { keyed, keyFor } from '../../../common/idempotency/idempotency';
 import type { PaymentProvider, SubscribeResult, UpgradeResult } from '../payment-provider';
 import { refusedOr, type IntentRow, type PaymentIntents, type Refused } from '../payment-intents';
 import { awaitCheckout, failPending } from '../purchase-writes';
@@ -56,50 +55,32 @@ export class PlanLifecycle {
   }
 
   async changePlan(accountId: string, req: { tier: TierCode; interval: BillingInterval; idempotencyKey?: string | null }): Promise<PlanOutcome> {
-    const key = req.idempotencyKey
-      ? { scope: accountId, key: req.idempotencyKey, operation: 'changePlan', hash: requestHash('changePlan', { tier: req.tier, interval: req.interval }) }
-      : undefined;
-    // A retry must not charge again: answer from the record before doing anything.
-    if (key) {
-      const first = await readRecord<Kept>(this.db, key.scope, key.key);
-      if (first) return first.operation === key.operation && first.request_hash === key.hash ? this.replay(accountId, first.response) : { error: keyReusedError() };
-    }
+    const key = keyFor(accountId, req.idempotencyKey, 'changePlan', { tier: req.tier, interval: req.interval });
     // Read before the transaction: a catalog reload inside it would need a second connection.
     const tiers = tierMap(await this.catalog.tiers());
     // One purchase id per request (per key when there is one): the provider's keys derive from it.
     const purchaseId = key ? derivedId('changePlan', accountId, key.key) : randomUUID();
-    await this.settlePlanPayments(accountId);
-    const closed = await this.closeOtherCheckout(accountId, req.tier, req.interval, tiers);
-    if (closed) return closed;
-    let kept: Kept | 'taken';
-    try {
-      kept = await transaction<Kept | 'taken'>(this.db, async (tx) => {
+    return keyed<Kept, PlanOutcome>(this.db, key, () => this.clock.now(), {
+      // A retry must not charge again: the key is looked up before anything is done.
+      prepare: async () => {
+        await this.settlePlanPayments(accountId);
+        return this.closeOtherCheckout(accountId, req.tier, req.interval, tiers);
+      },
+      work: async (tx) => {
         const s = await this.store.load(tx, accountId);
         if (!s) throw new Error(`account ${accountId} does not exist`);
         const openCheckout = await this.store.openCheckout(tx, accountId);
         const d = decide(s, { type: 'change', tier: req.tier, interval: req.interval, purchaseId, openCheckout }, this.clock.now(), tiers);
-        const out: Kept = d.error ? { error: d.error } : { purchaseId: d.reuse?.id ?? d.purchase?.id, groupId: d.error || d.reuse ? null : await this.store.apply(tx, s, d) };
-        if (key) {
-          const taken = await tx.query(
-            `INSERT INTO idempotency_keys (scope, key, operation, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1`,
-            [key.scope, key.key, key.operation, key.hash, JSON.stringify(out), this.clock.now()],
-          );
-          if (!taken.length) throw new Rollback<'taken'>('taken'); // rolls this attempt back
-        }
-        return out;
-      });
-    } catch (e) {
-      if (!(key && isUniqueViolation(e, 'purchases_pkey'))) throw e;
-      kept = 'taken';
-    }
-    if (kept === 'taken') {
-      // A concurrent duplicate with the key committed first: answer with its record.
-      const first = await readRecord<Kept>(this.db, key!.scope, key!.key);
-      if (!first) throw new Error('idempotency record vanished');
-      return first.operation === key!.operation && first.request_hash === key!.hash ? this.replay(accountId, first.response) : { error: keyReusedError() };
-    }
-    if (kept.groupId) await this.intents.runGroup(kept.groupId);
-    return this.outcome(accountId, kept);
+        return d.error ? { error: d.error } : { purchaseId: d.reuse?.id ?? d.purchase?.id, groupId: d.reuse ? null : await this.store.apply(tx, s, d) };
+      },
+      answer: async (kept) => {
+        if (kept.groupId) await this.intents.runGroup(kept.groupId);
+        return this.outcome(accountId, kept);
+      },
+      replay: (kept) => this.replay(accountId, kept),
+      // A concurrent duplicate with the key writes the same derived purchase id.
+      duplicateOn: ['purchases_pkey'],
+    });
   }
 
   async cancelPlan(accountId: string): Promise<PlanOutcome> {

@@ -19,7 +19,8 @@ import { TierCode, type BillingInterval } from '../../catalog/catalog.enums';
 import type { TierEntity } from '../../catalog/tier.entity';
 import type { IntentSpec } from '../payment-intents';
 import { addMonths, anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
-import type { PlanCommand, PlanDecision, Tiers } from './plan-decision';
+import type { Notice, PlanCommand, PlanDecision, Tiers } from './plan-decision';
+import type { PlanEnd } from '../../notifications/notices';
 import { planPrice, priceOf, upgradeCredits, type PlanPrice } from './plan-price';
 import type { PlanState } from './plan-state';
 
@@ -27,6 +28,7 @@ export type { NewPlanPurchase, Notice, OpenCheckout, PlanChanges, PlanCommand, P
 
 const billed = (i: BillingInterval) => (i === 'ANNUAL' ? 'annually' : 'monthly');
 
+const ended = (plan: TierEntity, how: PlanEnd): Notice => ({ template: 'planEnded', params: { plan: plan.name, how } });
 const none = (): PlanDecision => ({ grants: [], calls: [], notices: [] });
 const refuse = (code: UserErrorCode, message: string, field?: string[]): PlanDecision => ({ ...none(), error: { code, message, field } });
 
@@ -130,7 +132,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
       const key = `cancel-${s.accountId}-${now.toISOString()}`;
       if (paid && s.status === 'PAST_DUE') {
         // Unpaid: nothing left to run to; it ends now, and the provider stops collecting.
-        const d: PlanDecision = { ...none(), end: true, notices: [{ kind: 'PLAN_ENDED', message: `Your unpaid ${current.name} plan ended as you asked; you are on the Free plan now.` }] };
+        const d: PlanDecision = { ...none(), end: true, notices: [ended(current, 'unpaidAsked')] };
         if (s.subscription) d.calls.push(call('subscription.cancel_now', key));
         return d;
       }
@@ -157,7 +159,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
           lowCreditThreshold: target.defaultLowCreditThreshold,
         },
         grants: [{ start, end: monthEnd, tier: target.code, credits: target.monthlyCredits, purchaseId: c.purchase.id, label: target.name }],
-        notices: [{ kind: 'PURCHASE_COMPLETED', message: `Welcome to the ${target.name} plan: ${target.monthlyCredits} credits a month, ${target.queueClass.toLowerCase()} queue.` }],
+        notices: [{ template: 'planStarted', params: { plan: target.name, monthlyCredits: target.monthlyCredits, queue: target.queueClass } }],
       };
       // Two checkouts paid in a race, or a paid one replacing an unpaid plan: one subscription stays.
       if (s.subscription && s.subscription !== c.subscription) d.calls.push(call('subscription.cancel_now', `cancel-now-${c.purchase.id}`));
@@ -176,7 +178,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
           : undefined,
         changes: { tier: target.code, pendingTier: null, pendingInterval: null, cancelAtPeriodEnd: false },
         topUp: credits > 0 ? { credits, expiresAt: s.monthEnd!, purchaseId: c.purchase.id, description: `Upgrade to ${target.name}: ${credits} more credits for the rest of this month` } : undefined,
-        notices: [{ kind: 'PURCHASE_COMPLETED', message: `You are on the ${target.name} plan now: ${credits} more credits for this month.` }],
+        notices: [{ template: 'planUpgraded', params: { plan: target.name, credits } }],
       };
     }
 
@@ -207,7 +209,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         purchase: { id, status: 'COMPLETED', tier: next.code, interval: s.interval, credits: next.monthlyCredits, amountCents: c.invoice.amountPaid, currency: next.currency, ref: c.invoice.id, periodStart: start, periodEnd: end },
         changes: { tier: next.code, status: 'ACTIVE', periodStart: start, periodEnd: end, monthStart: start, monthEnd, pendingTier: null, pendingInterval: null, cancelAtPeriodEnd: false },
         grants: [{ start, end: monthEnd, tier: next.code, credits: next.monthlyCredits, purchaseId: id, label: next.name }],
-        notices: [{ kind: 'PLAN_RENEWED', message: `Your ${next.name} plan renewed: ${next.monthlyCredits} fresh credits; unused ones from last month expired.` }],
+        notices: [{ template: 'planRenewed', params: { plan: next.name, monthlyCredits: next.monthlyCredits } }],
       };
     }
 
@@ -217,8 +219,8 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
 
     case 'subscriptionEnded':
       // Ended as asked (cancelled at the period end), or by the provider (unpaid for too long).
-      if (s.cancelAtPeriodEnd) return endNow(s, tiers, s.periodEnd && s.periodEnd < now ? s.periodEnd : now, `Your ${current.name} plan ended as you asked; you are on the Free plan now.`);
-      return endNow(s, tiers, now, `Your ${current.name} plan ended; you are on the Free plan now.`);
+      if (s.cancelAtPeriodEnd) return endNow(s, tiers, s.periodEnd && s.periodEnd < now ? s.periodEnd : now, ended(current, 'asked'));
+      return endNow(s, tiers, now, ended(current, 'ended'));
 
     case 'timePassed': {
       if (s.status !== 'ACTIVE') return none();
@@ -239,7 +241,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         };
       }
       if (s.periodEnd <= now && s.cancelAtPeriodEnd) {
-        return endNow(s, tiers, s.periodEnd, `Your ${current.name} plan ended as you asked; you are on the Free plan now.`);
+        return endNow(s, tiers, s.periodEnd, ended(current, 'asked'));
       }
       return none(); // the next period starts when the provider says its renewal was paid
     }
@@ -257,7 +259,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         if (s.subscription) d.calls.push(call('subscription.cancel_at', `cancel-at-${s.accountId}-${now.toISOString()}`, { at: s.monthEnd!.toISOString() }));
         return d;
       }
-      const d: PlanDecision = { ...none(), end: true, notices: [{ kind: 'PLAN_ENDED', message: `Your ${current.name} plan ended with its refund; you are on the Free plan now.` }] };
+      const d: PlanDecision = { ...none(), end: true, notices: [ended(current, 'refund')] };
       if (s.subscription) d.calls.push(call('subscription.cancel_now', `refund-cancel-${s.accountId}-${now.toISOString()}`));
       return d;
     }
@@ -265,10 +267,10 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
 }
 
 /** The plan ends at `at`: FREE again (with the FREE tier's own month, when the catalog gives it credits). */
-function endNow(s: PlanState, tiers: Tiers, at: Date, message: string): PlanDecision {
+function endNow(s: PlanState, tiers: Tiers, at: Date, notice: Notice): PlanDecision {
   if (s.tier === TierCode.FREE && !s.subscription) return none();
   const d: PlanDecision = { ...freeMonth(tiers.get(TierCode.FREE)!, at), end: true };
-  d.notices.push({ kind: 'PLAN_ENDED', message });
+  d.notices.push(notice);
   return d;
 }
 

@@ -4,6 +4,7 @@
  * columns, the purchase, the allowance grants (once per account and month), an upgrade's credits,
  * the notices, and the provider calls as payment intents (made after commit).
  */
+import { keepNotice } from '../../notifications/notices';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../../common/clock';
 import type { Tx } from '../../../common/db/transaction';
@@ -132,7 +133,7 @@ export class PlanStore {
     if (d.refundInvoice) calls.push(...(await this.refundInvoice(tx, s, d.refundInvoice, now)));
     calls.push(...first, ...d.calls);
     for (const n of d.notices) {
-      await tx.query('INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, $2, $3, $4)', [id, n.kind, n.message, now]);
+      await keepNotice(tx, id, n, now);
     }
     return calls.length ? this.intents.record(tx, id, calls) : null;
   }
@@ -194,8 +195,7 @@ export class PlanStore {
        VALUES ($1, $2, $3, 'APPROVED', $4, 0, $5, $6, $6)`,
       [requestId, p.id, s.accountId, inv.amountPaid, `Collected for a period not given (${r.why}): refunded in full`, now],
     );
-    await tx.query('INSERT INTO notifications (account_id, kind, message, created_at) VALUES ($1, $2, $3, $4)', [s.accountId, 'REFUND_DECIDED',
-      `${(inv.amountPaid / 100).toFixed(2)} ${currency} was collected for a new period of your ${tier ?? 'paid'} plan after ${r.why}; it was refunded in full.`, now]);
+    await keepNotice(tx, s.accountId, { template: 'renewalRefunded', params: { cents: inv.amountPaid, currency, tier: tier ?? null, why: r.why } }, now);
     return inv.amountPaid > 0 ? [{ kind: 'refund', payload: { key: `refund-${requestId}`, requestId, ref: inv.id, amountCents: inv.amountPaid } }] : [];
   }
 }
