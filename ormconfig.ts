@@ -4,9 +4,10 @@
  * the CLI uses the default export, which reads DATABASE_URL.
  *
  * Entities are read models of the tables the code reads through TypeORM repositories (the
- * catalog, accounts, lots, entries, quotes); writes are SQL — the ledger's functions in
- * db/functions and the services' statements — and the schema comes from the migrations only
- * (synchronize is never on). No entity is kept that nothing reads.
+ * catalog, accounts, lots, quotes), each with every column of its table (test/entities.test.ts);
+ * writes are SQL — the ledger's functions in db/functions and the services' statements — and
+ * the schema comes from the migrations only (synchronize is never on). No entity is kept that
+ * nothing reads; other tables are read with SQL into row types (e.g. JobRow, PurchaseRow).
  */
 import 'reflect-metadata';
 import path from 'node:path';
@@ -16,7 +17,6 @@ import { CreditPackEntity } from './src/modules/catalog/credit-pack.entity';
 import { GenerationModelEntity } from './src/modules/catalog/generation-model.entity';
 import { TierEntity } from './src/modules/catalog/tier.entity';
 import { CreditLotEntity } from './src/modules/ledger/credit-lot.entity';
-import { LedgerEntryEntity } from './src/modules/ledger/ledger-entry.entity';
 import { QuoteEntity } from './src/modules/quotes/quote.entity';
 
 export const entities = [
@@ -25,7 +25,6 @@ export const entities = [
   GenerationModelEntity,
   AccountEntity,
   CreditLotEntity,
-  LedgerEntryEntity,
   QuoteEntity,
 ];
 

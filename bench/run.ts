@@ -17,7 +17,7 @@ import autocannon from 'autocannon';
 import { signToken } from '../src/common/auth/jwt';
 import { Role } from '../src/common/auth/role.enum';
 import { freePort } from '../src/common/db/embedded-postgres';
-import { cpuTicks, database, dropDatabase, postgresTicks, ROOT, SECRET, startChild, stopChild, type Result } from './support';
+import { BENCH_PAYMENTS, cpuTicks, database, dropDatabase, postgresTicks, ROOT, SECRET, startChild, stopChild, type Result } from './support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   const spreadTokens = await Promise.all(Array.from({ length: ACCOUNTS }, (_, i) => signToken(SECRET, `bench-${i}`, Role.USER)));
   const hotTokens = [await signToken(SECRET, 'bench-hot', Role.USER)];
   const results: Result[] = [];
-  const env = { DATABASE_URL: db.url, JWT_SECRET: SECRET, DB_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+  const env = { DATABASE_URL: db.url, JWT_SECRET: SECRET, DB_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn', NODE_ENV: 'production', ...BENCH_PAYMENTS };
 
   // (a) the real server
   const port = await freePort();

@@ -15,7 +15,7 @@ import WebSocket from 'ws';
 import { signToken } from '../src/common/auth/jwt';
 import { Role } from '../src/common/auth/role.enum';
 import { freePort } from '../src/common/db/embedded-postgres';
-import { database, dropDatabase, ROOT, rssBytes, SECRET, startChild, stopChild } from './support';
+import { BENCH_PAYMENTS, database, dropDatabase, ROOT, rssBytes, SECRET, startChild, stopChild } from './support';
 
 const SIZES = (process.env.BENCH_SUBSCRIBERS ?? '1000,10000').split(',').map(Number);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 2000);
@@ -31,7 +31,7 @@ async function run(n: number): Promise<string> {
   const port = await freePort();
   const server = await startChild(
     ['dist/src/main.js'],
-    { DATABASE_URL: db.url, JWT_SECRET: SECRET, PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'production', SIMULATED_WORKER: '0', JOB_SWEEP_INTERVAL_MS: '3600000' },
+    { DATABASE_URL: db.url, JWT_SECRET: SECRET, PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'production', ...BENCH_PAYMENTS, SIMULATED_WORKER: '0', JOB_SWEEP_INTERVAL_MS: '3600000' },
     `http://127.0.0.1:${port}/readyz`,
   );
   const rssBefore = rssBytes(server.pid!);

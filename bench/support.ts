@@ -115,6 +115,12 @@ export async function database(ids: string[]): Promise<BenchDatabase> {
 }
 
 /** Starts a server as a child process and waits until GET `readyUrl` answers 200. */
+/**
+ * Production refuses to start without a real payment provider. The benchmarks buy nothing, so
+ * Stripe is configured with keys that are never used (no purchase, no intent, no call).
+ */
+export const BENCH_PAYMENTS = { PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_test_bench_never_called', STRIPE_WEBHOOK_SECRET: 'whsec_bench_never_called' };
+
 export function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.join(os.tmpdir(), 'credits-bench-profiles')] : [];
   const child = spawn(process.execPath, [...profile, ...args], {

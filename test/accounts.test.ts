@@ -1,8 +1,14 @@
 import { Role } from '../src/common/auth/role.enum';
 import { AccountByIdDocument, CatalogDocument, MeDocument, MyLedgerDocument } from './graphql/generated';
+import { ADMIN, openAccount, signupCredits } from './helpers/accounts';
 import { useTestApp } from './helpers/test-app';
 
 const t = useTestApp();
+let signup: number; // the catalog's sign-up credits, asserted once below (the catalog test)
+
+beforeAll(async () => {
+  signup = await signupCredits(t.app);
+});
 
 describe('accounts', () => {
   it('opens a FREE account with 25 sign-up credits as one SIGNUP_BONUS lot on the first request', async () => {
@@ -13,36 +19,36 @@ describe('accounts', () => {
     expect(me.plan.tier.code).toBe('FREE');
     expect(me.plan.status).toBe('ACTIVE');
     expect(me.plan.interval).toBeNull();
-    expect(me.balance.available).toBe(25);
+    expect(me.balance.available).toBe(signup);
     expect(me.balance.lowCreditThreshold).toBe(5);
     expect(me.balance.isLow).toBe(false);
     expect(me.balance.lots).toHaveLength(1);
-    expect(me.balance.lots[0]).toMatchObject({ source: 'SIGNUP_BONUS', granted: 25, remaining: 25, expiresAt: null });
+    expect(me.balance.lots[0]).toMatchObject({ source: 'SIGNUP_BONUS', granted: signup, remaining: signup, expiresAt: null });
 
     const ledger = await t.app.gql(MyLedgerDocument, { first: 10 }, { sub: 'alice' });
     expect(ledger.data!.me.ledger.totalCount).toBe(1);
-    expect(ledger.data!.me.ledger.edges[0].node).toMatchObject({ kind: 'GRANT', amount: 25, balanceAfter: 25 });
+    expect(ledger.data!.me.ledger.edges[0].node).toMatchObject({ kind: 'GRANT', amount: signup, balanceAfter: signup });
   });
 
   it('opens exactly one account and grants the bonus once when twenty first requests race', async () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => t.app.gql(MeDocument, {}, { sub: 'racer' })));
     for (const r of results) {
       expect(r.errors).toBeUndefined();
-      expect(r.data!.me.balance.available).toBe(25);
+      expect(r.data!.me.balance.available).toBe(signup);
     }
     const accounts = await t.app.audit.query(`SELECT count(*)::int AS n FROM accounts WHERE id = 'racer'`);
     const grants = await t.app.audit.query(`SELECT count(*)::int AS n, sum(amount)::int AS total FROM ledger_entries WHERE account_id = 'racer'`);
     const lots = await t.app.audit.query(`SELECT count(*)::int AS n FROM credit_lots WHERE account_id = 'racer'`);
     expect(accounts.rows[0].n).toBe(1);
-    expect(grants.rows[0]).toEqual({ n: 1, total: 25 });
+    expect(grants.rows[0]).toEqual({ n: 1, total: signup });
     expect(lots.rows[0].n).toBe(1);
   });
 
   it('lets an admin read any account and answers null for an unknown one', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'bob' });
-    const found = await t.app.gql(AccountByIdDocument, { id: 'bob' }, { sub: 'ops', role: Role.ADMIN });
-    expect(found.data!.account).toEqual({ id: 'bob', balance: { available: 25 }, plan: { tier: { code: 'FREE' } } });
-    const missing = await t.app.gql(AccountByIdDocument, { id: 'nobody-here' }, { sub: 'ops', role: Role.ADMIN });
+    await openAccount(t.app, 'bob');
+    const found = await t.app.gql(AccountByIdDocument, { id: 'bob' }, ADMIN);
+    expect(found.data!.account).toEqual({ id: 'bob', balance: { available: signup }, plan: { tier: { code: 'FREE' } } });
+    const missing = await t.app.gql(AccountByIdDocument, { id: 'nobody-here' }, ADMIN);
     expect(missing.errors).toBeUndefined();
     expect(missing.data!.account).toBeNull();
   });

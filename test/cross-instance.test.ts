@@ -3,14 +3,14 @@ import { print } from 'graphql';
 import { createClient } from 'graphql-ws';
 import { Client, Pool } from 'pg';
 import WebSocket from 'ws';
-import { signToken } from '../src/common/auth/jwt';
 import { Role } from '../src/common/auth/role.enum';
 import { freePort } from '../src/common/db/embedded-postgres';
 import { AdjustCreditsDocument, BalanceChangedDocument, MeDocument, SetLowCreditThresholdDocument } from './graphql/generated';
+import { signupCreditsAt } from './helpers/accounts';
 import { startService, type ServiceProcess } from './helpers/process';
 import { subscribe, untilLive } from './helpers/subscriptions';
 import { assertLedgerInvariants } from './helpers/invariants';
-import { createTestDatabase, eventually, TEST_JWT_SECRET } from './helpers/test-app';
+import { createTestDatabase, eventually, TEST_JWT_SECRET, testToken } from './helpers/test-app';
 
 /** Two real server processes on one database. */
 interface Instance {
@@ -33,7 +33,7 @@ async function launch(): Promise<Instance> {
 async function gql<T, V>(on: Instance, doc: TypedDocumentNode<T, V>, variables: V, sub: string, role = Role.USER): Promise<T> {
   const res = await fetch(`http://127.0.0.1:${on.port}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await signToken(TEST_JWT_SECRET, sub, role)}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${await testToken(sub, role)}` },
     body: JSON.stringify({ query: print(doc), variables }),
   });
   const body = (await res.json()) as { data: T; errors?: unknown };
@@ -46,7 +46,7 @@ function wsClient(on: Instance, sub: string) {
     url: `ws://127.0.0.1:${on.port}/graphql`,
     webSocketImpl: WebSocket,
     retryAttempts: 0,
-    connectionParams: async () => ({ authorization: `Bearer ${await signToken(TEST_JWT_SECRET, sub, Role.USER)}` }),
+    connectionParams: async () => ({ authorization: `Bearer ${await testToken(sub)}` }),
   });
 }
 
@@ -82,7 +82,7 @@ describe('events across instances', () => {
     const events = await sub.waitFor(20, 10000);
     const committed = await audit.query(`SELECT balance_after FROM ledger_entries WHERE account_id = 'roamer' AND kind = 'ADJUSTMENT' ORDER BY id`);
     expect(events.map((e) => e.balanceChanged.available)).toEqual(committed.rows.map((r) => r.balance_after));
-    expect(events[19].balanceChanged.available).toBe(25 + 10 * 3 - 10);
+    expect(events[19].balanceChanged.available).toBe((await signupCreditsAt(`http://127.0.0.1:${a.port}/graphql`)) + 10 * 3 - 10);
     await new Promise((r) => setTimeout(r, 200));
     expect(sub.events).toHaveLength(20);
     await sub.dispose();
@@ -103,11 +103,12 @@ describe('events across instances', () => {
     await c.query('ROLLBACK');
     await c.query(`SELECT * FROM ledger_grant('undone', 7, 'ADJUSTMENT', 'ADJUSTMENT', 'kept', NULL, NULL, NULL, NULL, 'test', now())`);
     await c.end();
-    expect((await onA.waitFor(1))[0].balanceChanged.available).toBe(32);
-    expect((await onB.waitFor(1))[0].balanceChanged.available).toBe(32);
+    const kept = (await signupCreditsAt(`http://127.0.0.1:${a.port}/graphql`)) + 7; // the rolled-back 500 never counted
+    expect((await onA.waitFor(1))[0].balanceChanged.available).toBe(kept);
+    expect((await onB.waitFor(1))[0].balanceChanged.available).toBe(kept);
     await new Promise((r) => setTimeout(r, 300));
-    expect(onA.events.map((e) => e.balanceChanged.available)).toEqual([32]);
-    expect(onB.events.map((e) => e.balanceChanged.available)).toEqual([32]);
+    expect(onA.events.map((e) => e.balanceChanged.available)).toEqual([kept]);
+    expect(onB.events.map((e) => e.balanceChanged.available)).toEqual([kept]);
     await onA.dispose();
     await onB.dispose();
   });

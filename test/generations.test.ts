@@ -2,39 +2,33 @@ import { Role } from '../src/common/auth/role.enum';
 import { transaction } from '../src/common/db/transaction';
 import { LedgerEntryKind, LotSource } from '../src/modules/ledger/ledger.enums';
 import {
-  AdjustCreditsDocument,
   CancelGenerationDocument,
   ClaimJobDocument,
   CompleteJobDocument,
   FailJobDocument,
   JobDocument,
   JobUpdatedDocument,
-  MeDocument,
   MyJobsDocument,
   QuoteDocument,
   ReportProgressDocument,
   StartGenerationDocument,
   type GenerationSettingsInput,
 } from './graphql/generated';
+import { openAccount, signupCredits } from './helpers/accounts';
 import { subscribe } from './helpers/subscriptions';
 import { startTestApp, useTestApp, type TestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '60' });
-const admin = { sub: 'ops', role: Role.ADMIN };
 const worker = (sub = 'gpu-1') => ({ sub, role: Role.WORKER });
+let signup: number; // the catalog's sign-up credits: every account starts with them
+
+beforeAll(async () => {
+  signup = await signupCredits(t.app);
+});
 
 const STANDARD_IMAGE: GenerationSettingsInput = { type: 'IMAGE', imageQuality: 'STANDARD' }; // 1 credit
 const HIGH_IMAGE: GenerationSettingsInput = { type: 'IMAGE', imageQuality: 'HIGH' }; // 3 credits
 const SHORT_VIDEO: GenerationSettingsInput = { type: 'VIDEO', durationSeconds: 5 }; // 9 credits
-
-async function open(sub: string, tier?: string, balance?: number): Promise<void> {
-  await t.app.gql(MeDocument, {}, { sub });
-  if (tier) await t.app.audit.query('UPDATE accounts SET tier = $2 WHERE id = $1', [sub, tier]);
-  if (balance !== undefined && balance !== 25) {
-    const r = await t.app.gql(AdjustCreditsDocument, { input: { accountId: sub, amount: balance - 25, reason: 'test setup' } }, admin);
-    expect(r.data!.adjustCredits.userErrors).toEqual([]);
-  }
-}
 
 function start(sub: string, settings: GenerationSettingsInput, extra: { prompt?: string; quoteId?: string; idempotencyKey?: string } = {}) {
   return t.app.gql(StartGenerationDocument, { input: { settings, prompt: extra.prompt ?? 'a lighthouse at dusk', quoteId: extra.quoteId, idempotencyKey: extra.idempotencyKey } }, { sub });
@@ -65,27 +59,27 @@ async function claim(id: string, as = worker()) {
 
 describe('startGeneration', () => {
   it('takes the credits, queues the job with the account queue class and links the DEBIT entry to it', async () => {
-    await open('starter');
+    await openAccount(t.app, 'starter');
     const res = await start('starter', SHORT_VIDEO, { prompt: 'waves' });
     const out = res.data!.startGeneration;
     expect(out.userErrors).toEqual([]);
-    expect(out.balance).toEqual({ available: 16 });
+    expect(out.balance).toEqual({ available: signup - 9 });
     expect(out.job).toMatchObject({ status: 'QUEUED', type: 'VIDEO', prompt: 'waves', costClass: 'VIDEO_SHORT', credits: 9, priceBookVersion: 1, queueClass: 'STANDARD', progress: 0, resultUrls: [], refunded: false, startedAt: null });
     const entries = await t.app.audit.query(`SELECT kind, amount, balance_after, job_id FROM ledger_entries WHERE account_id = 'starter' ORDER BY id`);
     expect(entries.rows.map((r) => [r.kind, r.amount, r.balance_after, r.job_id])).toEqual([
-      ['GRANT', 25, 25, null],
-      ['DEBIT', -9, 16, out.job!.id],
+      ['GRANT', signup, signup, null],
+      ['DEBIT', -9, signup - 9, out.job!.id],
     ]);
   });
 
   it('uses the queue class of the account tier', async () => {
-    await open('max-user', 'MAX');
+    await openAccount(t.app, 'max-user', { tier: 'MAX' });
     const res = await start('max-user', HIGH_IMAGE);
     expect(res.data!.startGeneration.job!.queueClass).toBe('INSTANT');
   });
 
   it('refuses with INSUFFICIENT_CREDITS, names the packs that cover the shortfall and changes nothing', async () => {
-    await open('short', undefined, 4);
+    await openAccount(t.app, 'short', { balance: 4 });
     const before = await state('short');
     const res = await start('short', SHORT_VIDEO);
     const out = res.data!.startGeneration;
@@ -98,7 +92,7 @@ describe('startGeneration', () => {
   });
 
   it('names only the packs that cover a larger shortfall, smallest first', async () => {
-    await open('big-short', 'MAX', 0);
+    await openAccount(t.app, 'big-short', { tier: 'MAX', balance: 0 });
     const res = await start('big-short', { type: 'VIDEO', durationSeconds: 60, model: 'lumen-video-pro', videoQuality: 'PREMIUM', width: 4096, height: 4096 });
     const out = res.data!.startGeneration;
     expect(out.userErrors[0].code).toBe('INSUFFICIENT_CREDITS');
@@ -108,7 +102,7 @@ describe('startGeneration', () => {
   });
 
   it('refuses settings outside the tier with FEATURE_NOT_IN_TIER and changes nothing', async () => {
-    await open('free-user');
+    await openAccount(t.app, 'free-user');
     const before = await state('free-user');
     const res = await start('free-user', { type: 'IMAGE', imageQuality: 'ULTRA' });
     const out = res.data!.startGeneration;
@@ -119,7 +113,7 @@ describe('startGeneration', () => {
   });
 
   it('refuses bad input with BAD_USER_INPUT and changes nothing', async () => {
-    await open('bad-input');
+    await openAccount(t.app, 'bad-input');
     const before = await state('bad-input');
     for (const [settings, prompt] of [
       [STANDARD_IMAGE, ''],
@@ -138,8 +132,8 @@ describe('startGeneration', () => {
   });
 
   it('starts at the quoted price; refuses an expired quote, other settings and another user’s quote', async () => {
-    await open('quoter');
-    await open('other-quoter');
+    await openAccount(t.app, 'quoter');
+    await openAccount(t.app, 'other-quoter');
     const q = await t.app.gql(QuoteDocument, { settings: HIGH_IMAGE }, { sub: 'quoter' });
     const quote = q.data!.quote;
     expect(quote.credits).toBe(3);
@@ -161,19 +155,19 @@ describe('startGeneration', () => {
   });
 
   it('replays a start with the same key and refuses the key with other input', async () => {
-    await open('retrier');
+    await openAccount(t.app, 'retrier');
     const first = await start('retrier', HIGH_IMAGE, { idempotencyKey: 'gen-1' });
     const again = await start('retrier', HIGH_IMAGE, { idempotencyKey: 'gen-1' });
     expect(again.data!.startGeneration.job!.id).toBe(first.data!.startGeneration.job!.id);
-    expect(again.data!.startGeneration.balance).toEqual({ available: 22 });
+    expect(again.data!.startGeneration.balance).toEqual({ available: signup - 3 });
     const other = await start('retrier', STANDARD_IMAGE, { idempotencyKey: 'gen-1' });
     expect(other.data!.startGeneration.userErrors.map((e) => e.code)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
     expect((await state('retrier')).jobs).toHaveLength(1);
-    expect((await state('retrier')).balance).toBe(22);
+    expect((await state('retrier')).balance).toBe(signup - 3);
   });
 
   it('makes one job of 20 concurrent starts with one key, and every answer names it', async () => {
-    await open('duplicator');
+    await openAccount(t.app, 'duplicator');
     const results = await Promise.all(Array.from({ length: 20 }, () => start('duplicator', HIGH_IMAGE, { idempotencyKey: 'same-key' })));
     const ids = new Set(results.map((r) => r.data!.startGeneration.job?.id));
     expect(ids.size).toBe(1);
@@ -181,14 +175,14 @@ describe('startGeneration', () => {
     expect(results.every((r) => r.data!.startGeneration.userErrors.length === 0)).toBe(true);
     const s = await state('duplicator');
     expect(s.jobs).toHaveLength(1);
-    expect(s.balance).toBe(22);
+    expect(s.balance).toBe(signup - 3);
     expect(s.entries.filter((e) => e.amount < 0)).toHaveLength(1);
   });
 
   it('decides each of many concurrent starts across accounts on its own: accepted, short of credits or outside the tier', async () => {
-    await open('mix-rich', undefined, 30);
-    await open('mix-poor', undefined, 2);
-    await open('mix-free');
+    await openAccount(t.app, 'mix-rich', { balance: 30 });
+    await openAccount(t.app, 'mix-poor', { balance: 2 });
+    await openAccount(t.app, 'mix-free');
     const results = await Promise.all([
       ...Array.from({ length: 8 }, () => start('mix-rich', HIGH_IMAGE)), // 24 of 30 credits
       ...Array.from({ length: 4 }, () => start('mix-poor', STANDARD_IMAGE)), // 2 accepted, 2 short
@@ -202,14 +196,14 @@ describe('startGeneration', () => {
     expect((await state('mix-rich')).jobs).toHaveLength(8);
     expect((await state('mix-poor')).balance).toBe(0);
     expect((await state('mix-poor')).jobs).toHaveLength(2);
-    expect((await state('mix-free')).balance).toBe(25);
+    expect((await state('mix-free')).balance).toBe(signup);
     expect((await state('mix-free')).jobs).toHaveLength(0);
   });
 
   it('does not hold up other accounts while accounts are locked by another transaction, then starts those once the lock is gone', async () => {
-    await open('held-a');
-    await open('held-b');
-    await open('free-runner');
+    await openAccount(t.app, 'held-a');
+    await openAccount(t.app, 'held-b');
+    await openAccount(t.app, 'free-runner');
     const holder = await t.app.audit.connect();
     try {
       await holder.query('BEGIN');
@@ -225,18 +219,18 @@ describe('startGeneration', () => {
       await holder.query('COMMIT');
       for (const r of await Promise.all(held)) {
         expect(r.data!.startGeneration.userErrors).toEqual([]);
-        expect(r.data!.startGeneration.balance).toEqual({ available: 22 });
+        expect(r.data!.startGeneration.balance).toEqual({ available: signup - 3 });
       }
     } finally {
       holder.release();
     }
     expect((await state('held-a')).jobs).toHaveLength(1);
     expect((await state('held-b')).jobs).toHaveLength(1);
-    expect((await state('free-runner')).balance).toBe(20);
+    expect((await state('free-runner')).balance).toBe(signup - 5);
   });
 
   it('refuses a prompt or key holding a NUL character with BAD_USER_INPUT and changes nothing', async () => {
-    await open('nul-sender');
+    await openAccount(t.app, 'nul-sender');
     const before = await state('nul-sender');
     for (const extra of [{ prompt: 'a\u0000b' }, { idempotencyKey: 'k\u0000' }]) {
       const r = await start('nul-sender', STANDARD_IMAGE, extra);
@@ -246,7 +240,7 @@ describe('startGeneration', () => {
   });
 
   it('accepts exactly as many of 200 racing starts as the balance pays for, and leaves zero', async () => {
-    await open('racer', undefined, 63); // 21 jobs of 3 credits
+    await openAccount(t.app, 'racer', { balance: 63 }); // 21 jobs of 3 credits
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => start('racer', HIGH_IMAGE, { idempotencyKey: `race-${i}` })));
     const accepted = results.filter((r) => r.data?.startGeneration.job);
     const refused = results.filter((r) => r.data?.startGeneration.userErrors[0]?.code === 'INSUFFICIENT_CREDITS');
@@ -263,7 +257,7 @@ describe('accounts of other roles', () => {
   it('opens an account for an admin or worker who quotes or generates for itself', async () => {
     const quoted = await t.app.gql(QuoteDocument, { settings: HIGH_IMAGE }, { sub: 'admin-quoter', role: Role.ADMIN });
     expect(quoted.errors).toBeUndefined();
-    expect(quoted.data!.quote).toMatchObject({ credits: 3, affordable: true, balanceAfter: 22 });
+    expect(quoted.data!.quote).toMatchObject({ credits: 3, affordable: true, balanceAfter: signup - 3 });
     const started = await t.app.gql(StartGenerationDocument, { input: { settings: HIGH_IMAGE, prompt: 'p' } }, worker('worker-maker'));
     expect(started.data!.startGeneration.job).toMatchObject({ credits: 3, status: 'QUEUED' });
   });
@@ -272,7 +266,7 @@ describe('accounts of other roles', () => {
 describe('the worker protocol', () => {
   it('hands out queued jobs by queue class, INSTANT first, then age', async () => {
     const tiers = [['q-std', 'FREE'], ['q-pri', 'CREATOR'], ['q-fast', 'PRO'], ['q-inst', 'MAX']] as const;
-    for (const [sub, tier] of tiers) await open(sub, tier);
+    for (const [sub, tier] of tiers) await openAccount(t.app, sub, { tier });
     // Drain what earlier tests left queued.
     while ((await t.app.gql(ClaimJobDocument, {}, worker('drain'))).data!.claimGenerationJob) { /* drained */ }
     const ids: Record<string, string[]> = {};
@@ -288,11 +282,15 @@ describe('the worker protocol', () => {
   });
 
   it('runs a job: RUNNING for its worker, progress only forward, then SUCCEEDED with its results', async () => {
-    await open('runner');
+    await openAccount(t.app, 'runner');
     const id = (await start('runner', HIGH_IMAGE)).data!.startGeneration.job!.id;
+    const { clock } = t.app.server.services;
+    const before = clock.now().getTime();
     const claimed = await claim(id);
     expect(claimed).toMatchObject({ status: 'RUNNING', progress: 0 });
-    expect(claimed.startedAt).not.toBeNull();
+    // Started when it was claimed, by the service's clock.
+    expect(Date.parse(claimed.startedAt!)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(claimed.startedAt!)).toBeLessThanOrEqual(clock.now().getTime());
     expect((await t.app.gql(ReportProgressDocument, { jobId: id, progress: 40 }, worker())).data!.reportGenerationProgress.progress).toBe(40);
     const back = await t.app.gql(ReportProgressDocument, { jobId: id, progress: 39 }, worker());
     expect(back.errors![0].extensions!.code).toBe('INVALID_STATE');
@@ -306,11 +304,11 @@ describe('the worker protocol', () => {
     expect(again.errors![0].extensions!.code).toBe('INVALID_STATE');
     const row = await t.app.audit.query('SELECT status, progress FROM generation_jobs WHERE id = $1', [id]);
     expect(row.rows[0]).toEqual({ status: 'SUCCEEDED', progress: 100 });
-    expect((await state('runner')).balance).toBe(22);
+    expect((await state('runner')).balance).toBe(signup - 3);
   });
 
   it('refuses worker operations to users, and reports on unknown or unclaimed jobs', async () => {
-    await open('not-a-worker');
+    await openAccount(t.app, 'not-a-worker');
     const id = (await start('not-a-worker', STANDARD_IMAGE)).data!.startGeneration.job!.id;
     const asUser = await t.app.gql(ClaimJobDocument, {}, { sub: 'not-a-worker' });
     expect(asUser.errors![0].extensions!.code).toBe('FORBIDDEN');
@@ -324,7 +322,7 @@ describe('the worker protocol', () => {
   });
 
   it('refuses a failure reason or result URL holding a NUL character with BAD_USER_INPUT, and the job runs on', async () => {
-    await open('nul-job');
+    await openAccount(t.app, 'nul-job');
     const id = (await start('nul-job', STANDARD_IMAGE)).data!.startGeneration.job!.id;
     await claim(id);
     const failed = await t.app.gql(FailJobDocument, { jobId: id, reason: 'gpu\u0000oom' }, worker());
@@ -335,11 +333,11 @@ describe('the worker protocol', () => {
     expect(done.errors?.[0]?.message).toMatch(/^not an http\(s\) URL/);
     const job = await t.app.gql(JobDocument, { id }, { sub: 'nul-job' });
     expect(job.data!.job!.status).toBe('RUNNING');
-    expect((await state('nul-job')).balance).toBe(24);
+    expect((await state('nul-job')).balance).toBe(signup - 1);
   });
 
   it('refunds a failed job once, even when the failure is reported twice at the same time', async () => {
-    await open('failing');
+    await openAccount(t.app, 'failing');
     const id = (await start('failing', SHORT_VIDEO)).data!.startGeneration.job!.id;
     await claim(id);
     const [a, b] = await Promise.all([
@@ -353,11 +351,11 @@ describe('the worker protocol', () => {
     expect(ok[0].data!.failGenerationJob).toMatchObject({ status: 'FAILED', refunded: true, failureReason: 'GPU out of memory' });
     const refunds = await t.app.audit.query(`SELECT amount FROM ledger_entries WHERE job_id = $1 AND kind = 'REFUND'`, [id]);
     expect(refunds.rows).toEqual([{ amount: 9 }]);
-    expect((await state('failing')).balance).toBe(25);
+    expect((await state('failing')).balance).toBe(signup);
   });
 
   it('fails and refunds a RUNNING job whose worker stopped reporting, once, with two instances sweeping', async () => {
-    await open('abandoned');
+    await openAccount(t.app, 'abandoned');
     const id = (await start('abandoned', HIGH_IMAGE)).data!.startGeneration.job!.id;
     await claim(id);
     const other: TestApp = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '60' }, t.app.databaseUrl);
@@ -376,7 +374,7 @@ describe('the worker protocol', () => {
       expect(row.rows[0]).toEqual({ status: 'FAILED', refunded: true, failure_reason: 'No report from the worker for 60 s: lease expired' });
       const refunds = await t.app.audit.query(`SELECT count(*)::int AS n FROM ledger_entries WHERE job_id = $1 AND kind = 'REFUND'`, [id]);
       expect(refunds.rows[0].n).toBe(1);
-      expect((await state('abandoned')).balance).toBe(25);
+      expect((await state('abandoned')).balance).toBe(signup);
     } finally {
       await other.server.stop();
       await other.audit.end();
@@ -384,7 +382,7 @@ describe('the worker protocol', () => {
   });
 
   it('lets a job in progress finish after the balance reaches zero', async () => {
-    await open('spent', undefined, 9);
+    await openAccount(t.app, 'spent', { balance: 9 });
     const id = (await start('spent', SHORT_VIDEO)).data!.startGeneration.job!.id;
     await claim(id);
     expect((await state('spent')).balance).toBe(0);
@@ -401,21 +399,21 @@ describe('the worker protocol', () => {
 
 describe('canceling and reading jobs', () => {
   it('cancels a QUEUED job and gives its credits back to the lots they came from', async () => {
-    await open('canceler');
+    await openAccount(t.app, 'canceler');
     const id = (await start('canceler', SHORT_VIDEO)).data!.startGeneration.job!.id;
     const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'canceler' });
     expect(res.data!.cancelGeneration.userErrors).toEqual([]);
     expect(res.data!.cancelGeneration.job).toMatchObject({ status: 'CANCELED', refunded: true });
-    expect(res.data!.cancelGeneration.balance).toEqual({ available: 25 });
+    expect(res.data!.cancelGeneration.balance).toEqual({ available: signup });
     const lots = await t.app.audit.query(`SELECT granted, remaining FROM credit_lots WHERE account_id = 'canceler'`);
-    expect(lots.rows).toEqual([{ granted: 25, remaining: 25 }]);
+    expect(lots.rows).toEqual([{ granted: signup, remaining: signup }]);
     const again = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'canceler' });
     expect(again.data!.cancelGeneration.userErrors.map((e) => e.code)).toEqual(['INVALID_STATE']);
-    expect((await state('canceler')).balance).toBe(25);
+    expect((await state('canceler')).balance).toBe(signup);
   });
 
   it('refuses to cancel a RUNNING job, which then runs to its end', async () => {
-    await open('too-late');
+    await openAccount(t.app, 'too-late');
     const id = (await start('too-late', HIGH_IMAGE)).data!.startGeneration.job!.id;
     await claim(id);
     const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'too-late' });
@@ -423,12 +421,12 @@ describe('canceling and reading jobs', () => {
     expect(res.data!.cancelGeneration.job!.status).toBe('RUNNING');
     const done = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: [] }, worker());
     expect(done.data!.completeGenerationJob.status).toBe('SUCCEEDED');
-    expect((await state('too-late')).balance).toBe(22);
+    expect((await state('too-late')).balance).toBe(signup - 3);
   });
 
   it('shows a user only their own jobs, filtered by status, newest first', async () => {
-    await open('reader');
-    await open('snoop');
+    await openAccount(t.app, 'reader');
+    await openAccount(t.app, 'snoop');
     const a = (await start('reader', STANDARD_IMAGE)).data!.startGeneration.job!.id;
     const b = (await start('reader', HIGH_IMAGE)).data!.startGeneration.job!.id;
     await t.app.gql(CancelGenerationDocument, { jobId: a }, { sub: 'reader' });
@@ -448,8 +446,8 @@ describe('canceling and reading jobs', () => {
 
 describe('jobUpdated', () => {
   it('pushes every state and progress change of the caller’s own jobs, and none to another user', async () => {
-    await open('watcher');
-    await open('bystander');
+    await openAccount(t.app, 'watcher');
+    await openAccount(t.app, 'bystander');
     const mine = subscribe(t.app.ws({ sub: 'watcher' }), JobUpdatedDocument, {});
     const theirs = subscribe(t.app.ws({ sub: 'bystander' }), JobUpdatedDocument, {});
     // Live once a job of each user is announced.
@@ -486,7 +484,7 @@ describe('jobUpdated', () => {
   });
 
   it('follows one job when given its id', async () => {
-    await open('single');
+    await openAccount(t.app, 'single');
     const first = (await start('single', STANDARD_IMAGE)).data!.startGeneration.job!.id;
     const client = t.app.ws({ sub: 'single' });
     const one = subscribe(client, JobUpdatedDocument, { jobId: first });
@@ -511,7 +509,7 @@ describe('the simulated worker', () => {
   it('takes a queued job through the worker protocol to SUCCEEDED within seconds, with placeholder results', async () => {
     const sim = await startTestApp({ SIMULATED_WORKER: '1' });
     try {
-      await sim.gql(MeDocument, {}, { sub: 'demo' });
+      await openAccount(sim, 'demo');
       const started = Date.now();
       const id = (await sim.gql(StartGenerationDocument, { input: { settings: { type: 'IMAGE', imageQuality: 'HIGH', count: 2 }, prompt: 'p' } }, { sub: 'demo' })).data!.startGeneration.job!.id;
       let job: Awaited<ReturnType<typeof sim.gql<any, any>>>['data'];
@@ -538,22 +536,22 @@ describe('the simulated worker', () => {
 
 describe('refunds into lots that closed meanwhile', () => {
   it('expires at once the refunded credits of a lot that expired while the job waited', async () => {
-    await open('late-cancel');
+    await openAccount(t.app, 'late-cancel');
     const { clock, ledger, db } = t.app.server.services;
     await transaction(db, (x) =>
       ledger.grant(x, { accountId: 'late-cancel', amount: 9, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT, description: 'allowance', expiresAt: new Date(clock.now().getTime() + 3600_000) }),
     );
     const id = (await start('late-cancel', SHORT_VIDEO)).data!.startGeneration.job!.id; // 9 credits, from the expiring lot
-    expect((await state('late-cancel')).balance).toBe(25);
+    expect((await state('late-cancel')).balance).toBe(signup);
     clock.advance(2 * 3600_000);
     const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'late-cancel' });
     expect(res.data!.cancelGeneration.userErrors).toEqual([]);
-    expect((await state('late-cancel')).balance).toBe(25);
+    expect((await state('late-cancel')).balance).toBe(signup);
     const tail = await t.app.audit.query(`SELECT kind, amount FROM ledger_entries WHERE account_id = 'late-cancel' ORDER BY id DESC LIMIT 2`);
     expect(tail.rows).toEqual([{ kind: 'EXPIRY', amount: -9 }, { kind: 'REFUND', amount: 9 }]);
   });
   it('never spends credits of a lot whose expiry passed, even before the expiry sweep ran', async () => {
-    await open('stale-lot', undefined, 0);
+    await openAccount(t.app, 'stale-lot', { balance: 0 });
     const { clock, ledger, db } = t.app.server.services;
     await transaction(db, (x) =>
       ledger.grant(x, { accountId: 'stale-lot', amount: 9, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT, description: 'allowance', expiresAt: new Date(clock.now().getTime() + 3600_000) }),

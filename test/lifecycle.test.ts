@@ -5,7 +5,8 @@ import { Client } from 'pg';
 import WebSocket from 'ws';
 import { Role } from '../src/common/auth/role.enum';
 import { freePort } from '../src/common/db/embedded-postgres';
-import { BalanceChangedDocument, MeDocument, SetLowCreditThresholdDocument } from './graphql/generated';
+import { BalanceChangedDocument, SetLowCreditThresholdDocument } from './graphql/generated';
+import { balanceOf, openAccount, signupCredits, signupCreditsAt } from './helpers/accounts';
 import { startService } from './helpers/process';
 import { subscribe, untilLive } from './helpers/subscriptions';
 import { eventually, startTestApp } from './helpers/test-app';
@@ -88,10 +89,11 @@ describe('the service on its embedded database', () => {
     const firstStartMs = Date.now() - started;
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     let t = tokens(first.output());
+    const signup = await signupCreditsAt(`http://127.0.0.1:${port}/graphql`);
     const me = await gql(port, t.user, '{ me { id balance { available } } }');
-    expect(me.data.me).toEqual({ id: 'demo-user', balance: { available: 25 } });
+    expect(me.data.me).toEqual({ id: 'demo-user', balance: { available: signup } });
     const adj = await gql(port, t.admin, 'mutation { adjustCredits(input: { accountId: "demo-user", amount: -7, reason: "restart test" }) { balance { available } } }');
-    expect(adj.data.adjustCredits.balance.available).toBe(18);
+    expect(adj.data.adjustCredits.balance.available).toBe(signup - 7);
 
     // An open websocket is closed by the shutdown (1001 going away), not left hanging.
     const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws');
@@ -113,7 +115,7 @@ describe('the service on its embedded database', () => {
     const secondStartMs = Date.now() - started;
     t = tokens(second.output());
     const again = await gql(port, t.user, '{ me { balance { available lots { source remaining } } ledger { totalCount } } }');
-    expect(again.data.me.balance).toEqual({ available: 18, lots: [{ source: 'SIGNUP_BONUS', remaining: 18 }] });
+    expect(again.data.me.balance).toEqual({ available: signup - 7, lots: [{ source: 'SIGNUP_BONUS', remaining: signup - 7 }] });
     expect(again.data.me.ledger.totalCount).toBe(2);
     second.child.kill('SIGINT');
     expect((await second.exited).code).toBe(0);
@@ -132,7 +134,7 @@ describe('the service on its embedded database', () => {
     expect(next.output()).toContain('stopping an embedded PostgreSQL left running by an earlier process');
     const t = tokens(next.output());
     const me = await gql(port, t.user, '{ me { balance { available } } }');
-    expect(me.data.me.balance.available).toBe(18);
+    expect(me.data.me.balance.available).toBe((await signupCreditsAt(`http://127.0.0.1:${port}/graphql`)) - 7); // as the first run left it
     next.child.kill('SIGTERM');
     expect((await next.exited).code).toBe(0);
   });
@@ -143,7 +145,7 @@ describe('readiness', () => {
     const app = await startTestApp();
     const base = app.url.replace('/graphql', '');
     const dbName = new URL(app.databaseUrl).pathname.slice(1);
-    await app.gql(MeDocument, {}, { sub: 'ready-user' });
+    await openAccount(app, 'ready-user');
     const admin = new Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
     await admin.connect();
     try {
@@ -169,7 +171,8 @@ describe('readiness', () => {
 describe('graceful shutdown', () => {
   it('finishes a request in flight before closing the pool, and refuses new connections', async () => {
     const app = await startTestApp();
-    await app.gql(MeDocument, {}, { sub: 'inflight' });
+    const signup = await signupCredits(app);
+    await openAccount(app, 'inflight');
     // Hold the account row so the adjustment is still running when the stop begins.
     const blocker = new Client({ connectionString: app.databaseUrl });
     await blocker.connect();
@@ -192,10 +195,9 @@ describe('graceful shutdown', () => {
     await blocker.end();
     const res = await inFlight;
     expect(res.status).toBe(200);
-    expect(((await res.json()) as any).data.adjustCredits.balance.available).toBe(20);
+    expect(((await res.json()) as any).data.adjustCredits.balance.available).toBe(signup - 5);
     await stopped;
-    const row = await app.audit.query(`SELECT available FROM accounts WHERE id = 'inflight'`);
-    expect(row.rows[0].available).toBe(20);
+    expect(await balanceOf(app, 'inflight')).toBe(signup - 5);
     await app.audit.end();
   });
 });

@@ -11,6 +11,7 @@ import type { GenerationModelEntity } from '../src/modules/catalog/generation-mo
 import { CostClass, ImageQuality, VideoQuality } from '../src/modules/quotes/cost-class.enum';
 import { normalizeSettings, MAX_SIDE, MIN_SIDE, type NormalizedSettings, type SettingsInputShape } from '../src/modules/quotes/generation-settings';
 import { costClassOf, priceOf, PUBLISHED_RANGES, validateRules, type ClassRule, type Price, type PriceRules } from '../src/modules/quotes/price-rules';
+import { balanceOf, openAccount, signupCredits } from './helpers/accounts';
 import { useTestApp } from './helpers/test-app';
 
 const t = useTestApp();
@@ -407,12 +408,6 @@ interface QuoteData {
   };
 }
 
-async function openAs(sub: string, tier: TierCode): Promise<void> {
-  const me = await t.app.raw<{ me: { id: string } }>('{ me { id } }', undefined, { sub });
-  expect(me.data).toEqual({ me: { id: sub } });
-  if (tier !== TierCode.FREE) await t.app.audit.query('UPDATE accounts SET tier = $2 WHERE id = $1', [sub, tier]);
-}
-
 async function quoteRows(sub: string): Promise<{ id: string; credits: number; price_book_version: number; account_id: string; cost_class: string }[]> {
   const r = await t.app.audit.query(
     'SELECT id::text, credits, price_book_version, account_id, cost_class FROM quotes WHERE account_id = $1 ORDER BY created_at, id',
@@ -537,7 +532,9 @@ describe('the quote query', () => {
     'quotes fixed settings on %s exactly as priceOf does, held 10 minutes, with the balance after, the missing features and the required tier, and keeps each quote',
     async (tier) => {
       const sub = `quoter-${tier.toLowerCase()}`;
-      await openAs(sub, tier);
+      // The same balance on every tier, the sign-up credits: the paid month's allowance is taken back.
+      const signup = await signupCredits(t.app);
+      await openAccount(t.app, sub, { tier, balance: signup });
       const { models, book } = await catalogAndBook();
       const ids: string[] = [];
       for (const c of FIXED) {
@@ -555,8 +552,8 @@ describe('the quote query', () => {
           costClass: c.costClass,
           breakdown: expected.breakdown,
           priceBookVersion: 1,
-          affordable: c.credits <= 25,
-          balanceAfter: 25 - c.credits,
+          affordable: c.credits <= signup,
+          balanceAfter: signup - c.credits,
           missingFeatures,
           requiredTier,
         });
@@ -574,17 +571,16 @@ describe('the quote query', () => {
         FIXED.map((c, i) => ({ id: ids[i], credits: c.credits, price_book_version: 1, account_id: sub, cost_class: c.costClass })),
       );
       // Quoting spends nothing.
-      const bal = await t.app.audit.query('SELECT available FROM accounts WHERE id = $1', [sub]);
-      expect(bal.rows).toEqual([{ available: 25 }]);
+      expect(await balanceOf(t.app, sub)).toBe(signup);
     },
   );
 
   it('reads the balance at quote time: affordable flips when the balance drops below the price', async () => {
     const sub = 'quoter-poor';
-    await openAs(sub, TierCode.FREE);
+    const signup = await openAccount(t.app, sub);
     const take = await t.app.raw<{ adjustCredits: { userErrors: unknown[] } }>(
       'mutation A($i: AdjustCreditsInput!) { adjustCredits(input: $i) { userErrors { code message } } }',
-      { i: { accountId: sub, amount: -17, reason: 'pricing test', idempotencyKey: 'poor-1' } },
+      { i: { accountId: sub, amount: 8 - signup, reason: 'pricing test', idempotencyKey: 'poor-1' } }, // leaves 8
       admin,
     );
     expect(take.errors).toBeUndefined();
@@ -598,7 +594,7 @@ describe('the quote query', () => {
 
   it('refuses settings that do not make sense with BAD_USER_INPUT and keeps no quote', async () => {
     const sub = 'quoter-bad';
-    await openAs(sub, TierCode.MAX);
+    await openAccount(t.app, sub, { tier: TierCode.MAX });
     const I = GenerationType.IMAGE;
     const V = GenerationType.VIDEO;
     const bad: [string, Record<string, unknown>][] = [
@@ -693,7 +689,7 @@ function bookView(version: number, note: string, rules: PriceRules): PriceBookDa
 describe('publishing a price book', () => {
   it('an admin publishes version 2: new quotes use it, earlier quotes keep their price; non-admins and invalid books change nothing', async () => {
     const sub = 'book-user';
-    await openAs(sub, TierCode.FREE);
+    await openAccount(t.app, sub);
     const standard = { type: GenerationType.IMAGE, imageQuality: ImageQuality.STANDARD };
     const versions = async () => (await t.app.audit.query('SELECT version FROM price_books ORDER BY version')).rows.map((r) => r.version);
 

@@ -2,74 +2,22 @@
  * Money that comes back to the buyer outside requestRefund, under PAYMENT_PROVIDER=stripe: a
  * refund made in Stripe's dashboard (`charge.refunded` we did not ask for) and disputes
  * (`charge.dispute.created` / `.closed`). Events are signed with the library's test-header
- * helper; the library talks to a local stub of Stripe's API.
+ * helper; the library talks to a local stub of Stripe's API (both in helpers/stripe-stub.ts).
  */
-import http from 'node:http';
-import Stripe from 'stripe';
 import { CancelGenerationDocument, ChangePlanWithCheckoutDocument, MyPlanDocument, PurchaseCreditPackDocument, RequestRefundDocument, StartGenerationDocument } from './graphql/generated';
-import { startTestApp, type TestApp } from './helpers/test-app';
+import { balanceOf, signupCredits } from './helpers/accounts';
+import { deliverEvent, packCheckoutCompleted, planCheckoutCompleted, stripeEvent as event, useStripeApp } from './helpers/stripe-stub';
 import { notesOf } from './helpers/notices';
 
-const WEBHOOK_SECRET = 'whsec_test_reversals_0123456789';
-
-/** The parts of Stripe's API that packs, plans and refunds use; records every request. */
-class StripeStub {
-  readonly calls: { method: string; path: string }[] = [];
-  private n = 0;
-  private server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const path = new URL(req.url!, 'http://stub').pathname;
-      this.calls.push({ method: req.method!, path });
-      const n = ++this.n;
-      let m: RegExpMatchArray | null;
-      let answer: unknown = { error: { type: 'invalid_request_error', message: `not stubbed: ${req.method} ${path}` } };
-      if (path === '/v1/checkout/sessions') answer = { id: `cs_test_${n}`, object: 'checkout.session', status: 'open', url: `https://checkout.stripe.com/c/pay/cs_test_${n}` };
-      else if (path === '/v1/refunds') answer = { id: `re_test_${n}`, object: 'refund', status: 'succeeded' };
-      else if ((m = path.match(/^\/v1\/subscriptions\/([^/]+)$/))) answer = { id: m[1], object: 'subscription', status: req.method === 'DELETE' ? 'canceled' : 'active', items: { object: 'list', data: [] } };
-      else res.statusCode = 404;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(answer));
-    });
-  });
-  port = 0;
-
-  async start(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
-
-let app: TestApp;
-const stub = new StripeStub();
-const signer = new Stripe('sk_test_signer');
+const t = useStripeApp();
+const { stub } = t;
+let signup: number; // the catalog's sign-up credits: every account starts with them
 
 beforeAll(async () => {
-  await stub.start();
-  app = await startTestApp({
-    PAYMENT_PROVIDER: 'stripe',
-    STRIPE_SECRET_KEY: 'sk_test_credits',
-    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    STRIPE_API_BASE: `http://127.0.0.1:${stub.port}`,
-  });
-});
-
-afterEach(async () => {
-  await app.checkInvariants();
-});
-
-afterAll(async () => {
-  await app.stop();
-  await stub.stop();
+  signup = await signupCredits(t.app);
 });
 
 // ---- events, signed as Stripe signs them ----
-
-const event = (id: string, type: string, object: object) => ({ id, object: 'event', type, data: { object } });
 
 function chargeRefunded(id: string, c: { intent: string; amount: number; refunded: number; refunds?: string[]; invoice?: string }) {
   return event(id, 'charge.refunded', {
@@ -84,45 +32,27 @@ function dispute(id: string, type: string, d: { id: string; intent: string; stat
   return event(id, type, { id: d.id, object: 'dispute', charge, payment_intent: d.intent, amount: d.amount ?? 500, status: d.status, reason: 'fraudulent' });
 }
 
-async function deliver(e: object): Promise<number> {
-  const payload = JSON.stringify(e);
-  const header = signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET });
-  const res = await fetch(app.url.replace('/graphql', '/webhooks/stripe'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': header },
-    body: payload,
-  });
-  await res.text();
-  return res.status;
-}
-
+const deliver = (e: object) => deliverEvent(t.app, e);
 const deliverMany = (e: object, n: number) => Promise.all(Array.from({ length: n }, () => deliver(e)));
 
 // ---- the API and the database ----
 
-async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-  return (await app.audit.query(sql, params)).rows as T[];
-}
-const one = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await rows<T>(sql, params))[0];
-const balance = async (sub: string) => (await one<{ available: number }>('SELECT available FROM accounts WHERE id = $1', [sub])).available;
-const status = async (purchaseId: string) => (await one<{ status: string }>('SELECT status FROM purchases WHERE id = $1', [purchaseId])).status;
-const entries = (sub: string, kind: string) => rows(`SELECT amount, description FROM ledger_entries WHERE account_id = $1 AND kind = $2 ORDER BY id`, [sub, kind]);
-const notes = async (sub: string, kind: string) => (await notesOf(app, sub, [kind])).map(({ message }) => ({ message })).sort((a, b) => a.message.localeCompare(b.message));
+const status = async (purchaseId: string) => (await t.app.one<{ status: string }>('SELECT status FROM purchases WHERE id = $1', [purchaseId])).status;
+const entries = (sub: string, kind: string) => t.app.rows(`SELECT amount, description FROM ledger_entries WHERE account_id = $1 AND kind = $2 ORDER BY id`, [sub, kind]);
+const notes = async (sub: string, kind: string) => (await notesOf(t.app, sub, [kind])).map(({ message }) => ({ message })).sort((a, b) => a.message.localeCompare(b.message));
 
-/** A STARTER pack (50 credits, 500 cents) paid through Checkout with payment intent `intent`: 75 credits with the sign-up 25. */
+/** A STARTER pack (50 credits, 500 cents) paid through Checkout with payment intent `intent`: 50 credits on top of the sign-up credits. */
 async function paidPack(sub: string, intent: string): Promise<string> {
-  const r = await app.gql(PurchaseCreditPackDocument, { input: { packCode: 'STARTER' } }, { sub });
+  const r = await t.app.gql(PurchaseCreditPackDocument, { input: { packCode: 'STARTER' } }, { sub });
   const purchaseId = r.data!.purchaseCreditPack.purchase!.id;
-  expect(await deliver(event(`evt_paid_${sub}`, 'checkout.session.completed', {
-    id: `cs_${purchaseId}`, object: 'checkout.session', client_reference_id: purchaseId, payment_status: 'paid', payment_intent: intent, metadata: { purchaseId, accountId: sub },
-  }))).toBe(200);
-  expect(await balance(sub)).toBe(75);
+  expect(await deliver(packCheckoutCompleted(`evt_paid_${sub}`, purchaseId, sub, intent))).toBe(200);
+  expect(await balanceOf(t.app, sub)).toBe(signup + 50);
   return purchaseId;
 }
 
 /** A 9-credit generation, left QUEUED (no worker runs here). */
 async function spend9(sub: string): Promise<string> {
-  const r = await app.gql(StartGenerationDocument, { input: { settings: { type: 'VIDEO', durationSeconds: 5 }, prompt: 'waves' } }, { sub });
+  const r = await t.app.gql(StartGenerationDocument, { input: { settings: { type: 'VIDEO', durationSeconds: 5 }, prompt: 'waves' } }, { sub });
   expect(r.data!.startGeneration.job!.credits).toBe(9);
   return r.data!.startGeneration.job!.id;
 }
@@ -130,8 +60,9 @@ async function spend9(sub: string): Promise<string> {
 describe('money reversed at Stripe', () => {
   it('a refund made in the dashboard takes back the unspent credits (only those), marks the purchase REFUNDED and says so, once however often it comes', async () => {
     const id = await paidPack('rv-dash', 'pi_rv_dash');
-    for (let i = 0; i < 3; i++) await spend9('rv-dash'); // 27: the 25 sign-up credits, then 2 of the pack's
-    expect(await balance('rv-dash')).toBe(48);
+    for (let i = 0; i < 3; i++) await spend9('rv-dash'); // 27: all the sign-up credits, then some of the pack's
+    const unspent = signup + 50 - 27; // the pack's, all that is left
+    expect(await balanceOf(t.app, 'rv-dash')).toBe(unspent);
 
     const refunded = chargeRefunded('evt_rv_dash', { intent: 'pi_rv_dash', amount: 500, refunded: 500, refunds: ['re_dashboard_1'] });
     expect(await deliverMany(refunded, 5)).toEqual([200, 200, 200, 200, 200]);
@@ -141,13 +72,13 @@ describe('money reversed at Stripe', () => {
     expect(await deliver(event('evt_rv_dash_refund', 'refund.updated', { id: 're_dashboard_1', object: 'refund', status: 'succeeded', payment_intent: 'pi_rv_dash' }))).toBe(200);
 
     expect(await status(id)).toBe('REFUNDED');
-    expect(await balance('rv-dash')).toBe(0);
-    expect(await entries('rv-dash', 'REVOCATION')).toEqual([{ amount: -48, description: "Refunded at the payment provider: the STARTER credit pack's credits are withdrawn" }]);
-    expect(await notes('rv-dash', 'PAYMENT_REVERSED')).toEqual([{ message: '5.00 USD of your STARTER credit pack was refunded to you at the payment provider: its 48 unspent credits were withdrawn.' }]);
+    expect(await balanceOf(t.app, 'rv-dash')).toBe(0);
+    expect(await entries('rv-dash', 'REVOCATION')).toEqual([{ amount: -unspent, description: "Refunded at the payment provider: the STARTER credit pack's credits are withdrawn" }]);
+    expect(await notes('rv-dash', 'PAYMENT_REVERSED')).toEqual([{ message: `5.00 USD of your STARTER credit pack was refunded to you at the payment provider: its ${unspent} unspent credits were withdrawn.` }]);
     expect(await notes('rv-dash', 'LOW_CREDITS')).toEqual([]);
     expect(await notes('rv-dash', 'CREDITS_DEPLETED')).toEqual([]);
     // Nothing is left to refund through us.
-    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: id } }, { sub: 'rv-dash' });
+    const r = await t.app.gql(RequestRefundDocument, { input: { purchaseId: id } }, { sub: 'rv-dash' });
     expect(r.data!.requestRefund.userErrors[0].code).toBe('INVALID_STATE');
   });
 
@@ -155,7 +86,7 @@ describe('money reversed at Stripe', () => {
     const id = await paidPack('rv-part', 'pi_rv_part');
     expect(await deliver(chargeRefunded('evt_rv_part_1', { intent: 'pi_rv_part', amount: 500, refunded: 200 }))).toBe(200);
     expect(await status(id)).toBe('PARTIALLY_REFUNDED');
-    expect(await balance('rv-part')).toBe(25);
+    expect(await balanceOf(t.app, 'rv-part')).toBe(signup);
     expect(await entries('rv-part', 'REVOCATION')).toMatchObject([{ amount: -50 }]);
 
     expect(await deliver(chargeRefunded('evt_rv_part_2', { intent: 'pi_rv_part', amount: 500, refunded: 500 }))).toBe(200);
@@ -163,7 +94,7 @@ describe('money reversed at Stripe', () => {
     // The older state delivered late: already covered.
     expect(await deliver(chargeRefunded('evt_rv_part_late', { intent: 'pi_rv_part', amount: 500, refunded: 200 }))).toBe(200);
     expect(await status(id)).toBe('REFUNDED');
-    expect(await balance('rv-part')).toBe(25);
+    expect(await balanceOf(t.app, 'rv-part')).toBe(signup);
     expect(await entries('rv-part', 'REVOCATION')).toMatchObject([{ amount: -50 }]);
     expect((await notes('rv-part', 'PAYMENT_REVERSED')).map((n) => n.message).sort()).toEqual([
       '2.00 USD of your STARTER credit pack was refunded to you at the payment provider: its 50 unspent credits were withdrawn.',
@@ -173,54 +104,56 @@ describe('money reversed at Stripe', () => {
 
   it('charge.refunded for a refund we asked for only confirms it', async () => {
     const id = await paidPack('rv-ours', 'pi_rv_ours');
-    const r = await app.gql(RequestRefundDocument, { input: { purchaseId: id } }, { sub: 'rv-ours' });
+    const r = await t.app.gql(RequestRefundDocument, { input: { purchaseId: id } }, { sub: 'rv-ours' });
     expect(r.data!.requestRefund.refundRequest).toMatchObject({ status: 'APPROVED', amountCents: 500, creditsRevoked: 50 });
-    const { provider_ref: refundId } = await one<{ provider_ref: string }>('SELECT provider_ref FROM refund_requests WHERE purchase_id = $1', [id]);
+    const { provider_ref: refundId } = await t.app.one<{ provider_ref: string }>('SELECT provider_ref FROM refund_requests WHERE purchase_id = $1', [id]);
     expect(refundId).toMatch(/^re_test_/);
 
     expect(await deliver(chargeRefunded('evt_rv_ours', { intent: 'pi_rv_ours', amount: 500, refunded: 500, refunds: [refundId] }))).toBe(200);
-    expect(await one('SELECT provider_confirmed_at IS NOT NULL AS confirmed FROM refund_requests WHERE purchase_id = $1', [id])).toEqual({ confirmed: true });
+    expect(await t.app.one('SELECT provider_confirmed_at IS NOT NULL AS confirmed FROM refund_requests WHERE purchase_id = $1', [id])).toEqual({ confirmed: true });
     expect(await status(id)).toBe('REFUNDED');
-    expect(await balance('rv-ours')).toBe(25);
-    expect(await entries('rv-ours', 'REVOCATION')).toHaveLength(1);
+    expect(await balanceOf(t.app, 'rv-ours')).toBe(signup);
+    expect(await entries('rv-ours', 'REVOCATION')).toEqual([{ amount: -50, description: 'Refund of the STARTER credit pack: its credits are withdrawn' }]);
     expect(await notes('rv-ours', 'PAYMENT_REVERSED')).toEqual([]);
-    expect(await notes('rv-ours', 'REFUND_DECIDED')).toHaveLength(1);
-    expect(await rows('SELECT 1 FROM payment_reversals WHERE purchase_id = $1', [id])).toEqual([]);
+    expect(await notes('rv-ours', 'REFUND_DECIDED')).toEqual([{ message: 'Your STARTER credit pack was refunded: 5.00 USD is on its way back and its 50 credits were withdrawn.' }]);
+    expect(await t.app.rows('SELECT 1 FROM payment_reversals WHERE purchase_id = $1', [id])).toEqual([]);
   });
 
   it('a dispute takes back the unspent credits (DISPUTED); won, it gives back what it took once, and the purchase is COMPLETED again', async () => {
     const id = await paidPack('rv-won', 'pi_rv_won');
     await spend9('rv-won');
     await spend9('rv-won');
-    const third = await spend9('rv-won'); // 7 sign-up credits and 2 of the pack's
-    expect(await balance('rv-won')).toBe(48);
+    const third = await spend9('rv-won'); // the rest of the sign-up credits and some of the pack's
+    const fromSignup = signup - 18; // what the third job took of the sign-up credits
+    const unspent = signup + 50 - 27; // the pack's, all that is left
+    expect(await balanceOf(t.app, 'rv-won')).toBe(unspent);
 
     const opened = dispute('evt_rv_won_open', 'charge.dispute.created', { id: 'dp_won', intent: 'pi_rv_won', status: 'needs_response' });
     expect(await deliverMany(opened, 5)).toEqual([200, 200, 200, 200, 200]);
     expect(await deliver(dispute('evt_rv_won_withdrawn', 'charge.dispute.funds_withdrawn', { id: 'dp_won', intent: 'pi_rv_won', status: 'needs_response' }))).toBe(200);
     expect(await status(id)).toBe('DISPUTED');
-    expect(await balance('rv-won')).toBe(0);
-    expect(await entries('rv-won', 'REVOCATION')).toEqual([{ amount: -48, description: "Disputed at the payment provider: the STARTER credit pack's credits are withdrawn" }]);
+    expect(await balanceOf(t.app, 'rv-won')).toBe(0);
+    expect(await entries('rv-won', 'REVOCATION')).toEqual([{ amount: -unspent, description: "Disputed at the payment provider: the STARTER credit pack's credits are withdrawn" }]);
     expect((await notes('rv-won', 'PAYMENT_REVERSED')).map((n) => n.message)).toEqual([
-      'Your payment for the STARTER credit pack was disputed with your bank: its 48 unspent credits were withdrawn. If the dispute is decided for us, they come back.',
+      `Your payment for the STARTER credit pack was disputed with your bank: its ${unspent} unspent credits were withdrawn. If the dispute is decided for us, they come back.`,
     ]);
 
-    // A job canceled meanwhile gives its 9 credits back to the lots they came from: the pack's 2 are withdrawn again at once.
-    const cancel = await app.gql(CancelGenerationDocument, { jobId: third }, { sub: 'rv-won' });
+    // A job canceled meanwhile gives its 9 credits back to the lots they came from: the pack's share is withdrawn again at once.
+    const cancel = await t.app.gql(CancelGenerationDocument, { jobId: third }, { sub: 'rv-won' });
     expect(cancel.errors).toBeUndefined();
-    expect(await balance('rv-won')).toBe(7);
+    expect(await balanceOf(t.app, 'rv-won')).toBe(fromSignup);
 
     const won = dispute('evt_rv_won_closed', 'charge.dispute.closed', { id: 'dp_won', intent: 'pi_rv_won', status: 'won' });
     expect(await deliverMany(won, 5)).toEqual([200, 200, 200, 200, 200]);
     expect(await deliver(won)).toBe(200);
     expect(await deliver(dispute('evt_rv_won_closed_again', 'charge.dispute.closed', { id: 'dp_won', intent: 'pi_rv_won', status: 'won' }))).toBe(200);
     expect(await status(id)).toBe('COMPLETED');
-    expect(await balance('rv-won')).toBe(57);
-    expect(await rows(`SELECT e.amount, e.description, l.source, l.expires_at, e.purchase_id FROM ledger_entries e JOIN credit_lots l ON l.id = e.lot_id
+    expect(await balanceOf(t.app, 'rv-won')).toBe(fromSignup + 50);
+    expect(await t.app.rows(`SELECT e.amount, e.description, l.source, l.expires_at, e.purchase_id FROM ledger_entries e JOIN credit_lots l ON l.id = e.lot_id
                         WHERE e.account_id = 'rv-won' AND e.kind = 'GRANT' AND e.description LIKE 'Dispute%'`)).toEqual([
       { amount: 50, description: 'Dispute won: credits given back', source: 'PACK_PURCHASE', expires_at: null, purchase_id: id },
     ]);
-    expect(await one('SELECT outcome, credits_revoked, credits_restored FROM payment_reversals WHERE purchase_id = $1', [id])).toEqual({ outcome: 'WON', credits_revoked: 48, credits_restored: 50 });
+    expect(await t.app.one('SELECT outcome, credits_revoked, credits_restored FROM payment_reversals WHERE purchase_id = $1', [id])).toEqual({ outcome: 'WON', credits_revoked: unspent, credits_restored: 50 });
   });
 
   it('a dispute lost changes nothing more; one that closes lost unseen takes the credits then; an inquiry or a won one never opened here changes nothing', async () => {
@@ -228,22 +161,23 @@ describe('money reversed at Stripe', () => {
     expect(await deliver(dispute('evt_rv_lost_open', 'charge.dispute.created', { id: 'dp_lost', intent: 'pi_rv_lost', status: 'needs_response' }))).toBe(200);
     expect(await deliver(dispute('evt_rv_lost_closed', 'charge.dispute.closed', { id: 'dp_lost', intent: 'pi_rv_lost', status: 'lost' }))).toBe(200);
     expect(await status(lost)).toBe('DISPUTED');
-    expect(await balance('rv-lost')).toBe(25);
+    expect(await balanceOf(t.app, 'rv-lost')).toBe(signup);
     expect(await entries('rv-lost', 'REVOCATION')).toMatchObject([{ amount: -50 }]);
-    expect(await notes('rv-lost', 'PAYMENT_REVERSED')).toHaveLength(1);
-    expect(await one('SELECT outcome, credits_restored FROM payment_reversals WHERE purchase_id = $1', [lost])).toEqual({ outcome: 'LOST', credits_restored: 0 });
+    const disputed = [{ message: 'Your payment for the STARTER credit pack was disputed with your bank: its 50 unspent credits were withdrawn. If the dispute is decided for us, they come back.' }];
+    expect(await notes('rv-lost', 'PAYMENT_REVERSED')).toEqual(disputed);
+    expect(await t.app.one('SELECT outcome, credits_restored FROM payment_reversals WHERE purchase_id = $1', [lost])).toEqual({ outcome: 'LOST', credits_restored: 0 });
 
     const unseen = await paidPack('rv-unseen', 'pi_rv_unseen');
     expect(await deliver(dispute('evt_rv_unseen_closed', 'charge.dispute.closed', { id: 'dp_unseen', intent: 'pi_rv_unseen', status: 'lost' }))).toBe(200);
     expect(await status(unseen)).toBe('DISPUTED');
-    expect(await balance('rv-unseen')).toBe(25);
-    expect(await notes('rv-unseen', 'PAYMENT_REVERSED')).toHaveLength(1);
+    expect(await balanceOf(t.app, 'rv-unseen')).toBe(signup);
+    expect(await notes('rv-unseen', 'PAYMENT_REVERSED')).toEqual(disputed);
 
     const asked = await paidPack('rv-inquiry', 'pi_rv_inquiry');
     expect(await deliver(dispute('evt_rv_inquiry', 'charge.dispute.created', { id: 'dp_inquiry', intent: 'pi_rv_inquiry', status: 'warning_needs_response' }))).toBe(200);
     expect(await deliver(dispute('evt_rv_inquiry_won', 'charge.dispute.closed', { id: 'dp_inquiry', intent: 'pi_rv_inquiry', status: 'won' }))).toBe(200);
     expect(await status(asked)).toBe('COMPLETED');
-    expect(await balance('rv-inquiry')).toBe(75);
+    expect(await balanceOf(t.app, 'rv-inquiry')).toBe(signup + 50);
     expect(await notes('rv-inquiry', 'PAYMENT_REVERSED')).toEqual([]);
   });
 
@@ -252,51 +186,53 @@ describe('money reversed at Stripe', () => {
       ['rv-plan-refund', (inv: string) => chargeRefunded('evt_rv_plan_refund', { intent: `pi_for_${inv}`, invoice: inv, amount: 2900, refunded: 2900 })],
       ['rv-plan-dispute', (inv: string) => dispute('evt_rv_plan_dispute', 'charge.dispute.created', { id: 'dp_plan', intent: `pi_for_${inv}`, invoice: inv, amount: 2900, status: 'needs_response' })],
     ] as const) {
-      const out = (await app.gql(ChangePlanWithCheckoutDocument, { input: { tier: 'PRO', interval: 'MONTHLY' } }, { sub })).data!.changePlan;
+      const out = (await t.app.gql(ChangePlanWithCheckoutDocument, { input: { tier: 'PRO', interval: 'MONTHLY' } }, { sub })).data!.changePlan;
       const purchaseId = out.purchase!.id;
       const invoice = `in_first_${sub}`;
-      expect(await deliver(event(`evt_paid_${sub}`, 'checkout.session.completed', {
-        id: out.checkoutUrl!.split('/').pop(), object: 'checkout.session', mode: 'subscription', payment_status: 'paid', client_reference_id: purchaseId,
-        subscription: `sub_${sub}`, customer: `cus_${sub}`, invoice, metadata: { purchaseId, accountId: sub, kind: 'PLAN' },
-      }))).toBe(200);
-      expect(await balance(sub)).toBe(1025);
+      const session = out.checkoutUrl!.split('/').pop()!;
+      expect(await deliver(planCheckoutCompleted(`evt_paid_${sub}`, { session, purchaseId, accountId: sub, subscription: `sub_${sub}`, invoice }))).toBe(200);
+      expect(await balanceOf(t.app, sub)).toBe(signup + 1000);
 
       expect(await deliverMany(e(invoice), 3)).toEqual([200, 200, 200]);
       expect(await status(purchaseId)).toBe(sub === 'rv-plan-refund' ? 'REFUNDED' : 'DISPUTED');
-      expect((await app.gql(MyPlanDocument, {}, { sub })).data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
-      expect(await balance(sub)).toBe(25);
+      expect((await t.app.gql(MyPlanDocument, {}, { sub })).data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+      expect(await balanceOf(t.app, sub)).toBe(signup);
       expect(await entries(sub, 'REVOCATION')).toMatchObject([{ amount: -1000 }]);
-      expect(await notes(sub, 'PAYMENT_REVERSED')).toHaveLength(1);
-      expect(await notes(sub, 'PLAN_ENDED')).toHaveLength(1);
+      expect((await notes(sub, 'PAYMENT_REVERSED')).map((n) => n.message)).toEqual([sub === 'rv-plan-refund'
+        ? '29.00 USD of your PRO plan was refunded to you at the payment provider: its 1000 unspent credits were withdrawn.'
+        : 'Your payment for the PRO plan was disputed with your bank: its 1000 unspent credits were withdrawn. If the dispute is decided for us, they come back.']);
+      expect(await notes(sub, 'PLAN_ENDED')).toEqual([{ message: sub === 'rv-plan-refund'
+        ? 'Your Pro plan ended with its refund; you are on the Free plan now.'
+        : 'Your Pro plan ended: its payment was disputed with your bank; you are on the Free plan now.' }]);
       expect(stub.calls.filter((c) => c.method === 'DELETE' && c.path === `/v1/subscriptions/sub_${sub}`)).toHaveLength(1);
     }
 
     // The plan's dispute won: its month's credits come back (expiring with that month), the plan stays ended.
-    const [{ id: planPurchase, month_end: monthEnd }] = await rows<{ id: string; month_end: Date }>(
+    const [{ id: planPurchase, month_end: monthEnd }] = await t.app.rows<{ id: string; month_end: Date }>(
       `SELECT p.id, l.expires_at AS month_end FROM purchases p JOIN credit_lots l ON l.purchase_id = p.id AND l.source = 'MONTHLY_ALLOWANCE' WHERE p.account_id = 'rv-plan-dispute'`,
     );
     const won = dispute('evt_rv_plan_won', 'charge.dispute.closed', { id: 'dp_plan', intent: 'pi_for_in_first_rv-plan-dispute', amount: 2900, status: 'won' });
     expect(await deliverMany(won, 2)).toEqual([200, 200]);
     expect(await status(planPurchase)).toBe('COMPLETED');
-    expect(await balance('rv-plan-dispute')).toBe(1025);
-    expect(await rows(`SELECT l.source, l.granted, l.expires_at FROM credit_lots l JOIN ledger_entries e ON e.lot_id = l.id AND e.description = 'Dispute won: credits given back' WHERE l.account_id = 'rv-plan-dispute'`)).toEqual([
+    expect(await balanceOf(t.app, 'rv-plan-dispute')).toBe(signup + 1000);
+    expect(await t.app.rows(`SELECT l.source, l.granted, l.expires_at FROM credit_lots l JOIN ledger_entries e ON e.lot_id = l.id AND e.description = 'Dispute won: credits given back' WHERE l.account_id = 'rv-plan-dispute'`)).toEqual([
       { source: 'ADJUSTMENT', granted: 1000, expires_at: monthEnd },
     ]);
-    expect((await app.gql(MyPlanDocument, {}, { sub: 'rv-plan-dispute' })).data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
+    expect((await t.app.gql(MyPlanDocument, {}, { sub: 'rv-plan-dispute' })).data!.me.plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
     // Its refund window is closed: no refund through us after the bank gave the money back once.
-    const again = await app.gql(RequestRefundDocument, { input: { purchaseId: planPurchase } }, { sub: 'rv-plan-dispute' });
+    const again = await t.app.gql(RequestRefundDocument, { input: { purchaseId: planPurchase } }, { sub: 'rv-plan-dispute' });
     expect(again.data!.requestRefund.userErrors[0].code).toBe('REFUND_WINDOW_EXPIRED');
   });
 
   it('an event about a payment we do not know is recorded and changes nothing', async () => {
-    const before = await one<{ reversals: number; notes: number; entries: number }>(
+    const before = await t.app.one<{ reversals: number; notes: number; entries: number }>(
       'SELECT (SELECT count(*) FROM payment_reversals)::int AS reversals, (SELECT count(*) FROM notifications)::int AS notes, (SELECT count(*) FROM ledger_entries)::int AS entries',
     );
     expect(await deliver(chargeRefunded('evt_rv_unknown_refund', { intent: 'pi_nobody', amount: 500, refunded: 500, refunds: ['re_nobody'] }))).toBe(200);
     expect(await deliver(dispute('evt_rv_unknown_open', 'charge.dispute.created', { id: 'dp_nobody', intent: 'pi_nobody', status: 'needs_response' }))).toBe(200);
     expect(await deliver(dispute('evt_rv_unknown_closed', 'charge.dispute.closed', { id: 'dp_nobody', intent: 'pi_nobody', status: 'lost' }))).toBe(200);
-    expect(await one('SELECT (SELECT count(*) FROM payment_reversals)::int AS reversals, (SELECT count(*) FROM notifications)::int AS notes, (SELECT count(*) FROM ledger_entries)::int AS entries')).toEqual(before);
-    expect(await rows(`SELECT event_id, type FROM webhook_events WHERE event_id LIKE 'evt_rv_unknown%' ORDER BY event_id`)).toEqual([
+    expect(await t.app.one('SELECT (SELECT count(*) FROM payment_reversals)::int AS reversals, (SELECT count(*) FROM notifications)::int AS notes, (SELECT count(*) FROM ledger_entries)::int AS entries')).toEqual(before);
+    expect(await t.app.rows(`SELECT event_id, type FROM webhook_events WHERE event_id LIKE 'evt_rv_unknown%' ORDER BY event_id`)).toEqual([
       { event_id: 'evt_rv_unknown_closed', type: 'charge.dispute.closed' },
       { event_id: 'evt_rv_unknown_open', type: 'charge.dispute.created' },
       { event_id: 'evt_rv_unknown_refund', type: 'charge.refunded' },

@@ -67,6 +67,28 @@ describe('the tier gate', () => {
     expect(high.data!.startGeneration.job!.queueClass).toBe('STANDARD');
   });
 
+  it('starts what a new plan allows at once, though the last start saw the account on FREE', async () => {
+    await t.app.gql(AdjustCreditsDocument, { input: { accountId: 'upgrader', amount: 100, reason: 'test setup' } }, admin);
+    const high = await t.app.gql(StartGenerationDocument, { input: { settings: { type: 'IMAGE', imageQuality: 'HIGH' }, prompt: 'p' } }, { sub: 'upgrader' });
+    expect(high.data!.startGeneration.job!.queueClass).toBe('STANDARD');
+    await onPro('upgrader');
+    const ultra = (await start('upgrader')).data!.startGeneration;
+    expect(ultra.userErrors).toEqual([]);
+    expect(ultra.job!.queueClass).toBe('FAST');
+  });
+
+  it('refuses what an unpaid plan lacks, though the last start saw the plan paid', async () => {
+    await onPro('lapsed');
+    expect((await start('lapsed')).data!.startGeneration.job!.queueClass).toBe('FAST');
+    (t.app.server.services.payments as SandboxProvider).failNext(1, 'card declined', 'lapsed');
+    await t.app.gql(AdvanceTestClockDocument, { hours: 32 * 24 }, admin); // the month's allowance expired, the renewal failed
+    const before = await balanceOf('lapsed');
+    const refused = (await start('lapsed')).data!.startGeneration;
+    expect(refused.userErrors.map((e) => e.code)).toEqual(['FEATURE_NOT_IN_TIER']);
+    expect(await balanceOf('lapsed')).toBe(before);
+    expect(await jobsOf('lapsed')).toBe(1);
+  });
+
   it('queues a start decided for PRO in the PRO queue', async () => {
     await onPro('paid');
     const out = (await start('paid')).data!.startGeneration;

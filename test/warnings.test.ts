@@ -1,27 +1,30 @@
 import { Role } from '../src/common/auth/role.enum';
 import {
-  AdjustCreditsDocument,
   BalanceChangedDocument,
   ClaimJobDocument,
   CompleteJobDocument,
   CreditWarningDocument,
   FailJobDocument,
   MarkNotificationsReadDocument,
-  MeDocument,
   MyNotificationsDocument,
   SetLowCreditThresholdDocument,
   StartGenerationDocument,
   type CreditWarningSubscription,
 } from './graphql/generated';
 import { subscribe, untilLive, type Subscription } from './helpers/subscriptions';
+import { adjustCredits, openAccount, signupCredits } from './helpers/accounts';
 import { useTestApp } from './helpers/test-app';
 
 const t = useTestApp({ JOB_SWEEP_INTERVAL_MS: '3600000' });
-const admin = { sub: 'ops', role: Role.ADMIN };
+let signup: number; // the catalog's sign-up credits: every account starts with them
 
+beforeAll(async () => {
+  signup = await signupCredits(t.app);
+});
 
+/** Moves `sub`'s balance by `amount`; answers the balance after. */
 async function adjust(sub: string, amount: number) {
-  const r = await t.app.gql(AdjustCreditsDocument, { input: { accountId: sub, amount, reason: 'test' } }, admin);
+  const r = await adjustCredits(t.app, sub, amount, { reason: 'test' });
   expect(r.data!.adjustCredits.userErrors).toEqual([]);
   return r.data!.adjustCredits.entry!.balanceAfter;
 }
@@ -43,9 +46,9 @@ const settle = () => new Promise((r) => setTimeout(r, 150));
 
 describe('low-credit warnings', () => {
   it('warns LOW once when the balance falls below the level, with a message and the packs, and keeps it', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'lowly' });
+    await openAccount(t.app, 'lowly');
     const w = await warnings('lowly');
-    expect(await adjust('lowly', -19)).toBe(6);
+    expect(await adjust('lowly', 6 - signup)).toBe(6);
     await settle();
     expect(w.events).toEqual([]);
     expect(await adjust('lowly', -2)).toBe(4);
@@ -66,8 +69,8 @@ describe('low-credit warnings', () => {
   });
 
   it('does not flap while the balance hovers at the level, and warns again once it climbed above', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'hover' });
-    await adjust('hover', -21); // 4: LOW
+    await openAccount(t.app, 'hover');
+    await adjust('hover', 4 - signup); // 4: LOW
     await adjust('hover', 1); // 5: at the level, not above: still disarmed
     await adjust('hover', -1); // 4: no second warning
     await adjust('hover', 2); // 6: above the level: re-armed
@@ -78,9 +81,9 @@ describe('low-credit warnings', () => {
   });
 
   it('warns DEPLETED once when the balance cannot pay for the cheapest generation', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'empty' });
+    await openAccount(t.app, 'empty');
     const w = await warnings('empty');
-    await adjust('empty', -25); // 0: LOW and DEPLETED in the same change
+    await adjust('empty', -signup); // 0: LOW and DEPLETED in the same change
     const got = await w.waitFor(2);
     expect(got.map((e) => [e.creditWarning.level, e.creditWarning.balance, e.creditWarning.threshold]).sort()).toEqual([
       ['DEPLETED', 0, 1],
@@ -99,15 +102,15 @@ describe('low-credit warnings', () => {
   });
 
   it('warns nobody for a refused change, and only the owner for their own', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'owner' });
-    await t.app.gql(MeDocument, {}, { sub: 'neighbour' });
+    await openAccount(t.app, 'owner');
+    await openAccount(t.app, 'neighbour');
     const mine = await warnings('owner');
     const theirs = await warnings('neighbour');
-    const refused = await t.app.gql(AdjustCreditsDocument, { input: { accountId: 'owner', amount: -26, reason: 'too much' } }, admin);
+    const refused = await adjustCredits(t.app, 'owner', -(signup + 1), { reason: 'too much' });
     expect(refused.data!.adjustCredits.userErrors[0].code).toBe('INSUFFICIENT_CREDITS');
     await settle();
     expect(mine.events).toEqual([]);
-    await adjust('owner', -22);
+    await adjust('owner', 3 - signup);
     expect((await mine.waitFor(1))[0].creditWarning.balance).toBe(3);
     await settle();
     expect(theirs.events).toEqual([]);
@@ -117,12 +120,12 @@ describe('low-credit warnings', () => {
   });
 
   it('follows the account’s own level, and never warns LOW at level 0', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'custom' });
+    await openAccount(t.app, 'custom');
     await t.app.gql(SetLowCreditThresholdDocument, { threshold: 20 }, { sub: 'custom' });
-    await adjust('custom', -6); // 19 < 20
-    await t.app.gql(MeDocument, {}, { sub: 'silent' });
+    await adjust('custom', 19 - signup); // 19 < 20
+    await openAccount(t.app, 'silent');
     await t.app.gql(SetLowCreditThresholdDocument, { threshold: 0 }, { sub: 'silent' });
-    await adjust('silent', -24); // 1: above 0, and DEPLETED needs < 1
+    await adjust('silent', 1 - signup); // 1: above 0, and DEPLETED needs < 1
     expect((await notifications('custom')).edges.map((e) => e.node.message)).toEqual([
       '19 credits left, below your warning level of 20. Top up with a credit pack to keep generating.',
     ]);
@@ -132,7 +135,7 @@ describe('low-credit warnings', () => {
 
 describe('notifications', () => {
   it('keeps JOB_FINISHED for succeeded and failed jobs', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'maker' });
+    await openAccount(t.app, 'maker');
     const worker = { sub: 'gpu', role: Role.WORKER };
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -156,9 +159,9 @@ describe('notifications', () => {
   });
 
   it('marks the caller’s own notifications read, some or all, and never another user’s', async () => {
-    await t.app.gql(MeDocument, {}, { sub: 'reader' });
-    await adjust('reader', -21); // LOW
-    await adjust('reader', -4); // DEPLETED
+    await openAccount(t.app, 'reader');
+    await adjust('reader', 4 - signup); // 4: LOW
+    await adjust('reader', -4); // 0: DEPLETED
     const all = await notifications('reader');
     expect(all.totalCount).toBe(2);
     const [newest, oldest] = all.edges.map((e) => e.node.id);

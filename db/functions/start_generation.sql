@@ -3,9 +3,10 @@
 -- or plan status is no longer the one the gate decided for, then start_generation_apply and,
 -- with a key, the idempotency claim, both in a subtransaction undone when the key was taken.
 -- Outcome: debited, short (not enough credits), busy (row locked: run again, waiting), stale
--- (decide again), key_taken (a duplicate committed first: replay it); no row: no such account.
+-- (decide again, for the tier and plan status it returns), key_taken (a duplicate committed
+-- first: replay it); no row: no such account.
 CREATE OR REPLACE FUNCTION public.start_generation(p_cmd start_command, p_wait boolean)
- RETURNS TABLE(outcome text, balance integer, threshold integer)
+ RETURNS TABLE(outcome text, balance integer, threshold integer, tier text, plan_status text)
  LANGUAGE plpgsql
 AS $function$
 #variable_conflict use_column
@@ -18,12 +19,12 @@ BEGIN
   END IF;
   IF NOT FOUND THEN
     IF EXISTS (SELECT 1 FROM accounts x WHERE x.id = c.account) THEN
-      RETURN QUERY SELECT 'busy'::text, NULL::int, NULL::int;
+      RETURN QUERY SELECT 'busy'::text, NULL::int, NULL::int, NULL::text, NULL::text;
     END IF;
     RETURN;
   END IF;
   IF a.tier IS DISTINCT FROM c.tier OR a.plan_status IS DISTINCT FROM c.plan_status THEN
-    RETURN QUERY SELECT 'stale'::text, NULL::int, NULL::int;
+    RETURN QUERY SELECT 'stale'::text, NULL::int, NULL::int, a.tier, a.plan_status;
     RETURN;
   END IF;
   IF c.key IS NULL THEN
@@ -35,9 +36,9 @@ BEGIN
         RAISE SQLSTATE 'CRK01';
       END IF;
     EXCEPTION WHEN SQLSTATE 'CRK01' THEN
-      RETURN QUERY SELECT 'key_taken'::text, NULL::int, NULL::int;
+      RETURN QUERY SELECT 'key_taken'::text, NULL::int, NULL::int, NULL::text, NULL::text;
       RETURN;
     END;
   END IF;
-  RETURN QUERY SELECT CASE WHEN d.ok THEN 'debited' ELSE 'short' END, d.balance, d.threshold;
+  RETURN QUERY SELECT CASE WHEN d.ok THEN 'debited' ELSE 'short' END, d.balance, d.threshold, a.tier, a.plan_status;
 END $function$

@@ -4,6 +4,7 @@
  * known), CSRF prevention, no batching, masked errors in production; draining it closes the
  * websockets too.
  */
+import { GraphQLError } from 'graphql';
 import type http from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
@@ -27,7 +28,13 @@ export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Conte
   const limitsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, request, operationName }) {
+        async didResolveOperation({ document, request, operationName, operation }) {
+          // A subscription is a stream: graphql-ws serves it on this path; over POST it would run its resolver with no event.
+          if (operation?.operation === 'subscription') {
+            throw new GraphQLError('Subscriptions are served over websockets (the graphql-transport-ws protocol) on this path; HTTP answers queries and mutations', {
+              extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+            });
+          }
           const refusal = gate.cost(document, request.variables, operationName);
           if (refusal) throw refusal;
         },

@@ -18,6 +18,11 @@ import { assertLedgerInvariants } from './invariants';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
 
+/** A token the test servers (JWT_SECRET=TEST_JWT_SECRET) accept, for servers in this process or child processes. */
+export function testToken(sub: string, role: Role = Role.USER, ttlSeconds?: number): Promise<string> {
+  return signToken(TEST_JWT_SECRET, sub, role, ttlSeconds);
+}
+
 export interface GqlResult<T> {
   status: number;
   data?: T | null;
@@ -37,7 +42,17 @@ export class TestApp {
   }
 
   token(sub: string, role: Role = Role.USER, ttlSeconds?: number): Promise<string> {
-    return signToken(TEST_JWT_SECRET, sub, role, ttlSeconds);
+    return testToken(sub, role, ttlSeconds);
+  }
+
+  /** Rows of a query through the auditor's connection (reads of what the server wrote). */
+  async rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return (await this.audit.query(sql, params)).rows as T[];
+  }
+
+  /** The first row of `rows(sql, params)`. */
+  async one<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T> {
+    return (await this.rows<T>(sql, params))[0];
   }
 
   /** Sends a typed operation over HTTP as `sub` (or with a raw token, or none). */

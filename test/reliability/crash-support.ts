@@ -7,11 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { Pool } from 'pg';
-import { signToken } from '../../src/common/auth/jwt';
 import { Role } from '../../src/common/auth/role.enum';
 import { ledgerViolations } from '../helpers/invariants';
 import { startService, type ServiceProcess } from '../helpers/process';
-import { TEST_JWT_SECRET } from '../helpers/test-app';
+import { TEST_JWT_SECRET, testToken } from '../helpers/test-app';
 
 export const ADMIN = 'rel-admin';
 /** An adjustment no balance in these tests can pay. */
@@ -31,10 +30,11 @@ export function rng(seed: number): () => number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** One token per subject and role, signed once (the storms send thousands of requests). */
 const tokens = new Map<string, Promise<string>>();
 export function tokenFor(sub: string, role: Role = Role.USER): Promise<string> {
   const k = `${role}:${sub}`;
-  if (!tokens.has(k)) tokens.set(k, signToken(TEST_JWT_SECRET, sub, role));
+  if (!tokens.has(k)) tokens.set(k, testToken(sub, role));
   return tokens.get(k)!;
 }
 

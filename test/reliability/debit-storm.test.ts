@@ -14,6 +14,7 @@
  * Short form (npm test): fixed seed, small counts. Long form (STRESS=1): larger counts.
  */
 import { Role } from '../../src/common/auth/role.enum';
+import { balanceOf, signupCredits } from '../helpers/accounts';
 import { startAuditor } from '../helpers/auditor';
 import { scale, seedFor } from '../helpers/scale';
 import { useTestApp } from '../helpers/test-app';
@@ -41,9 +42,11 @@ async function settle(work: Promise<unknown>, auditor: ReturnType<typeof startAu
   return auditor.stop();
 }
 
-async function balanceOf(sub: string): Promise<number> {
-  return (await t.app.audit.query('SELECT available FROM accounts WHERE id = $1', [sub])).rows[0].available;
-}
+let signup: number; // the catalog's sign-up credits: every account starts with them
+
+beforeAll(async () => {
+  signup = await signupCredits(t.app);
+});
 
 async function entryCount(sub: string, kind: string): Promise<number> {
   return (await t.app.audit.query('SELECT count(*)::int AS n FROM ledger_entries WHERE account_id = $1 AND kind = $2', [sub, kind])).rows[0].n;
@@ -100,7 +103,7 @@ describe('debit storm across accounts', () => {
     const newBook = async (sub: string, thrifty: boolean): Promise<Book> => {
       const caller = await Caller.as(t.app, sub);
       await caller.send(OPS.me);
-      return { sub, thrifty, caller, expected: 25, open: [], purchases: [], accepted: 0, refused: 0, refunds: 0, packs: 0, revoked: 0 };
+      return { sub, thrifty, caller, expected: signup, open: [], purchases: [], accepted: 0, refused: 0, refunds: 0, packs: 0, revoked: 0 };
     };
     for (let i = 0; i < accounts; i++) books.push(await newBook(`mix-${i}`, i % 4 === 0));
     // The random draws pick from these; two more accounts are driven step by step between rounds,
@@ -482,8 +485,8 @@ describe('debit storm on one account', () => {
     const admin = await Caller.as(t.app, 'storm-admin', Role.ADMIN);
     const owner = await Caller.as(t.app, sub);
     await owner.send(OPS.me);
-    await admin.send(OPS.adjust, { input: { accountId: sub, amount: total - 25, reason: 'storm budget' } });
-    expect(await balanceOf(sub)).toBe(total);
+    await admin.send(OPS.adjust, { input: { accountId: sub, amount: total - signup, reason: 'storm budget' } });
+    expect(await balanceOf(t.app, sub)).toBe(total);
 
     const auditor = startAuditor(t.app.audit);
     const accepted: { jobId: string; after: number }[] = [];
@@ -519,7 +522,7 @@ describe('debit storm on one account', () => {
     expect(accepted.map((a) => a.after).sort((a, b) => b - a)).toEqual(Array.from({ length: pays }, (_, i) => total - price * (i + 1)));
     expect(refusals).toHaveLength(CLIENTS);
     expect(refusals.every((r) => r.code === 'INSUFFICIENT_CREDITS' && r.available === remainder)).toBe(true);
-    expect(await balanceOf(sub)).toBe(remainder);
+    expect(await balanceOf(t.app, sub)).toBe(remainder);
     expect(await entryCount(sub, 'DEBIT')).toBe(pays);
     const jobs = await t.app.audit.query(`SELECT count(*)::int AS n, sum(credits)::int AS credits FROM generation_jobs WHERE account_id = $1`, [sub]);
     expect(jobs.rows[0]).toEqual({ n: pays, credits: pays * price });
@@ -532,7 +535,7 @@ describe('debit storm on one account', () => {
     const admin = await Caller.as(t.app, 'storm-admin', Role.ADMIN);
     const owner = await Caller.as(t.app, sub);
     await owner.send(OPS.me);
-    await admin.send(OPS.adjust, { input: { accountId: sub, amount: total - 25, reason: 'storm budget' } });
+    await admin.send(OPS.adjust, { input: { accountId: sub, amount: total - signup, reason: 'storm budget' } });
 
     const auditor = startAuditor(t.app.audit);
     const spent: number[] = [];
@@ -561,7 +564,7 @@ describe('debit storm on one account', () => {
     expect(spent.reduce((a, b) => a + b, 0)).toBe(total);
     expect(new Set(afters).size).toBe(spent.length); // every accepted debit left a different balance
     expect(Math.min(...afters)).toBe(0);
-    expect(await balanceOf(sub)).toBe(0);
+    expect(await balanceOf(t.app, sub)).toBe(0);
     expect(await entryCount(sub, 'DEBIT')).toBe(spent.length);
     expect(violations).toEqual([]);
   }, LONG);
@@ -586,7 +589,7 @@ describe('starts racing plan changes', () => {
           if (!s.startGeneration.job) expect(s.startGeneration.userErrors.map((e) => e.code)).toEqual(['INSUFFICIENT_CREDITS']);
         }
         expect(await entryCount(me.sub, 'DEBIT')).toBe(accepted);
-        expect(await balanceOf(me.sub)).toBe(25 + plan.changePlan.purchase.credits - 3 * accepted);
+        expect(await balanceOf(t.app, me.sub)).toBe(signup + plan.changePlan.purchase.credits - 3 * accepted);
       }
     })();
     expect(await settle(work, auditor)).toEqual([]);

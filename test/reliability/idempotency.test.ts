@@ -14,6 +14,7 @@
  */
 import { Role } from '../../src/common/auth/role.enum';
 import type { SandboxProvider } from '../../src/modules/billing/sandbox-provider';
+import { signupCredits } from '../helpers/accounts';
 import { startAuditor } from '../helpers/auditor';
 import { scale } from '../helpers/scale';
 import { useTestApp } from '../helpers/test-app';
@@ -110,7 +111,7 @@ async function records(scope: string, key: string): Promise<number> {
   return (await t.app.audit.query('SELECT count(*)::int AS n FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key])).rows[0].n;
 }
 
-/** A fresh account (opened, 25 credits) and the caller who sends `op` for it. */
+/** A fresh account (opened, with the sign-up credits) and the caller who sends `op` for it. */
 async function subjectFor(op: KeyedOp, name: string): Promise<{ target: string; caller: Caller }> {
   const owner = await Caller.as(t.app, name);
   await owner.send(OPS.me);
@@ -220,10 +221,11 @@ describe('keys are scoped to their caller', () => {
     expect(entries.size).toBe(2);
     const { rows } = await t.app.audit.query(`SELECT actor, amount FROM ledger_entries WHERE account_id = $1 AND kind = 'ADJUSTMENT' ORDER BY actor`, [target]);
     expect(rows).toEqual([{ actor: 'idem-ops-1', amount: 5 }, { actor: 'idem-ops-2', amount: 5 }]);
-    expect((await counts(target)).available).toBe(35);
+    const signup = await signupCredits(t.app);
+    expect((await counts(target)).available).toBe(signup + 2 * 5);
     const elsewhere = await ops1.send<{ adjustCredits: Answer }>(OPS.adjust, { input: { ...input, accountId: 'idem-adjust-other' } });
     expect(elsewhere.adjustCredits.userErrors.map((e) => e.code)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
-    expect((await counts(target)).available).toBe(35);
+    expect((await counts(target)).available).toBe(signup + 2 * 5);
   });
 
   it('refuses a key first used by another operation of the same caller, changing nothing', async () => {
@@ -249,7 +251,7 @@ describe('a refusal is kept under its key', () => {
     const me = await Caller.as(t.app, sub);
     const ops = await Caller.as(t.app, 'idem-refusal-ops', Role.ADMIN);
     await me.send(OPS.me);
-    await ops.send(OPS.adjust, { input: { accountId: sub, amount: -23, reason: 'leave 2' } });
+    await ops.send(OPS.adjust, { input: { accountId: sub, amount: 2 - (await signupCredits(t.app)), reason: 'leave 2' } });
     const input = { settings: { type: 'IMAGE', imageQuality: 'HIGH' }, prompt: 'too dear', idempotencyKey: 'poor' };
     const { startGeneration: first } = await me.send<{ startGeneration: Answer & { quote: { id: string } | null } }>(OPS.start, { input });
     expect(first).toMatchObject({
@@ -281,16 +283,17 @@ describe('a refusal is kept under its key', () => {
     const sub = 'idem-refused-adjust';
     await (await Caller.as(t.app, sub)).send(OPS.me);
     const ops = await Caller.as(t.app, 'idem-refusal-ops', Role.ADMIN);
-    const input = { accountId: sub, amount: -40, reason: 'claw back', idempotencyKey: 'claw-1' };
+    const signup = await signupCredits(t.app);
+    const input = { accountId: sub, amount: -(signup + 15), reason: 'claw back', idempotencyKey: 'claw-1' };
     const { adjustCredits: first } = await ops.send<{ adjustCredits: Answer }>(OPS.adjust, { input });
     expect(first).toEqual({
       entry: null,
-      balance: { available: 25 },
-      userErrors: [{ code: 'INSUFFICIENT_CREDITS', message: 'Cannot take 40 credits: the balance is 25' }],
+      balance: { available: signup },
+      userErrors: [{ code: 'INSUFFICIENT_CREDITS', message: `Cannot take ${signup + 15} credits: the balance is ${signup}` }],
     });
     await ops.send(OPS.adjust, { input: { accountId: sub, amount: 100, reason: 'top-up', idempotencyKey: 'top-1' } });
     const before = await counts(sub);
-    expect(before.available).toBe(125);
+    expect(before.available).toBe(signup + 100);
     const replays = await Promise.all(Array.from({ length: 10 }, () => ops.send<{ adjustCredits: Answer }>(OPS.adjust, { input })));
     for (const { adjustCredits: r } of replays) expect(r).toEqual(first);
     expect(await counts(sub)).toEqual(before);

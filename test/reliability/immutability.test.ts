@@ -8,7 +8,6 @@
  */
 import { Role } from '../../src/common/auth/role.enum';
 import { transaction } from '../../src/common/db/transaction';
-import { LedgerEntryEntity } from '../../src/modules/ledger/ledger-entry.entity';
 import { startAuditor } from '../helpers/auditor';
 import { startTestApp, useTestApp, type TestApp } from '../helpers/test-app';
 
@@ -20,7 +19,7 @@ const BUY = `mutation ($input: PurchaseCreditPackInput!) { purchaseCreditPack(in
 const ADJUST = `mutation ($input: AdjustCreditsInput!) { adjustCredits(input: $input) { entry { id } userErrors { code } } }`;
 
 /**
- * Gives `sub` a ledger with every kind of row: sign-up grant (25), pack grant (50), three
+ * Gives `sub` a ledger with every kind of row: the sign-up grant, a pack grant (50), three
  * 9-credit debits (the third spans the sign-up lot and the pack's), an adjustment (+7).
  */
 async function someLedger(app: TestApp, sub: string): Promise<void> {
@@ -104,14 +103,18 @@ describe('the ledger is append-only for the application itself', () => {
     expect(await ledgerFingerprint(t.app)).toEqual(before);
   });
 
-  it('refuses changes made through the ORM (repository update, delete, save of a loaded entry)', async () => {
-    const repo = t.app.server.services.db.getRepository(LedgerEntryEntity);
-    const entry = (await repo.findOneByOrFail({ accountId: 'imm-a', kind: 'DEBIT' as LedgerEntryEntity['kind'] }))!;
+  it('refuses changes made through the ORM (query builder update and delete)', async () => {
+    // The service maps no entity to ledger_entries (it reads them with SQL); any TypeORM write
+    // path still ends in UPDATE or DELETE, which the triggers refuse.
+    const { db } = t.app.server.services;
+    const [entry] = (await db.query(`SELECT id, amount FROM ledger_entries WHERE account_id = 'imm-a' AND kind = 'DEBIT'`)) as { id: string; amount: number }[];
     expect(entry.amount).toBe(-9);
-    await expect(repo.update({ id: entry.id }, { amount: -1 })).rejects.toMatchObject(refused('UPDATE', 'ledger_entries'));
-    await expect(repo.delete({ id: entry.id })).rejects.toMatchObject(refused('DELETE', 'ledger_entries'));
-    entry.balanceAfter = 1_000_000;
-    await expect(repo.save(entry)).rejects.toMatchObject(refused('UPDATE', 'ledger_entries'));
+    await expect(db.createQueryBuilder().update('ledger_entries').set({ amount: -1 }).where('id = :id', { id: entry.id }).execute())
+      .rejects.toMatchObject(refused('UPDATE', 'ledger_entries'));
+    await expect(db.createQueryBuilder().delete().from('ledger_entries').where('id = :id', { id: entry.id }).execute())
+      .rejects.toMatchObject(refused('DELETE', 'ledger_entries'));
+    await expect(db.createQueryBuilder().update('ledger_entries').set({ balance_after: 1_000_000 }).where('account_id = :a', { a: 'imm-a' }).execute())
+      .rejects.toMatchObject(refused('UPDATE', 'ledger_entries'));
     expect(await ledgerFingerprint(t.app)).toEqual(before);
   });
 

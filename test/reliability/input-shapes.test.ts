@@ -85,7 +85,7 @@ describe('NUL characters in billing, refund and adjustment inputs', () => {
     const before = await state();
     const res = await t.app.raw(query, vars, as);
     expectRefused(label, res.errors as Errors, why);
-    expect(res.status).toBeLessThan(500);
+    expect(res.status).toBe(200); // an answer about the input, not a failure of the request
     expect(await state()).toBe(before);
   });
 

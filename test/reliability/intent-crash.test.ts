@@ -11,12 +11,12 @@
  * does, so it survives the kill like a real provider would.
  */
 import { Pool } from 'pg';
-import { signToken } from '../../src/common/auth/jwt';
 import { Role } from '../../src/common/auth/role.enum';
 import { freePort } from '../../src/common/db/embedded-postgres';
+import { signupCreditsAt } from '../helpers/accounts';
 import { assertLedgerInvariants } from '../helpers/invariants';
 import { startService, type ServiceProcess } from '../helpers/process';
-import { createTestDatabase, eventually, TEST_JWT_SECRET } from '../helpers/test-app';
+import { createTestDatabase, eventually, TEST_JWT_SECRET, testToken } from '../helpers/test-app';
 
 type Step = 'committed' | 'called' | 'completed';
 const STEPS: Step[] = ['committed', 'called', 'completed'];
@@ -62,7 +62,7 @@ async function gql<T = any>(sub: string, query: string, variables: Record<string
   try {
     const res = await fetch(`http://127.0.0.1:${port}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signToken(TEST_JWT_SECRET, sub, role)}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await testToken(sub, role)}` },
       body: JSON.stringify({ query, variables }),
     });
     const body = (await res.json()) as { data?: T; errors?: unknown[] };
@@ -92,6 +92,8 @@ const PLAN = `mutation ($tier: TierCode!, $key: String) { changePlan(input: { ti
 const one = async (sql: string, params: unknown[]) => (await db.query(sql, params)).rows[0];
 const n = async (sql: string, params: unknown[]) => Number((await db.query(`SELECT count(*) AS n FROM ${sql}`, params)).rows[0].n);
 const openIntents = (sub: string) => n(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, [sub]);
+/** The catalog's sign-up credits, as the running service tells them. */
+const signup = () => signupCreditsAt(`http://127.0.0.1:${port}/graphql`);
 
 describe.each(STEPS)('killed right after the intent %s', (step) => {
   it('buys a pack once: one payment at the provider, one purchase completed, one grant (the client retries with its key)', async () => {
@@ -105,7 +107,7 @@ describe.each(STEPS)('killed right after the intent %s', (step) => {
     expect(await n(`sandbox_payments WHERE key = $1`, [`purchase-${id}`])).toBe(1);
     expect(await n(`purchases WHERE account_id = $1`, [sub])).toBe(1);
     expect(await n(`ledger_entries WHERE account_id = $1 AND kind = 'GRANT' AND purchase_id = $2`, [sub, id])).toBe(1);
-    expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe(75);
+    expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe((await signup()) + 50);
     expect(await openIntents(sub)).toBe(0);
   }, 120000);
 
@@ -120,7 +122,7 @@ describe.each(STEPS)('killed right after the intent %s', (step) => {
     expect(await n(`sandbox_payments WHERE key = $1`, [`plan-checkout-${id}`])).toBe(1);
     expect(await n(`sandbox_subscriptions WHERE account_id = $1 AND status = 'ACTIVE'`, [sub])).toBe(1);
     expect(await n(`allowance_grants WHERE account_id = $1`, [sub])).toBe(1);
-    expect(await one('SELECT tier, plan_status, available FROM accounts WHERE id = $1', [sub])).toEqual({ tier: 'PRO', plan_status: 'ACTIVE', available: 1025 });
+    expect(await one('SELECT tier, plan_status, available FROM accounts WHERE id = $1', [sub])).toEqual({ tier: 'PRO', plan_status: 'ACTIVE', available: (await signup()) + 1000 });
     expect(await openIntents(sub)).toBe(0);
   }, 120000);
 
@@ -136,7 +138,7 @@ describe.each(STEPS)('killed right after the intent %s', (step) => {
     expect(amountCents).toBeGreaterThan(6690); // (7900 − 1200) × nearly the whole month left, rounded up
     expect(await n(`sandbox_payments WHERE key = $1`, [`plan-upgrade-${id}`])).toBe(1);
     expect(await n(`ledger_entries WHERE account_id = $1 AND kind = 'GRANT' AND purchase_id = $2`, [sub, id])).toBe(1);
-    expect(await one('SELECT tier, available FROM accounts WHERE id = $1', [sub])).toEqual({ tier: 'MAX', available: 25 + 300 + credits });
+    expect(await one('SELECT tier, available FROM accounts WHERE id = $1', [sub])).toEqual({ tier: 'MAX', available: (await signup()) + 300 + credits });
     expect(await openIntents(sub)).toBe(0);
   }, 120000);
 
@@ -168,7 +170,7 @@ describe.each(STEPS)('killed right after the intent %s', (step) => {
     expect(await n(`sandbox_payments WHERE key = $1`, [`refund-${r.id}`])).toBe(1);
     expect(await n(`ledger_entries WHERE account_id = $1 AND kind = 'REVOCATION'`, [sub])).toBe(1);
     expect(await one('SELECT status FROM purchases WHERE id = $1', [purchaseId])).toEqual({ status: 'REFUNDED' });
-    expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe(25);
+    expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe(await signup());
     expect(await openIntents(sub)).toBe(0);
   }, 120000);
 });
@@ -182,6 +184,6 @@ it('buys a pack once when the client never comes back after a kill right after t
   const [p] = (await db.query(`SELECT id, status FROM purchases WHERE account_id = $1`, [sub])).rows;
   expect(p.status).toBe('COMPLETED');
   expect(await n(`sandbox_payments WHERE key = $1`, [`purchase-${p.id}`])).toBe(1);
-  expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe(75);
+  expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe((await signup()) + 50);
   expect(await openIntents(sub)).toBe(0);
 }, 120000);

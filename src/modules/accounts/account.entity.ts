@@ -21,6 +21,11 @@ export class AccountEntity {
   @Column({ name: 'pending_interval', type: 'text', nullable: true }) pendingInterval: BillingInterval | null;
   @Column({ name: 'allowance_period_start', type: 'timestamptz', nullable: true }) allowancePeriodStart: Date | null;
   @Column({ name: 'allowance_period_end', type: 'timestamptz', nullable: true }) allowancePeriodEnd: Date | null;
+  /** The day periods and allowance months end on (the first period's start). */
+  @Column({ name: 'period_anchor', type: 'timestamptz', nullable: true }) periodAnchor: Date | null;
+  /** The payment provider's subscription and customer of the plan. */
+  @Column({ name: 'subscription_ref', type: 'text', nullable: true }) subscriptionRef: string | null;
+  @Column({ name: 'customer_ref', type: 'text', nullable: true }) customerRef: string | null;
   @Column({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @Column({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
 }

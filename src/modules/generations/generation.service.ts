@@ -32,6 +32,9 @@ import type { StartCommand, StartResult } from './start-command';
 /** A start whose idempotency key was taken meanwhile: it changed nothing; the first answers. */
 const KEY_TAKEN = Symbol('key taken');
 
+/** Accounts whose tier the service remembers (least recently started forgotten first). */
+const MAX_REMEMBERED_STANDINGS = 100_000;
+
 /** How often a start decides again after its account's tier changed under it, before it gives up. */
 const MAX_STALE_RETRIES = 5;
 
@@ -105,6 +108,12 @@ export class GenerationService {
   }
 
   private readonly sql: Sql;
+  /**
+   * The tier and plan status each account's last start saw. A start is decided on it without a
+   * read; the database refuses it as stale when the account changed (on any instance), returning
+   * the new one, and the start is decided again — so remembering is never wrong, only stale.
+   */
+  private readonly standings = new Map<string, Pick<Standing, 'tier' | 'plan_status'>>();
   /**
    * Starts wait here while `startConcurrency` batches are in the database, then leave together;
    * an account is in one batch at a time. Every start commits with a NOTIFY, and PostgreSQL
@@ -188,13 +197,20 @@ export class GenerationService {
     const credits = quote?.credits ?? priced.price.credits;
     const costClass = quote?.costClass ?? priced.price.costClass;
     const jobId = randomUUID();
+    let account = this.standings.get(accountId) ?? (await this.standing(accountId));
     for (let tries = 0; ; tries++) {
-      const [account] = await this.sql<Standing>('SELECT tier, plan_status, available FROM accounts WHERE id = $1', [accountId], 'start_standing');
-      if (!account) throw new Error(`account ${accountId} does not exist`);
-      const tier = (await this.catalog.tiers()).find((t) => t.code === featureTier(account))!;
+      const tiers = await this.catalog.tiers();
+      let tier = tiers.find((t) => t.code === featureTier(account))!;
       if (missingFeatures(tier, priced.settings, costClass, priced.model.premium).length) {
+        // A refusal is never decided on a remembered tier: read the account as it is now.
+        const now = await this.standing(accountId);
+        tier = tiers.find((t) => t.code === featureTier(now))!;
+        if (now.tier !== account.tier || now.plan_status !== account.plan_status) {
+          account = now;
+          continue;
+        }
         const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
-        const view = await this.quotes.view(held, account.available, tier.code, priced);
+        const view = await this.quotes.view(held, now.available, tier.code, priced);
         return {
           quote: view,
           quoteId: held.id,
@@ -223,8 +239,12 @@ export class GenerationService {
       });
       if (!r) throw new Error(`account ${accountId} does not exist`);
       if (r.outcome === 'key_taken') return KEY_TAKEN;
+      if (r.tier) this.remember(accountId, { tier: r.tier, plan_status: r.plan_status });
       // The tier or plan status changed since it was read: decide again on the new one.
-      if (r.outcome === 'stale' && tries < MAX_STALE_RETRIES) continue;
+      if (r.outcome === 'stale' && tries < MAX_STALE_RETRIES) {
+        account = { tier: r.tier, plan_status: r.plan_status };
+        continue;
+      }
       if (r.outcome !== 'debited' && r.outcome !== 'short') throw new Error(`a start on account ${accountId} came back ${r.outcome} (after ${tries} stale tries)`);
       const balance = { accountId, available: r.balance, lowCreditThreshold: r.threshold };
       if (r.outcome === 'short') {
@@ -246,6 +266,20 @@ export class GenerationService {
       };
       return { jobId, job, quoteId: quote?.id, quote: quote ? await this.quotes.view(quote, r.balance + credits, tier.code, priced) : undefined, balance };
     }
+  }
+
+  /** The account's tier, plan status and balance as they are now (remembered for the next start). */
+  private async standing(accountId: string): Promise<Standing> {
+    const [account] = await this.sql<Standing>('SELECT tier, plan_status, available FROM accounts WHERE id = $1', [accountId], 'start_standing');
+    if (!account) throw new Error(`account ${accountId} does not exist`);
+    this.remember(accountId, account);
+    return account;
+  }
+
+  private remember(accountId: string, s: Pick<Standing, 'tier' | 'plan_status'>): void {
+    this.standings.delete(accountId); // re-inserted last: the map's order is the recency order
+    this.standings.set(accountId, { tier: s.tier, plan_status: s.plan_status });
+    if (this.standings.size > MAX_REMEMBERED_STANDINGS) this.standings.delete(this.standings.keys().next().value!);
   }
 
   /** Pack codes covering a shortfall, smallest first; the largest pack when none covers it alone. */

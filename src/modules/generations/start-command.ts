@@ -53,5 +53,6 @@ export const START_COMMAND_COLUMNS: { [K in keyof StartCommand]-?: string } = {
 
 /** What start_generation answers for one command. */
 export type StartResult =
-  | { outcome: 'debited' | 'short'; balance: number; threshold: number }
-  | { outcome: 'busy' | 'stale' | 'key_taken'; balance: null; threshold: null };
+  | { outcome: 'debited' | 'short'; balance: number; threshold: number; tier: TierCode; plan_status: string }
+  | { outcome: 'stale'; balance: null; threshold: null; tier: TierCode; plan_status: string }
+  | { outcome: 'busy' | 'key_taken'; balance: null; threshold: null; tier: null; plan_status: null };

@@ -24,7 +24,7 @@ export const refOf = (p: { pack_code: string | null; tier: string | null }): Pur
 const withdrawn = (revoked: number) => (revoked > 0 ? `its ${revoked} unspent credits were withdrawn` : 'no unspent credits were left to withdraw');
 
 /** How a plan ended: as asked (at its period end, or an unpaid one at once), with its refund, or by the provider. */
-export type PlanEnd = 'asked' | 'unpaidAsked' | 'refund' | 'ended';
+export type PlanEnd = 'asked' | 'unpaidAsked' | 'refund' | 'disputed' | 'ended';
 
 const TEMPLATES = {
   /** Rows kept before notifications were templates: their text as it was. */
@@ -70,6 +70,7 @@ const TEMPLATES = {
         asked: `Your ${p.plan} plan ended as you asked; you are on the Free plan now.`,
         unpaidAsked: `Your unpaid ${p.plan} plan ended as you asked; you are on the Free plan now.`,
         refund: `Your ${p.plan} plan ended with its refund; you are on the Free plan now.`,
+        disputed: `Your ${p.plan} plan ended: its payment was disputed with your bank; you are on the Free plan now.`,
         ended: `Your ${p.plan} plan ended; you are on the Free plan now.`,
       })[p.how],
   },

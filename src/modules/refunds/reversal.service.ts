@@ -180,11 +180,11 @@ export class ReversalService {
     await keepNotice(tx, p.account_id, notice(revoked), now);
     // A plan ends once: a purchase already REFUNDED or DISPUTED ended it then.
     if (p.kind !== PurchaseKind.PLAN || p.status === PurchaseStatus.REFUNDED || p.status === PurchaseStatus.DISPUTED) return null;
-    return this.endPlan(tx, p, tiers);
+    return this.endPlan(tx, p, tiers, reason === 'DISPUTE');
   }
 
   /** When the purchase paid for the current period, the plan ends as a refund ends it (an upgrade: back to the paid tier). */
-  private async endPlan(tx: Tx, p: PurchaseRow, tiers: Tiers): Promise<string | null> {
+  private async endPlan(tx: Tx, p: PurchaseRow, tiers: Tiers, disputed: boolean): Promise<string | null> {
     const [a] = await tx.query<{ tier: TierCode; current_period_start: Date | null }>('SELECT tier, current_period_start FROM accounts WHERE id = $1', [p.account_id]);
     if (!a.current_period_start || !p.period_start || p.period_start < a.current_period_start) return null; // an earlier period's purchase
     const [previous] = await tx.query<{ tier: TierCode }>(
@@ -193,7 +193,7 @@ export class ReversalService {
       [p.account_id, p.id, a.current_period_start],
     );
     const upgrade = !!previous && p.period_start > a.current_period_start;
-    return this.plans.refunded(tx, p.account_id, upgrade ? 'upgrade' : 'plan', tiers, [], upgrade ? previous.tier : undefined);
+    return this.plans.refunded(tx, p.account_id, upgrade ? 'upgrade' : 'plan', tiers, [], upgrade ? previous.tier : undefined, disputed);
   }
 }
 

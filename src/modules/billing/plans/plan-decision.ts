@@ -33,7 +33,8 @@ export type PlanCommand =
   | { type: 'renewalFailed' }
   | { type: 'subscriptionEnded' }
   | { type: 'timePassed'; periodPurchaseId: string | null }
-  | { type: 'refunded'; scope: 'plan' | 'upgrade' | 'annualShare'; previousTier?: TierCode };
+  /** The plan's payment came back: refunded (by us or at the provider), or disputed with the bank. */
+  | { type: 'refunded'; scope: 'plan' | 'upgrade' | 'annualShare'; previousTier?: TierCode; disputed?: boolean };
 
 /** The plan columns a decision sets (plan-store.ts writes them). */
 export type PlanChanges = Partial<Omit<PlanState, 'accountId' | 'changeInFlight'>> & { lowCreditThreshold?: number };

@@ -159,10 +159,10 @@ export class PlanLifecycle {
   }
 
   /** A refund's effect on the plan, after the refund's own call (`first`). */
-  async refunded(tx: Tx, accountId: string, scope: 'plan' | 'upgrade' | 'annualShare', tiers: Tiers, first: Parameters<PlanStore['apply']>[3], previousTier?: TierCode): Promise<string | null> {
+  async refunded(tx: Tx, accountId: string, scope: 'plan' | 'upgrade' | 'annualShare', tiers: Tiers, first: Parameters<PlanStore['apply']>[3], previousTier?: TierCode, disputed = false): Promise<string | null> {
     const s = await this.store.load(tx, accountId);
     if (!s) throw new Error(`account ${accountId} does not exist`);
-    return this.store.apply(tx, s, decide(s, { type: 'refunded', scope, previousTier }, this.clock.now(), tiers), first);
+    return this.store.apply(tx, s, decide(s, { type: 'refunded', scope, previousTier, disputed }, this.clock.now(), tiers), first);
   }
 
   /** The FREE tier's own month for a new account, when the catalog gives FREE monthly credits. */

@@ -259,7 +259,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         if (s.subscription) d.calls.push(call('subscription.cancel_at', `cancel-at-${s.accountId}-${now.toISOString()}`, { at: s.monthEnd!.toISOString() }));
         return d;
       }
-      const d: PlanDecision = { ...none(), end: true, notices: [ended(current, 'refund')] };
+      const d: PlanDecision = { ...none(), end: true, notices: [ended(current, c.disputed ? 'disputed' : 'refund')] };
       if (s.subscription) d.calls.push(call('subscription.cancel_now', `refund-cancel-${s.accountId}-${now.toISOString()}`));
       return d;
     }
