@@ -56,11 +56,12 @@ function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode
  * fragment's value is computed once, so fragments that spread others several times
  * (F0 { ...F1 ...F1 } F1 { ...F2 ...F2 } …) cost linear time, not 2^n. Unknown fragments and
  * fragment cycles count as `empty` here (KnownFragmentNames and NoFragmentCycles refuse them),
- * so a hostile document cannot crash a check (graphql-depth-limit threw on both).
+ * so a hostile document cannot crash a check (graphql-depth-limit threw on both). `combine`
+ * may change its first argument (a fresh `empty()`), never its second (it may be memoised).
  */
 function foldSelections<T>(
   document: DocumentNode,
-  empty: T,
+  empty: () => T,
   combine: (acc: T, part: T) => T,
   field: (sel: FieldNode, recurse: (set: SelectionSetNode) => T) => T,
   stop: (acc: T) => boolean = () => false,
@@ -69,7 +70,7 @@ function foldSelections<T>(
   const memo = new Map<string, T>();
   const visiting = new Set<string>();
   const fold = (set: SelectionSetNode): T => {
-    let acc = empty;
+    let acc = empty();
     for (const sel of set.selections) {
       if (stop(acc)) break;
       if (sel.kind === Kind.FIELD) acc = combine(acc, field(sel, fold));
@@ -104,7 +105,7 @@ function operationErrors(document: DocumentNode, fold: (set: SelectionSetNode) =
 
 /** Deepest field below a root field (selection sets below it), fragments expanded. */
 export function depthErrors(document: DocumentNode, maxDepth: number): GraphQLError[] {
-  const below = foldSelections<number>(document, 0, Math.max, (sel, recurse) =>
+  const below = foldSelections<number>(document, () => 0, Math.max, (sel, recurse) =>
     sel.name.value.startsWith('__') || !sel.selectionSet ? 0 : 1 + recurse(sel.selectionSet),
   );
   return operationErrors(document, below, maxDepth, (name) => `'${name}' exceeds maximum operation depth of ${maxDepth}`);
@@ -114,7 +115,7 @@ export function depthErrors(document: DocumentNode, maxDepth: number): GraphQLEr
 export function aliasErrors(document: DocumentNode, max: number): GraphQLError[] {
   const count = foldSelections<number>(
     document,
-    0,
+    () => 0,
     (a, b) => a + b,
     (sel, recurse) => (sel.alias ? 1 : 0) + (sel.selectionSet ? recurse(sel.selectionSet) : 0),
     (n) => n > max,
@@ -129,31 +130,17 @@ export function aliasErrors(document: DocumentNode, max: number): GraphQLError[]
  */
 export function repeatedFieldErrors(document: DocumentNode, max: number): GraphQLError[] {
   const fragments = fragmentsOf(document);
-  const memo = new Map<string, Map<string, number>>();
-  const done = new Map<SelectionSetNode, Map<string, number>>(); // each selection set is counted once
-  const add = (into: Map<string, number>, name: string, n: number) => into.set(name, Math.min(max + 1, (into.get(name) ?? 0) + n));
-  const counts = (set: SelectionSetNode, visiting: Set<string>): Map<string, number> => {
-    const known = done.get(set);
-    if (known) return known;
-    const out = new Map<string, number>();
-    done.set(set, out);
-    for (const sel of set.selections) {
-      if (sel.kind === Kind.FIELD) add(out, (sel.alias ?? sel.name).value, 1);
-      else if (sel.kind === Kind.INLINE_FRAGMENT) for (const [k, n] of counts(sel.selectionSet, visiting)) add(out, k, n);
-      else {
-        const name = sel.name.value;
-        const f = fragments.get(name);
-        if (!f || visiting.has(name)) continue;
-        if (!memo.has(name)) {
-          visiting.add(name);
-          memo.set(name, counts(f.selectionSet, visiting));
-          visiting.delete(name);
-        }
-        for (const [k, n] of memo.get(name)!) add(out, k, n);
-      }
-    }
-    return out;
-  };
+  // The response names of one selection set with how often each is selected (capped at max + 1):
+  // a field counts itself and does not descend; fragments at this level add their counts.
+  const counts = foldSelections<Map<string, number>>(
+    document,
+    () => new Map(),
+    (into, part) => {
+      for (const [k, n] of part) into.set(k, Math.min(max + 1, (into.get(k) ?? 0) + n));
+      return into;
+    },
+    (sel) => new Map([[(sel.alias ?? sel.name).value, 1]]),
+  );
   const errors: GraphQLError[] = [];
   for (const d of document.definitions) {
     if (d.kind !== Kind.OPERATION_DEFINITION) continue;
@@ -163,7 +150,7 @@ export function repeatedFieldErrors(document: DocumentNode, max: number): GraphQ
     let found: string | undefined;
     while (sets.length && !found) {
       const set = sets.pop()!;
-      for (const [name, n] of counts(set, new Set())) if (n > max) found = name;
+      for (const [name, n] of counts(set)) if (n > max) found = name;
       for (const sel of set.selections) {
         if (sel.kind === Kind.FIELD || sel.kind === Kind.INLINE_FRAGMENT) {
           if (sel.selectionSet) sets.push(sel.selectionSet);

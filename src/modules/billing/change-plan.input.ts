@@ -1,20 +1,17 @@
-import { IsOptional, Length, Matches } from 'class-validator';
 import { Field, InputType, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
 import { Plan } from '../accounts/plan.type';
 import { Balance } from '../ledger/balance.type';
 import { Purchase } from './purchase.type';
+import { IdempotencyKeyField } from '../../common/idempotency/idempotency-key.field';
 
 @InputType({ description: 'Upgrades take effect at once (prorated); a lower tier, another interval or FREE at the period end.' })
 export class ChangePlanInput {
   @Field(_type => TierCode) tier: TierCode;
   @Field(_type => BillingInterval) interval: BillingInterval;
 
-  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
-  @IsOptional()
-  @Length(1, 255)
-  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
+  @IdempotencyKeyField()
   idempotencyKey?: string | null;
 }
 

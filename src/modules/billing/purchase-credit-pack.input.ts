@@ -1,8 +1,9 @@
-import { IsOptional, Length, Matches } from 'class-validator';
+import { Length, Matches } from 'class-validator';
 import { Field, InputType, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { Balance } from '../ledger/balance.type';
 import { Purchase } from './purchase.type';
+import { IdempotencyKeyField } from '../../common/idempotency/idempotency-key.field';
 
 @InputType()
 export class PurchaseCreditPackInput {
@@ -11,10 +12,7 @@ export class PurchaseCreditPackInput {
   @Matches(/^[^\u0000]*$/, { message: 'packCode must not contain NUL characters' })
   packCode: string;
 
-  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
-  @IsOptional()
-  @Length(1, 255)
-  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
+  @IdempotencyKeyField()
   idempotencyKey?: string | null;
 }
 

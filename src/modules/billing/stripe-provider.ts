@@ -15,6 +15,18 @@ const idOf = (v: string | { id: string } | null | undefined): string | undefined
 const isStripeError = (e: unknown): e is { type: string; statusCode?: number; code?: string; message: string } =>
   typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && (e as { type: string }).type.startsWith('Stripe');
 /**
+ * A Checkout Session Stripe refused for good (a 4xx other than 409 and 429: bad parameters, an
+ * account not set up) is a failed payment; anything else (network, 5xx, rate limit, a
+ * concurrent request with the key) is thrown, so the intent is tried again under its key.
+ */
+function checkoutRefusedOrThrow(e: unknown): { status: 'failed'; reason: string } {
+  if (isStripeError(e) && e.statusCode !== undefined && e.statusCode < 500 && e.statusCode !== 429 && e.statusCode !== 409) {
+    return { status: 'failed', reason: e.message };
+  }
+  throw e;
+}
+
+/**
  * Stripe refused the payment itself (declined card, failed authentication): a definite answer.
  * Anything else — connection errors, 5xx, rate limits, conflicts — says nothing about whether
  * the request took effect, so it is not an outcome to keep.
@@ -43,24 +55,27 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async charge(req: ChargeRequest, key: string): Promise<ChargeResult> {
+    return this.checkout(
+      {
+        mode: 'payment',
+        client_reference_id: req.purchaseId,
+        metadata: { purchaseId: req.purchaseId, accountId: req.accountId },
+        line_items: [{ quantity: 1, price_data: { currency: req.currency.toLowerCase(), unit_amount: req.amountCents, product_data: { name: req.description } } }],
+      },
+      key,
+    );
+  }
+
+  /** A Checkout Session to pay at (pending until its webhook), or the refusal Stripe gave for good. */
+  private async checkout(params: Stripe.Checkout.SessionCreateParams, key: string): Promise<{ status: 'pending'; ref: string; checkoutUrl: string } | { status: 'failed'; reason: string }> {
     try {
       const session = await this.client.checkout.sessions.create(
-        {
-          mode: 'payment',
-          client_reference_id: req.purchaseId,
-          metadata: { purchaseId: req.purchaseId, accountId: req.accountId },
-          line_items: [{ quantity: 1, price_data: { currency: req.currency.toLowerCase(), unit_amount: req.amountCents, product_data: { name: req.description } } }],
-          success_url: this.settings.successUrl,
-          cancel_url: this.settings.cancelUrl,
-        },
+        { ...params, success_url: this.settings.successUrl, cancel_url: this.settings.cancelUrl },
         { idempotencyKey: key },
       );
       return { status: 'pending', ref: session.id, checkoutUrl: session.url ?? '' };
     } catch (e) {
-      if (isStripeError(e) && e.statusCode !== undefined && e.statusCode < 500 && e.statusCode !== 429 && e.statusCode !== 409) {
-        return { status: 'failed', reason: e.message };
-      }
-      throw e;
+      return checkoutRefusedOrThrow(e);
     }
   }
 
@@ -98,27 +113,17 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async subscribe(req: SubscribeRequest, key: string): Promise<SubscribeResult> {
-    try {
-      const session = await this.client.checkout.sessions.create(
-        {
-          mode: 'subscription',
-          client_reference_id: req.purchaseId,
-          ...(req.customerRef ? { customer: req.customerRef } : {}),
-          metadata: { purchaseId: req.purchaseId, accountId: req.accountId, kind: 'PLAN' },
-          subscription_data: { metadata: { accountId: req.accountId, purchaseId: req.purchaseId } },
-          line_items: [{ quantity: 1, price_data: this.priceData(req.price) }],
-          success_url: this.settings.successUrl,
-          cancel_url: this.settings.cancelUrl,
-        },
-        { idempotencyKey: key },
-      );
-      return { status: 'pending', ref: session.id, checkoutUrl: session.url ?? '' };
-    } catch (e) {
-      if (isStripeError(e) && e.statusCode !== undefined && e.statusCode < 500 && e.statusCode !== 429 && e.statusCode !== 409) {
-        return { status: 'failed', reason: e.message };
-      }
-      throw e;
-    }
+    return this.checkout(
+      {
+        mode: 'subscription',
+        client_reference_id: req.purchaseId,
+        ...(req.customerRef ? { customer: req.customerRef } : {}),
+        metadata: { purchaseId: req.purchaseId, accountId: req.accountId, kind: 'PLAN' },
+        subscription_data: { metadata: { accountId: req.accountId, purchaseId: req.purchaseId } },
+        line_items: [{ quantity: 1, price_data: this.priceData(req.price) }],
+      },
+      key,
+    );
   }
 
   async expireCheckout(checkoutRef: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { GenerationSettingsInput } from '../quotes/generation-settings.input';
+import { IdempotencyKeyField } from '../../common/idempotency/idempotency-key.field';
 
 @InputType()
 export class StartGenerationInput {
@@ -19,9 +20,6 @@ export class StartGenerationInput {
   @MaxLength(64)
   quoteId?: string | null;
 
-  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
-  @IsOptional()
-  @Length(1, 255)
-  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
+  @IdempotencyKeyField()
   idempotencyKey?: string | null;
 }

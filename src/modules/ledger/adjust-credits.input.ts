@@ -1,5 +1,6 @@
-import { IsInt, IsOptional, Length, Matches, Max, Min, NotEquals } from 'class-validator';
+import { IsInt, Length, Matches, Max, Min, NotEquals } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
+import { IdempotencyKeyField } from '../../common/idempotency/idempotency-key.field';
 
 @InputType({ description: 'An operator correction. Positive: a new ADJUSTMENT lot. Negative: taken in spending order.' })
 export class AdjustCreditsInput {
@@ -20,9 +21,6 @@ export class AdjustCreditsInput {
   @Matches(/^[^\u0000]*$/, { message: 'reason must not contain NUL characters' })
   reason: string;
 
-  @Field(_type => String, { nullable: true, description: 'Up to 255 characters, scoped to the caller' })
-  @IsOptional()
-  @Length(1, 255)
-  @Matches(/^[^\u0000]*$/, { message: 'idempotencyKey must not contain NUL characters' })
+  @IdempotencyKeyField()
   idempotencyKey?: string | null;
 }
