@@ -5,16 +5,16 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema } from 'type-graphql';
 import { authChecker } from './common/auth/auth-checker';
 import { AccountResolver } from './modules/accounts/account.resolver';
-import { CatalogResolver } from './modules/catalog/catalog.resolver';
+import { CatalogResolver, CreditPackIdResolver, GenerationModelIdResolver, TierIdResolver } from './modules/catalog/catalog.resolver';
 import { AdjustmentResolver } from './modules/ledger/adjustment.resolver';
 import { BalanceResolver } from './modules/ledger/balance.resolver';
-import { AccountJobsResolver, GenerationResolver } from './modules/generations/generation.resolver';
+import { AccountJobsResolver, GenerationResolver, JobQueueResolver } from './modules/generations/generation.resolver';
 import { WorkerResolver } from './modules/generations/worker.resolver';
 import { QuoteResolver } from './modules/quotes/quote.resolver';
 import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
 import { AccountPurchasesResolver, BillingResolver, PlanResolver } from './modules/billing/billing.resolver';
 import { TestClockResolver } from './modules/clock/test-clock.resolver';
-import { AccountRefundsResolver, RefundRequestResolver } from './modules/refunds/refund.resolver';
+import { AccountRefundsResolver, PurchaseRefundResolver, RefundRequestResolver } from './modules/refunds/refund.resolver';
 
 export const resolvers = [
   AccountResolver,
@@ -22,8 +22,12 @@ export const resolvers = [
   BalanceResolver,
   AdjustmentResolver,
   CatalogResolver,
+  TierIdResolver,
+  CreditPackIdResolver,
+  GenerationModelIdResolver,
   QuoteResolver,
   GenerationResolver,
+  JobQueueResolver,
   WorkerResolver,
   AccountNotificationsResolver,
   NotificationResolver,
@@ -31,6 +35,7 @@ export const resolvers = [
   BillingResolver,
   PlanResolver,
   RefundRequestResolver,
+  PurchaseRefundResolver,
   AccountRefundsResolver,
   TestClockResolver,
 ] as const;

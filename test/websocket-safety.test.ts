@@ -59,6 +59,21 @@ describe('websocket safety', () => {
     await client.dispose();
   });
 
+  it('refuses a variable of the wrong type with BAD_USER_INPUT naming the variable, also once the document is known (its cost cached)', async () => {
+    const socket = await initialised('typo-vars');
+    const messages: Array<{ id: string; type: string; payload: unknown }> = [];
+    socket.on('message', (m) => messages.push(JSON.parse(m.toString())));
+    const query = 'subscription ($jobId: ID!) { jobUpdated(jobId: $jobId) { id } }';
+    socket.send(JSON.stringify({ id: 'v0', type: 'subscribe', payload: { query, variables: { jobId: 'not-a-job' } } }));
+    await new Promise((r) => setTimeout(r, 200)); // v0 is accepted (and its cost kept) before v1 arrives
+    socket.send(JSON.stringify({ id: 'v1', type: 'subscribe', payload: { query, variables: { jobId: [] } } }));
+    await eventually(() => messages.some((m) => m.id === 'v1'));
+    const answer = messages.find((m) => m.id === 'v1')!;
+    const errors = (answer.type === 'next' ? (answer.payload as { errors: unknown[] }).errors : answer.payload) as Array<{ message: string; extensions: { code: string } }>;
+    expect(errors.map((e) => [e.message, e.extensions.code])).toEqual([['Variable "$jobId" got invalid value []; ID cannot represent value: []', 'BAD_USER_INPUT']]);
+    socket.close();
+  });
+
   it('drops a subscriber that stops reading once its backlog passes the bound, instead of growing memory', async () => {
     await openAccount(t.app, 'slow');
     const grants = (n: number) =>

@@ -34,6 +34,7 @@ const ID_KINDS: Record<string, Kind> = {
   'Mutation.startGeneration:input.quoteId': 'quote',
   'Mutation.requestRefund:input.purchaseId': 'purchase',
   'Mutation.markNotificationsRead:ids': 'notification',
+  'Mutation.readNotifications:ids': 'notification',
   'Mutation.adjustCredits:input.accountId': 'account',
   'Mutation.reviewRefundRequest:input.id': 'refundRequest',
   'Mutation.reportGenerationProgress:jobId': 'runningJob',
@@ -50,6 +51,7 @@ const BASE_ARGS: Record<string, Record<string, unknown>> = {
   'Mutation.startGeneration': { input: { settings: IMAGE, prompt: 'isolation' } },
   'Mutation.requestRefund': { input: { reason: 'isolation' } },
   'Mutation.markNotificationsRead': {},
+  'Mutation.readNotifications': {},
   'Mutation.adjustCredits': { input: { amount: 5, reason: 'isolation' } },
   'Mutation.reviewRefundRequest': { input: { approve: true, note: 'isolation' } },
   'Mutation.reportGenerationProgress': { progress: 50 },
@@ -271,7 +273,7 @@ describe('tenant isolation', () => {
           const y = normalise(onFake, fake);
           if (JSON.stringify(x) !== JSON.stringify(y)) differences.push(`${p.key} as ${sub}: B's ${kind} ${JSON.stringify(x)} vs none ${JSON.stringify(y)}`);
           if ((await stateOfB()) !== before) differences.push(`${p.key} as ${sub}: B's state changed`);
-          if (onReal.status >= 500 || !/"errors"|"userErrors":\[\{|"job":null|"account":null|"markNotificationsRead":0/.test(onReal.body)) {
+          if (onReal.status >= 500 || !/"errors"|"userErrors":\[\{|"job":null|"account":null|"markNotificationsRead":0|"readNotifications":\{"notifications":\[\]/.test(onReal.body)) {
             differences.push(`${p.key} as ${sub}: not refused: ${onReal.body.slice(0, 200)}`);
           }
         }

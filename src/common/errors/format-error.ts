@@ -45,8 +45,11 @@ export function createErrorFormatter(production: boolean, log: Logger) {
       // Apollo's own refusals of a request it cannot run (e.g. a persisted-query hash that does not match).
       return { message: error.message, extensions: { code: 'BAD_REQUEST' } };
     }
-    if (error instanceof GraphQLError && !error.originalError && /^Too many errors processing variables/.test(error.message)) {
-      // graphql-js stops coercing variables after 50 errors with an uncoded error; it is the request's fault.
+    const fromEngine = error instanceof GraphQLError && (!error.originalError || error.originalError instanceof GraphQLError);
+    if (fromEngine && /^(Too many errors processing variables|Variable "\$)/.test(error.message)) {
+      // graphql-js reports variables it cannot coerce without a code when it runs outside Apollo
+      // (the websocket transport) — wrapping a scalar's own uncoded GraphQLError — and stops after 50 errors with an uncoded error of its own:
+      // either way it is the request's fault.
       return { message: error.message, extensions: { code: 'BAD_USER_INPUT' } };
     }
     const sqlState = dbErrorCode(original);

@@ -1,4 +1,4 @@
-import { Arg, Args, Authorized, Ctx, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
@@ -9,7 +9,8 @@ import { Balance } from '../ledger/balance.type';
 import { PurchaseCreditPackInput, PurchasePayload } from './purchase-credit-pack.input';
 import { Purchase, PurchaseConnection, type PurchaseRow } from './purchase.type';
 import { planOf } from '../accounts/account.resolver';
-import { ChangePlanInput, ChangePlanPayload } from './change-plan.input';
+import { BillingInterval, TierCode } from '../catalog/catalog.enums';
+import { ChangePlanInput, ChangePlanPayload, PlanChangePreview } from './change-plan.input';
 import type { PlanOutcome } from './plans/plan-lifecycle';
 
 @Resolver(_of => Account)
@@ -49,6 +50,21 @@ export class PlanResolver {
   async changePlan(@Arg('input', _type => ChangePlanInput) input: ChangePlanInput, @Ctx() ctx: Context): Promise<ChangePlanPayload> {
     await ctx.services.accounts.ensureOpen(callerId(ctx));
     return this.payload(ctx, await ctx.services.plans.changePlan(callerId(ctx), input));
+  }
+
+  @Authorized()
+  @Query(_returns => PlanChangePreview, { description: 'What changePlan(tier, interval) would charge and give now (the same rules; nothing changes).' })
+  async planChangePreview(
+    @Arg('tier', _type => TierCode) tier: TierCode,
+    @Arg('interval', _type => BillingInterval) interval: BillingInterval,
+    @Ctx() ctx: Context,
+  ): Promise<PlanChangePreview> {
+    await ctx.services.accounts.ensureOpen(callerId(ctx));
+    const p = await ctx.services.plans.preview(callerId(ctx), tier, interval);
+    return {
+      tier, interval, amountCents: p.amountCents, currency: p.currency, creditsGranted: p.creditsGranted, effectiveAt: p.effectiveAt,
+      userErrors: p.error ? [UserError.of(p.error.code, p.error.message, p.error.field)] : [],
+    };
   }
 
   @Authorized()

@@ -130,7 +130,7 @@ export class BillingService {
         purchaseId,
       });
       if (!granted) throw new Error(`account ${accountId} vanished`);
-      await keepNotice(tx, accountId, { template: 'packPurchased', params: { pack: row.pack_code!, credits: row.credits } }, now);
+      await keepNotice(tx, accountId, { template: 'packPurchased', params: { pack: row.pack_code!, credits: row.credits } }, now, { purchaseId });
       return { purchase: row, balance: granted.balance };
     }
   }

@@ -1,4 +1,4 @@
-import { Field, InputType, ObjectType } from 'type-graphql';
+import { Field, InputType, Int, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
 import { Plan } from '../accounts/plan.type';
@@ -26,4 +26,16 @@ export class ChangePlanPayload {
   checkoutUrl: string | null;
   @Field(_type => Balance, { nullable: true }) balance: Balance | null;
   @Field(_type => [UserError]) userErrors: UserError[];
+}
+
+@ObjectType({ description: 'What changePlan would charge now and give, decided by the same rules; nothing is changed.' })
+export class PlanChangePreview {
+  @Field(_type => TierCode) tier: TierCode;
+  @Field(_type => BillingInterval) interval: BillingInterval;
+  @Field(_type => Int, { description: 'Charged now (a new plan: at its checkout); 0 for a change at the period end' }) amountCents: number;
+  @Field(_type => String) currency: string;
+  @Field(_type => Int, { description: 'Credits given when it takes effect: a new plan its first month, an upgrade its share of this month' })
+  creditsGranted: number;
+  @Field(_type => Date, { description: 'Now, or the period end for a lower tier or FREE' }) effectiveAt: Date;
+  @Field(_type => [UserError], { description: 'Why changePlan would refuse it' }) userErrors: UserError[];
 }

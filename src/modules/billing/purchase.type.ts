@@ -56,10 +56,12 @@ export class Purchase {
   @Field(_type => Date, { nullable: true }) completedAt: Date | null;
   @Field(_type => Date, { nullable: true, description: 'Refundable in full until then, if no credit was used since' })
   refundableUntil: Date | null;
+  /** Not exposed: the row, for the refund fields. */
+  row: PurchaseRow;
 
   static fromRow(r: PurchaseRow): Purchase {
     return Object.assign(new Purchase(), {
-      id: r.id, kind: r.kind, status: r.status, packCode: r.pack_code, tier: r.tier, interval: r.billing_interval, credits: r.credits,
+      row: r, id: r.id, kind: r.kind, status: r.status, packCode: r.pack_code, tier: r.tier, interval: r.billing_interval, credits: r.credits,
       amountCents: r.amount_cents, currency: r.currency.trim(), createdAt: r.created_at, completedAt: r.completed_at, refundableUntil: r.refundable_until,
     });
   }

@@ -10,7 +10,7 @@ import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import type { BillingInterval } from '../catalog/catalog.enums';
 import { monthsOf, nextAnchored, periodEnd } from './plans/plan-calendar';
-import { shareLeft, type PlanPrice } from './plans/plan-price';
+import { prorationCents, type PlanPrice } from './plans/plan-price';
 import type { ChargeRequest, ChargeResult, PaymentProvider, SubscribeRequest, SubscribeResult, UpgradeResult } from './payment-provider';
 import type { ProviderEvent } from './provider-events';
 
@@ -91,8 +91,8 @@ export class SandboxProvider implements PaymentProvider {
     const sub = await this.subscription(subscription);
     const failed = this.failure(sub.account_id);
     if (failed) return { status: 'failed', reason: failed };
-    // Stripe's proration: the price difference × the share of the period left, to the cent above.
-    const amount = Math.max(0, Math.ceil((req.price.amountCents - sub.amount_cents) * shareLeft(sub.period_start, sub.period_end, this.clock.now())));
+    // Stripe's proration, as the preview shows it: the price difference × the share of the period left, to the cent above.
+    const amount = prorationCents(sub.amount_cents, req.price.amountCents, sub.period_start, sub.period_end, this.clock.now());
     const ref = await this.pay(key, 'upgrade', sub.account_id, amount, `${req.price.name}, upgrade for the rest of the period`, `sandbox_${req.purchaseId}`);
     await this.db.query(
       `UPDATE sandbox_subscriptions SET amount_cents = $2, name = $3, cancel_at_period_end = cancel_at_period_end AND NOT $4 WHERE id = $1`,

@@ -2,6 +2,8 @@ import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { Connection } from '../../common/relay/connection.type';
 import { GenerationType, QueueClass } from '../catalog/catalog.enums';
 import { CostClass } from '../quotes/cost-class.enum';
+import type { NormalizedSettings } from '../quotes/generation-settings';
+import { GenerationSettings } from './generation-settings.type';
 import { JobStatus } from './job-status.enum';
 
 /** A generation_jobs row as SQL returns it. */
@@ -11,11 +13,13 @@ export interface JobRow {
   status: JobStatus;
   type: GenerationType;
   prompt: string;
+  settings: NormalizedSettings;
   cost_class: CostClass;
   credits: number;
   price_book_version: number;
   quote_id: string | null;
   queue_class: QueueClass;
+  queue_rank: number;
   progress: number;
   result_urls: string[];
   failure_reason: string | null;
@@ -33,11 +37,14 @@ export class GenerationJob {
   @Field(_type => JobStatus) status: JobStatus;
   @Field(_type => GenerationType) type: GenerationType;
   @Field(_type => String) prompt: string;
+  @Field(_type => GenerationSettings) settings: GenerationSettings;
   @Field(_type => CostClass) costClass: CostClass;
   @Field(_type => Int, { description: 'Credits taken when it was accepted' }) credits: number;
   @Field(_type => Int) priceBookVersion: number;
   @Field(_type => ID, { nullable: true }) quoteId: string | null;
   @Field(_type => QueueClass) queueClass: QueueClass;
+  /** Not exposed: the claim order of its class (queuePosition). */
+  queueRank: number;
   @Field(_type => Int, { description: '0 to 100' }) progress: number;
   @Field(_type => [String]) resultUrls: string[];
   @Field(_type => String, { nullable: true }) failureReason: string | null;
@@ -48,8 +55,8 @@ export class GenerationJob {
 
   static fromRow(r: JobRow): GenerationJob {
     return Object.assign(new GenerationJob(), {
-      id: r.id, accountId: r.account_id, status: r.status, type: r.type, prompt: r.prompt, costClass: r.cost_class,
-      credits: r.credits, priceBookVersion: r.price_book_version, quoteId: r.quote_id, queueClass: r.queue_class,
+      id: r.id, accountId: r.account_id, status: r.status, type: r.type, prompt: r.prompt, settings: GenerationSettings.of(r.settings), costClass: r.cost_class,
+      credits: r.credits, priceBookVersion: r.price_book_version, quoteId: r.quote_id, queueClass: r.queue_class, queueRank: r.queue_rank,
       progress: r.progress, resultUrls: r.result_urls, failureReason: r.failure_reason, refunded: r.refunded,
       createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
     });

@@ -1,4 +1,4 @@
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { IsOptional, MaxLength } from 'class-validator';
 import { UserError } from '../../common/errors/user-error.type';
 import type { JobUpdatedEvent } from '../../common/events/events';
@@ -11,6 +11,7 @@ import { Balance } from '../ledger/balance.type';
 import { GenerationJob, GenerationJobConnection, type JobRow } from './generation-job.type';
 import { isUuid } from '../../common/ids';
 import type { StartOutcome } from './generation.service';
+import { featureTier } from '../quotes/tier-gate';
 import { JobStatus } from './job-status.enum';
 import { StartGenerationInput } from './start-generation.input';
 import { CancelGenerationPayload, StartGenerationPayload } from './start-generation.payload';
@@ -43,6 +44,14 @@ export class AccountJobsResolver {
   }
 }
 
+@Resolver(_of => GenerationJob)
+export class JobQueueResolver {
+  @FieldResolver(_returns => Int, { nullable: true, description: 'Its place among the QUEUED jobs of its queue class (1: claimed next); null unless QUEUED' })
+  queuePosition(@Root() job: GenerationJob, @Ctx() ctx: Context): Promise<number | null> {
+    return ctx.services.generations.queuePosition(job);
+  }
+}
+
 @Resolver()
 export class GenerationResolver {
   @Authorized()
@@ -62,7 +71,7 @@ export class GenerationResolver {
       const q = await services.quotes.find(callerId(ctx), out.quoteId);
       const b = await services.ledger.balance(callerId(ctx));
       const account = await services.accounts.get(callerId(ctx));
-      if (q && b && account) quote = await services.quotes.view(q, b.available, account.tier, { settings: q.settings, model: (await services.catalog.models()).find((m) => m.code === q.settings.model)! });
+      if (q && b && account) quote = await services.quotes.view(q, b.available, featureTier({ tier: account.tier, plan_status: account.planStatus }), { settings: q.settings, model: (await services.catalog.models()).find((m) => m.code === q.settings.model)! });
     }
     const packs = out.topUpPacks?.length ? (await services.catalog.packs()).filter((p) => out.topUpPacks!.includes(p.code)) : [];
     return {

@@ -259,9 +259,9 @@ export class GenerationService {
         };
       }
       const job: JobRow = {
-        id: jobId, account_id: accountId, status: JobStatus.QUEUED, type: priced.settings.type as JobRow['type'], prompt: req.prompt,
+        id: jobId, account_id: accountId, status: JobStatus.QUEUED, type: priced.settings.type as JobRow['type'], prompt: req.prompt, settings: priced.settings,
         cost_class: costClass, credits, price_book_version: quote?.priceBookVersion ?? priced.priceBookVersion, quote_id: quote?.id ?? null,
-        queue_class: tier.queueClass as JobRow['queue_class'], progress: 0, result_urls: [], failure_reason: null, refunded: false,
+        queue_class: tier.queueClass as JobRow['queue_class'], queue_rank: QUEUE_RANK[tier.queueClass], progress: 0, result_urls: [], failure_reason: null, refunded: false,
         created_at: now, started_at: null, finished_at: null,
       };
       return { jobId, job, quoteId: quote?.id, quote: quote ? await this.quotes.view(quote, r.balance + credits, tier.code, priced) : undefined, balance };
@@ -319,6 +319,15 @@ export class GenerationService {
       if (!refund) throw new Error(`job ${jobId} has no debit to refund`);
       return { job, balance: refund.balance };
     });
+  }
+
+  /** 1 for the next job of its queue class to be claimed; null unless QUEUED. */
+  async queuePosition(job: { id: string; status: JobStatus; queueRank: number; createdAt: Date }): Promise<number | null> {
+    if (job.status !== JobStatus.QUEUED) return null;
+    const [r] = await this.sql<{ ahead: number }>(
+      `SELECT count(*)::int AS ahead FROM generation_jobs WHERE status = 'QUEUED' AND queue_rank = $1 AND (created_at, id) < ($2, $3)`,
+      [job.queueRank, job.createdAt, job.id], 'job_queue_position');
+    return r.ahead + 1;
   }
 
   /** The caller's own job, or undefined (another account's job is treated as unknown). */

@@ -1,4 +1,4 @@
-import { Arg, Authorized, Ctx, FieldResolver, Int, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Resolver, Root, Subscription } from 'type-graphql';
 import { badUserInput } from '../../common/errors/graphql-errors';
 import { transaction } from '../../common/db/transaction';
 import type { BalanceChangedEvent } from '../../common/events/events';
@@ -10,6 +10,11 @@ export const MAX_LOW_CREDIT_THRESHOLD = 1_000_000;
 
 @Resolver(_of => Balance)
 export class BalanceResolver {
+  @FieldResolver(_returns => ID, { description: "The holder's account id: a balance event and a query's balance are one object in a client cache" })
+  id(@Root() balance: Balance): string {
+    return balance.accountId;
+  }
+
   @FieldResolver(_returns => [CreditLot])
   lots(@Root() balance: Balance, @Ctx() ctx: Context): Promise<CreditLot[]> {
     return ctx.services.ledger.lots(balance.accountId);

@@ -121,10 +121,18 @@ export function render(template: string, params: unknown): string {
 /** The NotificationKind a notice is kept under. */
 export const kindOf = (n: Notice): NotificationKind => TEMPLATES[n.template].kind;
 
+/** What a notification is about, for a client to link to. */
+export interface NoticeLinks {
+  jobId?: string | null;
+  purchaseId?: string | null;
+  refundRequestId?: string | null;
+}
+
 /** Keeps a notice for the account, in the caller's transaction. */
-export async function keepNotice(tx: Tx, accountId: string, n: Notice, now: Date, jobId: string | null = null): Promise<void> {
-  await tx.query('INSERT INTO notifications (account_id, kind, template, params, job_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)', [
-    accountId, kindOf(n), n.template, JSON.stringify(n.params), jobId, now,
-  ]);
+export async function keepNotice(tx: Tx, accountId: string, n: Notice, now: Date, links: NoticeLinks = {}): Promise<void> {
+  await tx.query(
+    'INSERT INTO notifications (account_id, kind, template, params, job_id, purchase_id, refund_request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+    [accountId, kindOf(n), n.template, JSON.stringify(n.params), links.jobId ?? null, links.purchaseId ?? null, links.refundRequestId ?? null, now],
+  );
 }
 

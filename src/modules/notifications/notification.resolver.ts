@@ -1,5 +1,4 @@
-import { render } from './notices';
-import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Resolver, Root, Subscription } from 'type-graphql';
 import { badUserInput } from '../../common/errors/graphql-errors';
 import type { WarningEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
@@ -7,6 +6,7 @@ import type { ConnectionShape } from '../../common/relay/connection.type';
 import { paginate } from '../../common/relay/paginate';
 import { callerId, eventsOf, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
+import { render } from './notices';
 import { CreditWarning, Notification, NotificationConnection, type NotificationRow, WarningLevel } from './notification.type';
 
 @ArgsType()
@@ -15,8 +15,19 @@ class NotificationsArgs extends ConnectionArgs {
   unreadOnly?: boolean | null;
 }
 
+@ObjectType({ description: 'The notifications marked read, as they are now, and how many stay unread.' })
+class ReadNotificationsPayload {
+  @Field(_type => [Notification]) notifications: Notification[];
+  @Field(_type => Int) unreadCount: number;
+}
+
 @Resolver(_of => Account)
 export class AccountNotificationsResolver {
+  @FieldResolver(_returns => Int, { description: 'Notifications not yet read' })
+  unreadNotificationCount(@Root() account: Account, @Ctx() ctx: Context): Promise<number> {
+    return ctx.services.notifications.unreadCount(account.id);
+  }
+
   @FieldResolver(_returns => NotificationConnection, { description: 'Warnings, finished jobs, purchases, refunds and renewals, newest first.' })
   notifications(@Root() account: Account, @Args(_type => NotificationsArgs) args: NotificationsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<Notification>> {
     return paginate<NotificationRow, Notification>(ctx.services.db, {
@@ -39,6 +50,17 @@ export class NotificationResolver {
   ): Promise<number> {
     if (ids && ids.length > 1000) throw badUserInput('at most 1000 ids at a time', 'ids');
     return ctx.services.notifications.markRead(callerId(ctx), ids ?? undefined);
+  }
+
+  @Authorized()
+  @Mutation(_returns => ReadNotificationsPayload, {
+    description: "Marks the caller's unread notifications read (these ids — others' ids are ignored — or all) and returns them, so a client cache updates.",
+  })
+  async readNotifications(@Arg('ids', _type => [ID], { nullable: true }) ids: string[] | null, @Ctx() ctx: Context): Promise<ReadNotificationsPayload> {
+    if (ids && ids.length > 1000) throw badUserInput('at most 1000 ids at a time', 'ids');
+    const id = callerId(ctx);
+    const rows = await ctx.services.notifications.read(id, ids ?? undefined);
+    return { notifications: rows.map(Notification.fromRow), unreadCount: await ctx.services.notifications.unreadCount(id) };
   }
 
   @Authorized()

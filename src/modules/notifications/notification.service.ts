@@ -2,26 +2,30 @@ import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 
 import { isUuid } from '../../common/ids';
+import type { NotificationRow } from './notification.type';
 
 export class NotificationService {
   constructor(private readonly db: DataSource, private readonly clock: Clock) {}
 
-  /** Marks the caller's unread notifications read: these ids (others' ids are ignored), or all. */
+  /** Marks the caller's unread notifications read: these ids (others' ids are ignored), or all; returns the count. */
   async markRead(accountId: string, ids?: string[]): Promise<number> {
+    return (await this.read(accountId, ids)).length;
+  }
+
+  /** The same, returning the rows it marked, as they are now. */
+  async read(accountId: string, ids?: string[]): Promise<NotificationRow[]> {
     const now = this.clock.now();
-    if (ids) {
-      const valid = ids.filter(isUuid);
-      if (!valid.length) return 0;
-      const rows = (await this.db.query(
-        `UPDATE notifications SET read_at = $3 WHERE account_id = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL RETURNING id`,
-        [accountId, valid, now],
-      )) as [unknown[], number];
-      return rows[1];
-    }
-    const rows = (await this.db.query(`UPDATE notifications SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL RETURNING id`, [accountId, now])) as [
-      unknown[],
-      number,
-    ];
-    return rows[1];
+    if (ids && !ids.some(isUuid)) return [];
+    const [rows] = (await this.db.query(
+      `UPDATE notifications SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[]))
+       RETURNING *`,
+      [accountId, now, ids ? ids.filter(isUuid) : null],
+    )) as [NotificationRow[], number];
+    return rows.sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : -1));
+  }
+
+  async unreadCount(accountId: string): Promise<number> {
+    const [r] = (await this.db.query('SELECT count(*)::int AS n FROM notifications WHERE account_id = $1 AND read_at IS NULL', [accountId])) as { n: number }[];
+    return r.n;
   }
 }

@@ -19,6 +19,8 @@ export interface NotificationRow {
   template: string;
   params: unknown;
   job_id: string | null;
+  purchase_id: string | null;
+  refund_request_id: string | null;
   created_at: Date;
   read_at: Date | null;
 }
@@ -29,11 +31,13 @@ export class Notification {
   @Field(_type => NotificationKind) kind: NotificationKind;
   @Field(_type => String) message: string;
   @Field(_type => ID, { nullable: true, description: 'The job, for JOB_FINISHED' }) jobId: string | null;
+  @Field(_type => ID, { nullable: true, description: 'The purchase it is about (purchases, plans, refunds, reversals)' }) purchaseId: string | null;
+  @Field(_type => ID, { nullable: true, description: 'The refund request it is about (REFUND_DECIDED)' }) refundRequestId: string | null;
   @Field(_type => Date) createdAt: Date;
   @Field(_type => Date, { nullable: true }) readAt: Date | null;
 
   static fromRow(r: NotificationRow): Notification {
-    return Object.assign(new Notification(), { id: r.id, kind: r.kind, message: render(r.template, r.params), jobId: r.job_id, createdAt: r.created_at, readAt: r.read_at });
+    return Object.assign(new Notification(), { id: r.id, kind: r.kind, message: render(r.template, r.params), jobId: r.job_id, purchaseId: r.purchase_id, refundRequestId: r.refund_request_id, createdAt: r.created_at, readAt: r.read_at });
   }
 }
 

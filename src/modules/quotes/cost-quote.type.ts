@@ -18,6 +18,7 @@ export class CostQuote {
   @Field(_type => Date) expiresAt: Date;
   @Field(_type => Boolean, { description: 'The balance covers it now' }) affordable: boolean;
   @Field(_type => Int, { description: 'available - credits (negative: the shortfall)' }) balanceAfter: number;
+  @Field(_type => Boolean, { description: 'affordable and no missing features: startGeneration would accept it now' }) canStart: boolean;
   @Field(_type => [Feature], { description: "Empty when the caller's tier allows these settings" }) missingFeatures: Feature[];
   @Field(_type => TierCode, { nullable: true, description: 'The cheapest tier that allows these settings' })
   requiredTier: TierCode | null;

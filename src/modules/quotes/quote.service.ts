@@ -31,6 +31,7 @@ export interface QuoteView {
   priceBookVersion: number;
   expiresAt: Date;
   affordable: boolean;
+  canStart: boolean;
   balanceAfter: number;
   missingFeatures: Feature[];
   requiredTier: TierCode | null;
@@ -108,6 +109,7 @@ export class QuoteService {
       priceBookVersion: row.priceBookVersion,
       expiresAt: row.expiresAt,
       affordable: available >= row.credits,
+      canStart: available >= row.credits && missing.length === 0,
       balanceAfter: available - row.credits,
       missingFeatures: missing,
       requiredTier,

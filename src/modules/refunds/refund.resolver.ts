@@ -9,6 +9,20 @@ import { Account } from '../accounts/account.type';
 import { Purchase } from '../billing/purchase.type';
 import { RefundRequest, RefundRequestConnection, RequestRefundInput, RequestRefundPayload, ReviewRefundInput, type RefundRequestRow } from './refund-request.type';
 
+@Resolver(_of => Purchase)
+export class PurchaseRefundResolver {
+  @FieldResolver(_returns => Boolean, { description: 'requestRefund would refund it now (in full, or a share an admin reviews): the policy applied to this moment' })
+  refundable(@Root() p: Purchase, @Ctx() ctx: Context): Promise<boolean> {
+    return ctx.services.refunds.refundable(p.row);
+  }
+
+  @FieldResolver(_returns => RefundRequest, { nullable: true, description: 'The latest refund request for it, whatever its status' })
+  async refundRequest(@Root() p: Purchase, @Ctx() ctx: Context): Promise<RefundRequest | null> {
+    const r = await ctx.services.refunds.latestRequest(p.id);
+    return r ? RefundRequest.fromRow(r) : null;
+  }
+}
+
 @Resolver(_of => RefundRequest)
 export class RefundRequestResolver {
   @FieldResolver(_returns => Purchase)

@@ -21,7 +21,7 @@ import type { Tiers } from '../billing/plans/plan-policy';
 import type { TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
 import { keepNotice, purchaseName, refOf, type Notice } from '../notifications/notices';
-import { decideApproval, decideRequest } from './refund-policy';
+import { decideApproval, decideRequest, type RequestDecision } from './refund-policy';
 import type { RefundRequestRow } from './refund-request.type';
 
 export interface RefundOutcome {
@@ -67,27 +67,14 @@ export class RefundService {
       await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
       const [purchase] = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1 AND account_id = $2 FOR UPDATE', [purchaseId, accountId]);
       if (!purchase) return notFound;
-      const [open] = await tx.query<RefundRequestRow>(
-        `SELECT * FROM refund_requests WHERE purchase_id = $1 AND status IN ('PENDING_REVIEW', 'APPROVED') ORDER BY created_at DESC LIMIT 1`,
-        [purchaseId],
-      );
-      if (open) {
-        return { request: open, error: { code: UserErrorCode.REFUND_ALREADY_REQUESTED, message: 'A refund was already requested for this purchase', field: FIELD } };
-      }
-      if (purchase.status !== PurchaseStatus.COMPLETED) {
-        return { error: { code: UserErrorCode.INVALID_STATE, message: `The purchase is ${purchase.status}, not COMPLETED`, field: FIELD } };
-      }
-      if (purchase.kind === PurchaseKind.PLAN && (await this.latestPlanPurchase(tx, accountId)) !== purchase.id) {
-        // A plan is refunded from its latest purchase backwards: an earlier one still pays for what followed.
-        return { error: { code: UserErrorCode.INVALID_STATE, message: 'Only your latest plan purchase can be refunded', field: FIELD } };
-      }
       const now = this.clock.now();
-      const used = await this.creditsUsedSince(tx, accountId, purchase);
-      const decision = decideRequest(purchase, now, used, tierOf(tiers, purchase.tier)?.monthlyPriceCents ?? 0);
+      const assessed = await this.assess(tx, accountId, purchase, tiers, now);
+      if ('refusal' in assessed) return assessed.refusal;
+      const { decision } = assessed;
       group = null;
       if (decision.kind === 'deny') {
         const request = await this.insert(tx, purchase, 'DENIED', 0, 0, reason, decision.why, now, true);
-        await keepNotice(tx, purchase.account_id, { template: 'refundDeclined', params: { purchase: refOf(purchase), why: decision.why } }, now);
+        await keepNotice(tx, purchase.account_id, { template: 'refundDeclined', params: { purchase: refOf(purchase), why: decision.why } }, now, { purchaseId: purchase.id, refundRequestId: request.id });
         return { request, error: { code: decision.code, message: decision.why } };
       }
       if (decision.kind === 'review') return { request: await this.insert(tx, purchase, 'PENDING_REVIEW', decision.cents, 0, reason, decision.why, now, false) };
@@ -96,7 +83,7 @@ export class RefundService {
       group = refunded.group;
       const request = await this.insert(tx, purchase, 'APPROVED', purchase.amount_cents, refunded.revoked, reason,
         'Refunded in full: asked within 24 hours and no credits used since', now, true, id);
-      await keepNotice(tx, purchase.account_id, refundedNotice(purchase, purchase.amount_cents, refunded.revoked), now);
+      await keepNotice(tx, purchase.account_id, refundedNotice(purchase, purchase.amount_cents, refunded.revoked), now, { purchaseId: purchase.id, refundRequestId: request.id });
       return { request };
     });
     return this.paying(out, group);
@@ -141,7 +128,7 @@ export class RefundService {
           `UPDATE refund_requests SET status = 'DENIED', amount_cents = 0, decision_reason = $2, decided_by = $3, decided_at = $4 WHERE id = $1 RETURNING *`,
           [id, why, adminId, now],
         );
-        await keepNotice(tx, r.account_id, { template: 'refundDeclined', params: { purchase: refOf(p), why: why || null } }, now);
+        await keepNotice(tx, r.account_id, { template: 'refundDeclined', params: { purchase: refOf(p), why: why || null } }, now, { purchaseId: p.id, refundRequestId: r.id });
         return { request: denied };
       };
       if (!approve) return deny(note || 'Declined after review');
@@ -158,7 +145,7 @@ export class RefundService {
           WHERE id = $1 RETURNING *`,
         [id, note || `Partial refund of ${decided.cents} cents approved after review; the plan ends with its current month`, adminId, now, decided.cents],
       );
-      await keepNotice(tx, r.account_id, { template: 'refundedInPart', params: { purchase: refOf(p), cents: decided.cents, currency: p.currency, until: a.allowance_period_end!.toISOString().slice(0, 10) } }, now);
+      await keepNotice(tx, r.account_id, { template: 'refundedInPart', params: { purchase: refOf(p), cents: decided.cents, currency: p.currency, until: a.allowance_period_end!.toISOString().slice(0, 10) } }, now, { purchaseId: p.id, refundRequestId: r.id });
       return { request: approved };
     });
     return this.paying(out, group);
@@ -223,6 +210,46 @@ export class RefundService {
     );
     const upgrade = !!previous && !!a.current_period_start && p.period_start! > a.current_period_start;
     return { revoked, group: await this.plans.refunded(tx, p.account_id, upgrade ? 'upgrade' : 'plan', tiers, money, upgrade ? previous.tier : undefined) };
+  }
+
+  /**
+   * What a refund request for this purchase would get now: a refusal (one already open, not
+   * COMPLETED, not the latest plan purchase) or the policy's decision. The one rule behind both
+   * requestRefund and Purchase.refundable.
+   */
+  private async assess(tx: Tx, accountId: string, purchase: PurchaseRow, tiers: Tiers, now: Date): Promise<{ refusal: RefundOutcome } | { decision: RequestDecision }> {
+    const [open] = await tx.query<RefundRequestRow>(
+      `SELECT * FROM refund_requests WHERE purchase_id = $1 AND status IN ('PENDING_REVIEW', 'APPROVED') ORDER BY created_at DESC LIMIT 1`,
+      [purchase.id],
+    );
+    if (open) {
+      return { refusal: { request: open, error: { code: UserErrorCode.REFUND_ALREADY_REQUESTED, message: 'A refund was already requested for this purchase', field: FIELD } } };
+    }
+    if (purchase.status !== PurchaseStatus.COMPLETED) {
+      return { refusal: { error: { code: UserErrorCode.INVALID_STATE, message: `The purchase is ${purchase.status}, not COMPLETED`, field: FIELD } } };
+    }
+    if (purchase.kind === PurchaseKind.PLAN && (await this.latestPlanPurchase(tx, accountId)) !== purchase.id) {
+      // A plan is refunded from its latest purchase backwards: an earlier one still pays for what followed.
+      return { refusal: { error: { code: UserErrorCode.INVALID_STATE, message: 'Only your latest plan purchase can be refunded', field: FIELD } } };
+    }
+    const used = await this.creditsUsedSince(tx, accountId, purchase);
+    return { decision: decideRequest(purchase, now, used, tierOf(tiers, purchase.tier)?.monthlyPriceCents ?? 0) };
+  }
+
+  /** Whether requestRefund would refund this purchase now (in full, or a share an admin reviews). */
+  async refundable(purchase: PurchaseRow): Promise<boolean> {
+    if (purchase.status !== PurchaseStatus.COMPLETED) return false;
+    const tiers = tierMap(await this.catalog.tiers());
+    return transaction(this.db, async (tx) => {
+      const assessed = await this.assess(tx, purchase.account_id, purchase, tiers, this.clock.now());
+      return 'decision' in assessed && assessed.decision.kind !== 'deny';
+    });
+  }
+
+  /** The purchase's latest refund request, whatever its status. */
+  async latestRequest(purchaseId: string): Promise<RefundRequestRow | undefined> {
+    const [r] = (await this.db.query('SELECT * FROM refund_requests WHERE purchase_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1', [purchaseId])) as RefundRequestRow[];
+    return r;
   }
 
   private async insert(

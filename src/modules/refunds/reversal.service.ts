@@ -177,7 +177,7 @@ export class ReversalService {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
       [this.providerName, p.id, p.account_id, reason, providerRef, amountCents, p.status, revoked, mark.id, now],
     );
-    await keepNotice(tx, p.account_id, notice(revoked), now);
+    await keepNotice(tx, p.account_id, notice(revoked), now, { purchaseId: p.id });
     // A plan ends once: a purchase already REFUNDED or DISPUTED ended it then.
     if (p.kind !== PurchaseKind.PLAN || p.status === PurchaseStatus.REFUNDED || p.status === PurchaseStatus.DISPUTED) return null;
     return this.endPlan(tx, p, tiers, reason === 'DISPUTE');

@@ -21,7 +21,7 @@ import type { PaymentProvider, SubscribeResult, UpgradeResult } from '../payment
 import { refusedOr, type IntentRow, type PaymentIntents, type Refused } from '../payment-intents';
 import { awaitCheckout, failPending } from '../purchase-writes';
 import type { SubscriptionInvoice } from '../provider-events';
-import { decide, freeMonth, type PlanCommand, type PlanDecision, type PlanError, type Tiers } from './plan-policy';
+import { decide, freeMonth, previewOf, type PlanPreview, type PlanCommand, type PlanDecision, type PlanError, type Tiers } from './plan-policy';
 import { priceOf } from './plan-price';
 import type { PlanStore } from './plan-store';
 
@@ -80,6 +80,18 @@ export class PlanLifecycle {
       replay: (kept) => this.replay(accountId, kept),
       // A concurrent duplicate with the key writes the same derived purchase id.
       duplicateOn: ['purchases_pkey'],
+    });
+  }
+
+  /** What changePlan would charge and give now: the same decision, read without a lock and not applied. */
+  async preview(accountId: string, tier: TierCode, interval: BillingInterval): Promise<PlanPreview> {
+    const tiers = tierMap(await this.catalog.tiers());
+    return transaction(this.db, async (tx) => {
+      const s = await this.store.load(tx, accountId, false);
+      if (!s) throw new Error(`account ${accountId} does not exist`);
+      const openCheckout = await this.store.openCheckout(tx, accountId, false);
+      const now = this.clock.now();
+      return previewOf(s, tier, interval, decide(s, { type: 'change', tier, interval, purchaseId: randomUUID(), openCheckout }, now, tiers), now, tiers);
     });
   }
 

@@ -19,9 +19,9 @@ import { TierCode, type BillingInterval } from '../../catalog/catalog.enums';
 import type { TierEntity } from '../../catalog/tier.entity';
 import type { IntentSpec } from '../payment-intents';
 import { addMonths, anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
-import type { Notice, PlanCommand, PlanDecision, Tiers } from './plan-decision';
+import type { Notice, PlanCommand, PlanDecision, PlanError, Tiers } from './plan-decision';
 import type { PlanEnd } from '../../notifications/notices';
-import { planPrice, priceOf, upgradeCredits, type PlanPrice } from './plan-price';
+import { planPrice, priceOf, upgradeChargeCents, upgradeCredits, type PlanPrice } from './plan-price';
 import type { PlanState } from './plan-state';
 
 export type { NewPlanPurchase, Notice, OpenCheckout, PlanChanges, PlanCommand, PlanDecision, PlanError, Tiers } from './plan-decision';
@@ -283,4 +283,36 @@ export function freeMonth(free: TierEntity, start: Date): PlanDecision {
     changes: { monthStart: start, monthEnd: end, status: 'ACTIVE' },
     grants: [{ start, end, tier: free.code, credits: free.monthlyCredits, purchaseId: null, label: free.name }],
   };
+}
+
+/** What a plan change would charge and give, before it is made (planChangePreview). */
+export interface PlanPreview {
+  amountCents: number;
+  currency: string;
+  creditsGranted: number;
+  effectiveAt: Date;
+  error?: PlanError;
+}
+
+/**
+ * The preview of a change: the same decision changePlan applies (decide), read for its money.
+ * A new plan charges its price and grants its first month when paid; an upgrade charges the
+ * price difference for the share of the period left (upgradeChargeCents, the rule the
+ * providers prorate by) and grants its share of the month's extra credits at once; a lower tier
+ * or another interval starts at the period end and charges nothing now; FREE cancels at it.
+ */
+export function previewOf(s: PlanState, tierCode: TierCode, interval: BillingInterval, decision: PlanDecision, now: Date, tiers: Tiers): PlanPreview {
+  const target = tiers.get(tierCode);
+  if (!target) throw new Error(`tier ${tierCode} is not in the catalog`);
+  const currency = target.currency.trim();
+  if (decision.error) return { amountCents: 0, currency, creditsGranted: 0, effectiveAt: now, error: decision.error };
+  if (decision.reuse) return { amountCents: decision.reuse.amountCents, currency, creditsGranted: target.monthlyCredits, effectiveAt: now };
+  const p = decision.purchase;
+  if (p && p.periodStart === null) return { amountCents: p.amountCents, currency, creditsGranted: p.credits, effectiveAt: now };
+  if (p) {
+    const current = tiers.get(s.tier)!;
+    return { amountCents: upgradeChargeCents(current, target, s.interval!, s.periodStart!, s.periodEnd!, now), currency, creditsGranted: p.credits, effectiveAt: now };
+  }
+  const later = decision.changes?.pendingTier || decision.changes?.cancelAtPeriodEnd;
+  return { amountCents: 0, currency, creditsGranted: 0, effectiveAt: later && s.periodEnd ? s.periodEnd : now };
 }

@@ -27,9 +27,14 @@ export function shareLeft(start: Date, end: Date, now: Date): number {
   return span > 0 ? Math.min(1, Math.max(0, end.getTime() - now.getTime()) / span) : 0;
 }
 
-/** An upgrade's charge: the difference of the two prices for the interval × the share of the billing period left, rounded up to the cent. */
+/** A price change within a billing period: the difference × the share of the period left, rounded up to the cent (never negative). */
+export function prorationCents(fromCents: number, toCents: number, periodStart: Date, periodEnd: Date, now: Date): number {
+  return Math.max(0, Math.ceil((toCents - fromCents) * shareLeft(periodStart, periodEnd, now)));
+}
+
+/** An upgrade's charge: the proration of the two prices for the interval. */
 export function upgradeChargeCents(current: PricedTier, target: PricedTier, interval: BillingInterval, periodStart: Date, periodEnd: Date, now: Date): number {
-  return Math.max(0, Math.ceil((priceOf(target, interval) - priceOf(current, interval)) * shareLeft(periodStart, periodEnd, now)));
+  return prorationCents(priceOf(current, interval), priceOf(target, interval), periodStart, periodEnd, now);
 }
 
 /** An upgrade's credits: the difference of the monthly allowances × the share of the allowance month left, rounded down. */

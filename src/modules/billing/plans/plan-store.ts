@@ -31,9 +31,9 @@ export class PlanStore {
   constructor(private readonly clock: Clock, private readonly ledger: LedgerService, private readonly intents: PaymentIntents, private readonly providerName: string) {}
 
   /** The account's plan, its row locked until the transaction ends; undefined when there is no such account. */
-  async load(tx: Tx, accountId: string): Promise<PlanState | undefined> {
+  async load(tx: Tx, accountId: string, lock = true): Promise<PlanState | undefined> {
     // The lock alone first: a read in the same statement would see what committed before the lock was waited for.
-    const [locked] = await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+    const [locked] = await tx.query(`SELECT 1 FROM accounts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [accountId]);
     if (!locked) return undefined;
     const [a] = await tx.query<AccountPlanRow>(`SELECT a.*, ${IN_FLIGHT} FROM accounts a WHERE a.id = $1`, [accountId]);
     return stateOf(a);
@@ -53,10 +53,10 @@ export class PlanStore {
   }
 
   /** The plan purchase waiting for its checkout to be paid, locked. */
-  async openCheckout(tx: Tx, accountId: string): Promise<OpenCheckout | null> {
+  async openCheckout(tx: Tx, accountId: string, lock = true): Promise<OpenCheckout | null> {
     const [p] = await tx.query<{ id: string; tier: OpenCheckout['tier']; billing_interval: OpenCheckout['interval']; amount_cents: number; checkout_url: string }>(
       `SELECT id, tier, billing_interval, amount_cents, checkout_url FROM purchases
-        WHERE account_id = $1 AND kind = 'PLAN' AND status = 'PENDING' AND checkout_url IS NOT NULL ORDER BY created_at DESC LIMIT 1 FOR UPDATE`,
+        WHERE account_id = $1 AND kind = 'PLAN' AND status = 'PENDING' AND checkout_url IS NOT NULL ORDER BY created_at DESC LIMIT 1${lock ? ' FOR UPDATE' : ''}`,
       [accountId],
     );
     return p ? { id: p.id, tier: p.tier, interval: p.billing_interval, amountCents: p.amount_cents, checkoutUrl: p.checkout_url } : null;
@@ -133,7 +133,7 @@ export class PlanStore {
     if (d.refundInvoice) calls.push(...(await this.refundInvoice(tx, s, d.refundInvoice, now)));
     calls.push(...first, ...d.calls);
     for (const n of d.notices) {
-      await keepNotice(tx, id, n, now);
+      await keepNotice(tx, id, n, now, { purchaseId: d.purchase?.id ?? d.complete?.id ?? d.grants[0]?.purchaseId ?? d.topUp?.purchaseId ?? null });
     }
     return calls.length ? this.intents.record(tx, id, calls) : null;
   }
@@ -195,7 +195,7 @@ export class PlanStore {
        VALUES ($1, $2, $3, 'APPROVED', $4, 0, $5, $6, $6)`,
       [requestId, p.id, s.accountId, inv.amountPaid, `Collected for a period not given (${r.why}): refunded in full`, now],
     );
-    await keepNotice(tx, s.accountId, { template: 'renewalRefunded', params: { cents: inv.amountPaid, currency, tier: tier ?? null, why: r.why } }, now);
+    await keepNotice(tx, s.accountId, { template: 'renewalRefunded', params: { cents: inv.amountPaid, currency, tier: tier ?? null, why: r.why } }, now, { purchaseId: p.id, refundRequestId: requestId });
     return inv.amountPaid > 0 ? [{ kind: 'refund', payload: { key: `refund-${requestId}`, requestId, ref: inv.id, amountCents: inv.amountPaid } }] : [];
   }
 }
