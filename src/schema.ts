@@ -4,6 +4,7 @@ import { DateTimeResolver } from 'graphql-scalars';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { authChecker } from './common/auth/auth-checker';
+import { validateInput } from './common/errors/validate-input';
 import { AccountResolver } from './modules/accounts/account.resolver';
 import { CatalogResolver, CreditPackIdResolver, GenerationModelIdResolver, TierIdResolver } from './modules/catalog/catalog.resolver';
 import { AdjustmentResolver } from './modules/ledger/adjustment.resolver';
@@ -53,7 +54,7 @@ export function buildAppSchema(): Promise<GraphQLSchema> {
   built ??= buildSchema({
     resolvers,
     authChecker,
-    validate: { forbidUnknownValues: false },
+    validateFn: validateInput,
     pubSub: createPubSub(),
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
   });

@@ -1,10 +1,14 @@
 /**
  * What client caches and screens need (API.md "For client teams"): ids to normalise on, the
  * settings and queue place of a job, whether a quote can start, whether a purchase is still
- * refundable, the unread count, and read notifications returned as they now are.
+ * refundable, the unread count, and read notifications returned as they now are; live values
+ * that start from the current one; one error shape.
  */
+import { parse } from 'graphql';
+import { Role } from '../src/common/auth/role.enum';
 import { ADMIN, adjustCredits, advanceDays, openAccount } from './helpers/accounts';
-import { useTestApp } from './helpers/test-app';
+import { subscribe } from './helpers/subscriptions';
+import { eventually, useTestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
 const ULTRA = '{ type: IMAGE, imageQuality: ULTRA }';
@@ -127,5 +131,108 @@ describe('the API for client caches and screens', () => {
     expect((await preview('PRO', 'ANNUAL')).userErrors).toEqual([{ code: 'INVALID_STATE' }]);
     // Nothing changed: still PRO, monthly, nothing scheduled.
     expect((await gql('previewer', '{ me { plan { tier { code } scheduledTier { code } cancelAtPeriodEnd } } }')).me.plan).toEqual({ tier: { code: 'PRO' }, scheduledTier: null, cancelAtPeriodEnd: false });
+  });
+});
+
+const WORKER = { sub: 'gpu-1', role: Role.WORKER };
+const live = (sub: string, query: string, variables?: Record<string, unknown>) => subscribe<any, any>(t.app.ws({ sub }), parse(query) as never, variables);
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('live values that start from the current one', () => {
+  it('sends the current balance first on balanceChanged, so a client back from a network drop is not left stale', async () => {
+    await openAccount(t.app, 'dropped', { balance: 29 });
+    const q = 'subscription { balanceChanged { id available } }';
+    const before = live('dropped', q);
+    expect(await before.waitFor(1)).toEqual([{ balanceChanged: { id: 'dropped', available: 29 } }]);
+    await before.dispose(); // the network drops
+    await adjustCredits(t.app, 'dropped', -27); // and the balance moves meanwhile
+    const after = live('dropped', q);
+    expect(await after.waitFor(1)).toEqual([{ balanceChanged: { id: 'dropped', available: 2 } }]);
+    await adjustCredits(t.app, 'dropped', 3);
+    expect(await after.waitFor(2)).toEqual([{ balanceChanged: { id: 'dropped', available: 2 } }, { balanceChanged: { id: 'dropped', available: 5 } }]);
+    await pause(150);
+    expect(after.events).toHaveLength(2); // each change once, the current value once
+    await after.dispose();
+  });
+
+  it('sends the job as it is now first on jobUpdated(jobId), then each change, and nothing for a job of another account', async () => {
+    await openAccount(t.app, 'watcher', { balance: 50 });
+    const job = (await gql('watcher', `mutation { startGeneration(input: { settings: ${STANDARD}, prompt: "p" }) { job { id } } }`)).startGeneration.job.id as string;
+    for (let i = 0; i < 100; i++) {
+      const claimed = (await gql(WORKER.sub, 'mutation { claimGenerationJob { id } }', WORKER.role)).claimGenerationJob;
+      if (!claimed || claimed.id === job) break;
+    }
+    await gql(WORKER.sub, `mutation { reportGenerationProgress(jobId: "${job}", progress: 40) { id } }`, WORKER.role);
+    const q = 'subscription($j: ID) { jobUpdated(jobId: $j) { id status progress } }';
+    const mine = live('watcher', q, { j: job });
+    const stranger = live('stranger', q, { j: job });
+    expect(await mine.waitFor(1)).toEqual([{ jobUpdated: { id: job, status: 'RUNNING', progress: 40 } }]);
+    await gql(WORKER.sub, `mutation { completeGenerationJob(jobId: "${job}", resultUrls: ["https://cdn.example/w.png"]) { id } }`, WORKER.role);
+    expect((await mine.waitFor(2))[1]).toEqual({ jobUpdated: { id: job, status: 'SUCCEEDED', progress: 100 } });
+    await pause(150);
+    expect([mine.events.length, stranger.events.length, stranger.errors.length]).toEqual([2, 0, 0]);
+    await mine.dispose();
+    await stranger.dispose();
+  });
+
+  it('lets go of a subscription at once when the client ends it, without waiting for another event', async () => {
+    await openAccount(t.app, 'leaver');
+    const bus = t.app.server.services.events;
+    const job = (await gql('leaver', `mutation { startGeneration(input: { settings: ${STANDARD}, prompt: "p" }) { job { id } } }`)).startGeneration.job.id as string;
+    const sub = live('leaver', 'subscription($j: ID) { jobUpdated(jobId: $j) { id } }', { j: job });
+    await sub.waitFor(1);
+    expect(bus.subscribers('job', 'leaver')).toBe(1);
+    sub.unsubscribe();
+    await eventually(() => bus.subscribers('job', 'leaver') === 0, 2000);
+    await sub.dispose();
+  });
+
+  it('pushes each notification as it is kept, as the list then shows it, to its own account only', async () => {
+    await openAccount(t.app, 'notified');
+    await openAccount(t.app, 'bystander');
+    const q = 'subscription { notificationAdded { id kind message purchaseId readAt } }';
+    const mine = live('notified', q);
+    const theirs = live('bystander', q);
+    const bus = t.app.server.services.events;
+    await eventually(() => bus.subscribers('notification', 'notified') === 1 && bus.subscribers('notification', 'bystander') === 1);
+    const bought = (await gql('notified', 'mutation { purchaseCreditPack(input: { packCode: "STARTER" }) { purchase { id } } }')).purchaseCreditPack.purchase.id;
+    const [pushed] = await mine.waitFor(1);
+    const newest = (await gql('notified', '{ me { unreadNotificationCount notifications(first: 1) { edges { node { id kind message purchaseId readAt } } } } }')).me;
+    expect(pushed.notificationAdded).toEqual(newest.notifications.edges[0].node);
+    expect(pushed.notificationAdded).toMatchObject({ kind: 'PURCHASE_COMPLETED', purchaseId: bought, readAt: null });
+    expect(newest.unreadNotificationCount).toBe(1);
+    await pause(150);
+    expect([mine.events.length, theirs.events.length]).toEqual([1, 0]);
+    await mine.dispose();
+    await theirs.dispose();
+  });
+});
+
+describe('one error shape', () => {
+  const errorsOf = async (query: string, as: { sub: string; role?: Role }) =>
+    ((await t.app.raw(query, undefined, as)).errors ?? []).map((e) => ({ message: e.message, code: e.extensions?.code, field: e.extensions?.field, keys: Object.keys(e.extensions ?? {}).filter((k) => k !== 'stacktrace').sort() }));
+
+  it('names the field at fault as a path and says the rule, for service checks and class-validator rules alike', async () => {
+    expect(await errorsOf(`{ quote(settings: { type: IMAGE, imageQuality: STANDARD, width: 1 }) { credits } }`, { sub: 'shaped' })).toEqual([
+      { message: 'width must be 64 to 8192 pixels', code: 'BAD_USER_INPUT', field: ['settings', 'width'], keys: ['code', 'field'] },
+    ]);
+    const secret = 'do-not-echo-' + 'x'.repeat(40);
+    expect(await errorsOf(`mutation { adjustCredits(input: { accountId: "${secret}", amount: 0, reason: "" }) { userErrors { code } } }`, ADMIN)).toEqual([
+      {
+        message: 'input.amount must not be 0; input.reason must be longer than or equal to 1 character',
+        code: 'BAD_USER_INPUT',
+        field: ['input', 'amount'],
+        keys: ['code', 'field'],
+      },
+    ]);
+    expect(await errorsOf(`{ me { ledger(first: 1, after: "nonsense") { edges { cursor } } } }`, { sub: 'shaped' })).toEqual([
+      { message: 'The cursor is not one this API issued', code: 'BAD_USER_INPUT', field: ['after'], keys: ['code', 'field'] },
+    ]);
+  });
+
+  it('says "1 credit", not "1 credits"', async () => {
+    await openAccount(t.app, 'singular', { balance: 0 });
+    const out = (await adjustCredits(t.app, 'singular', -1)).data!.adjustCredits;
+    expect(out.userErrors).toEqual([{ code: 'INSUFFICIENT_CREDITS', message: 'Cannot take 1 credit: the balance is 0', field: ['input', 'amount'] }]);
   });
 });

@@ -9,7 +9,8 @@ export function forbidden(message = 'Your role does not allow this operation'): 
   return new GraphQLError(message, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
 }
 
-export function badUserInput(message: string, field?: string): GraphQLError {
+/** The request's fault; `field` is the path to the input field at fault (as in UserError). */
+export function badUserInput(message: string, field?: string[]): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', ...(field ? { field } : {}) } });
 }
 

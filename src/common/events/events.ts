@@ -42,6 +42,13 @@ export interface WarningEvent {
   at: string;
 }
 
+/** A notification was kept (sent by the notification_added trigger). */
+export interface NotificationEvent {
+  type: 'notification';
+  accountId: string;
+  notificationId: string;
+}
+
 /** The shared test clock moved (TEST_CLOCK=1). */
 export interface ClockEvent {
   type: 'clock';
@@ -49,7 +56,7 @@ export interface ClockEvent {
   offsetMs: number;
 }
 
-export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | ClockEvent;
+export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | NotificationEvent | ClockEvent;
 
 export type EventType = DomainEvent['type'];
 

@@ -34,7 +34,7 @@ export function encodeCursor(k: Keyset): string {
  * `idKind` is the kind of the table's id; without it either kind is taken.
  */
 export function decodeCursor(cursor: string, field = 'after', idKind?: IdKind): Keyset {
-  const refuse = () => badUserInput('The cursor is not one this API issued', field);
+  const refuse = () => badUserInput('The cursor is not one this API issued', [field]);
   const raw = Buffer.from(cursor, 'base64url').toString('utf8');
   const sep = raw.indexOf('|');
   if (sep < 1) throw refuse();

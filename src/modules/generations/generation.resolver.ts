@@ -1,6 +1,7 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { IsOptional, MaxLength } from 'class-validator';
 import { UserError } from '../../common/errors/user-error.type';
+import { currentFirst } from '../../common/events/current-first';
 import type { JobUpdatedEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
@@ -103,15 +104,22 @@ export class GenerationResolver {
 
   @Authorized()
   @Subscription(_returns => GenerationJob, {
-    description: "Every state and progress change of the caller's own jobs (or of one job), after commit.",
+    description: "Every state and progress change of the caller's own jobs after commit; with jobId, that job as it is now, then its changes.",
     subscribe: ({ context, args }) => {
       const ctx = context as Context;
       const source = eventsOf(ctx, 'job');
       const only = (args as JobUpdatedArgs).jobId;
       if (!only) return source;
-      return (async function* () {
-        for await (const e of source) if (e.jobId === only) yield e;
-      })();
+      const accountId = callerId(ctx);
+      return currentFirst<JobUpdatedEvent>(
+        source,
+        async () => {
+          const row = isUuid(only) ? await ctx.services.generations.get(accountId, only) : undefined;
+          return row && { type: 'job', accountId, jobId: row.id, status: row.status, progress: row.progress };
+        },
+        (a, b) => a.status === b.status && a.progress === b.progress,
+        (e) => e.jobId === only,
+      );
     },
   })
   async jobUpdated(@Root() event: JobUpdatedEvent, @Args(_type => JobUpdatedArgs) _args: JobUpdatedArgs, @Ctx() ctx: Context): Promise<GenerationJob> {

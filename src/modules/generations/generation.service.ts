@@ -16,6 +16,7 @@ import { Batcher } from '../../common/batcher';
 import { isUuid } from '../../common/ids';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
+import { credits as creditsText } from '../../common/text/credits';
 import { answerKept, claim, keyFor, lookup, type IdempotencyKey } from '../../common/idempotency/idempotency';
 import { QUEUE_RANK, type TierCode } from '../catalog/catalog.enums';
 import type { CatalogService } from '../catalog/catalog.service';
@@ -255,7 +256,7 @@ export class GenerationService {
           quote: await this.quotes.view(held, r.balance, tier.code, priced),
           quoteId: held.id,
           topUpPacks: await this.topUpOptions(missing),
-          error: { code: UserErrorCode.INSUFFICIENT_CREDITS, message: `This generation costs ${credits} credits and your balance is ${r.balance}: ${missing} more needed` },
+          error: { code: UserErrorCode.INSUFFICIENT_CREDITS, message: `This generation costs ${creditsText(credits)} and your balance is ${r.balance}: ${missing} more needed` },
         };
       }
       const job: JobRow = {

@@ -2,6 +2,7 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
+import { credits } from '../../common/text/credits';
 import { keyed, keyFor } from '../../common/idempotency/idempotency';
 import { LedgerEntryKind, LotSource } from './ledger.enums';
 import { BalanceOverflow, type BalanceSnapshot, type LedgerService } from './ledger.service';
@@ -44,7 +45,7 @@ export class AdjustmentService {
               balance,
               error: {
                 code: UserErrorCode.INSUFFICIENT_CREDITS,
-                message: `Cannot take ${-req.amount} credits: the balance is ${balance.available}`,
+                message: `Cannot take ${credits(-req.amount)}: the balance is ${balance.available}`,
                 field: ['input', 'amount'],
               },
             };

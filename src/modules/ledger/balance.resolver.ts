@@ -1,6 +1,7 @@
 import { Arg, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Resolver, Root, Subscription } from 'type-graphql';
 import { badUserInput } from '../../common/errors/graphql-errors';
 import { transaction } from '../../common/db/transaction';
+import { currentFirst } from '../../common/events/current-first';
 import type { BalanceChangedEvent } from '../../common/events/events';
 import { callerId, eventsOf, type Context } from '../../context';
 import { Balance } from './balance.type';
@@ -24,7 +25,7 @@ export class BalanceResolver {
   @Mutation(_returns => Balance, { description: `Sets the caller's low-credit warning level (0 to ${MAX_LOW_CREDIT_THRESHOLD}).` })
   async setLowCreditThreshold(@Arg('threshold', _type => Int) threshold: number, @Ctx() ctx: Context): Promise<Balance> {
     if (threshold < 0 || threshold > MAX_LOW_CREDIT_THRESHOLD) {
-      throw badUserInput(`threshold must be between 0 and ${MAX_LOW_CREDIT_THRESHOLD}`, 'threshold');
+      throw badUserInput(`threshold must be between 0 and ${MAX_LOW_CREDIT_THRESHOLD}`, ['threshold']);
     }
     const id = callerId(ctx);
     await ctx.services.accounts.ensureOpen(id);
@@ -35,8 +36,19 @@ export class BalanceResolver {
 
   @Authorized()
   @Subscription(_returns => Balance, {
-    description: "The caller's balance after every committed change to it.",
-    subscribe: ({ context }) => eventsOf(context as Context, 'balance'),
+    description: "The caller's balance as it is now, then after every committed change to it.",
+    subscribe: ({ context }) => {
+      const ctx = context as Context;
+      const accountId = callerId(ctx);
+      return currentFirst<BalanceChangedEvent>(
+        eventsOf(ctx, 'balance'),
+        async () => {
+          const b = await ctx.services.ledger.balance(accountId);
+          return b && { type: 'balance', ...b };
+        },
+        (a, b) => a.available === b.available && a.lowCreditThreshold === b.lowCreditThreshold,
+      );
+    },
   })
   balanceChanged(@Root() event: BalanceChangedEvent): Balance {
     return Balance.of(event);

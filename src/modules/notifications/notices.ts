@@ -5,6 +5,7 @@
  * Changing a sentence here changes it for notifications already kept.
  */
 import type { Tx } from '../../common/db/transaction';
+import { credits } from '../../common/text/credits';
 import { NotificationKind } from './notification-kind.enum';
 
 /** What a purchase was, as notifications name it. */
@@ -13,7 +14,6 @@ export interface PurchaseRef {
   tier: string | null;
 }
 
-const credits = (n: number) => `${n} ${n === 1 ? 'credit' : 'credits'}`;
 const money = (cents: number, currency: string) => `${(cents / 100).toFixed(2)} ${currency.trim()}`;
 /** A purchase by name: "the STARTER credit pack", "the PRO plan" (without the article). */
 export const purchaseName = (p: PurchaseRef): string => (p.pack ? `${p.pack} credit pack` : `${p.tier} plan`);
@@ -21,7 +21,7 @@ const purchase = purchaseName;
 
 /** The reference to a purchase row that notifications keep. */
 export const refOf = (p: { pack_code: string | null; tier: string | null }): PurchaseRef => ({ pack: p.pack_code, tier: p.tier });
-const withdrawn = (revoked: number) => (revoked > 0 ? `its ${revoked} unspent credits were withdrawn` : 'no unspent credits were left to withdraw');
+const withdrawn = (revoked: number) => (revoked > 0 ? `its ${revoked} unspent ${revoked === 1 ? 'credit was' : 'credits were'} withdrawn` : 'no unspent credits were left to withdraw');
 
 /** How a plan ended: as asked (at its period end, or an unpaid one at once), with its refund, or by the provider. */
 export type PlanEnd = 'asked' | 'unpaidAsked' | 'refund' | 'disputed' | 'ended';
@@ -45,23 +45,23 @@ const TEMPLATES = {
   },
   jobFailed: {
     kind: NotificationKind.JOB_FINISHED,
-    text: (p: { type: string; reason: string; credits: number }) => `Your ${p.type.toLowerCase()} generation failed (${p.reason}); its ${p.credits} credits were refunded.`,
+    text: (p: { type: string; reason: string; credits: number }) => `Your ${p.type.toLowerCase()} generation failed (${p.reason}); its ${credits(p.credits)} were refunded.`,
   },
   packPurchased: {
     kind: NotificationKind.PURCHASE_COMPLETED,
-    text: (p: { pack: string; credits: number }) => `Thank you: ${p.credits} credits from the ${p.pack} pack are yours, and they never expire.`,
+    text: (p: { pack: string; credits: number }) => `Thank you: ${credits(p.credits)} from the ${p.pack} pack are yours, and they never expire.`,
   },
   planStarted: {
     kind: NotificationKind.PURCHASE_COMPLETED,
-    text: (p: { plan: string; monthlyCredits: number; queue: string }) => `Welcome to the ${p.plan} plan: ${p.monthlyCredits} credits a month, ${p.queue.toLowerCase()} queue.`,
+    text: (p: { plan: string; monthlyCredits: number; queue: string }) => `Welcome to the ${p.plan} plan: ${credits(p.monthlyCredits)} a month, ${p.queue.toLowerCase()} queue.`,
   },
   planUpgraded: {
     kind: NotificationKind.PURCHASE_COMPLETED,
-    text: (p: { plan: string; credits: number }) => `You are on the ${p.plan} plan now: ${p.credits} more credits for this month.`,
+    text: (p: { plan: string; credits: number }) => `You are on the ${p.plan} plan now: ${p.credits} more ${p.credits === 1 ? 'credit' : 'credits'} for this month.`,
   },
   planRenewed: {
     kind: NotificationKind.PLAN_RENEWED,
-    text: (p: { plan: string; monthlyCredits: number }) => `Your ${p.plan} plan renewed: ${p.monthlyCredits} fresh credits; unused ones from last month expired.`,
+    text: (p: { plan: string; monthlyCredits: number }) => `Your ${p.plan} plan renewed: ${p.monthlyCredits} fresh ${p.monthlyCredits === 1 ? 'credit' : 'credits'}; unused ones from last month expired.`,
   },
   planEnded: {
     kind: NotificationKind.PLAN_ENDED,
@@ -81,7 +81,7 @@ const TEMPLATES = {
   refunded: {
     kind: NotificationKind.REFUND_DECIDED,
     text: (p: { purchase: PurchaseRef; cents: number; currency: string; revoked: number }) =>
-      `Your ${purchase(p.purchase)} was refunded: ${money(p.cents, p.currency)} is on its way back and its ${p.revoked} credits were withdrawn.`,
+      `Your ${purchase(p.purchase)} was refunded: ${money(p.cents, p.currency)} is on its way back and its ${credits(p.revoked)} were withdrawn.`,
   },
   refundedInPart: {
     kind: NotificationKind.REFUND_DECIDED,

@@ -1,6 +1,6 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Resolver, Root, Subscription } from 'type-graphql';
 import { badUserInput } from '../../common/errors/graphql-errors';
-import type { WarningEvent } from '../../common/events/events';
+import type { NotificationEvent, WarningEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
 import { paginate } from '../../common/relay/paginate';
@@ -48,7 +48,7 @@ export class NotificationResolver {
     @Arg('ids', _type => [ID], { nullable: true }) ids: string[] | null,
     @Ctx() ctx: Context,
   ): Promise<number> {
-    if (ids && ids.length > 1000) throw badUserInput('at most 1000 ids at a time', 'ids');
+    if (ids && ids.length > 1000) throw badUserInput('at most 1000 ids at a time', ['ids']);
     return ctx.services.notifications.markRead(callerId(ctx), ids ?? undefined);
   }
 
@@ -57,10 +57,21 @@ export class NotificationResolver {
     description: "Marks the caller's unread notifications read (these ids — others' ids are ignored — or all) and returns them, so a client cache updates.",
   })
   async readNotifications(@Arg('ids', _type => [ID], { nullable: true }) ids: string[] | null, @Ctx() ctx: Context): Promise<ReadNotificationsPayload> {
-    if (ids && ids.length > 1000) throw badUserInput('at most 1000 ids at a time', 'ids');
+    if (ids && ids.length > 1000) throw badUserInput('at most 1000 ids at a time', ['ids']);
     const id = callerId(ctx);
     const rows = await ctx.services.notifications.read(id, ids ?? undefined);
     return { notifications: rows.map(Notification.fromRow), unreadCount: await ctx.services.notifications.unreadCount(id) };
+  }
+
+  @Authorized()
+  @Subscription(_returns => Notification, {
+    description: "Each notification of the caller's account as it is kept, after commit (the list's newest entry, and one more unread).",
+    subscribe: ({ context }) => eventsOf(context as Context, 'notification'),
+  })
+  async notificationAdded(@Root() e: NotificationEvent, @Ctx() ctx: Context): Promise<Notification> {
+    const row = await ctx.services.notifications.get(e.accountId, e.notificationId);
+    if (!row) throw new Error(`notification ${e.notificationId} vanished`);
+    return Notification.fromRow(row);
   }
 
   @Authorized()

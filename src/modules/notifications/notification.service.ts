@@ -1,6 +1,5 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
-
 import { isUuid } from '../../common/ids';
 import type { NotificationRow } from './notification.type';
 
@@ -22,6 +21,13 @@ export class NotificationService {
       [accountId, now, ids ? ids.filter(isUuid) : null],
     )) as [NotificationRow[], number];
     return rows.sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a.id < b.id ? 1 : -1));
+  }
+
+  /** One of the account's notifications (undefined for any other id). */
+  async get(accountId: string, id: string): Promise<NotificationRow | undefined> {
+    if (!isUuid(id)) return undefined;
+    const rows = (await this.db.query('SELECT * FROM notifications WHERE account_id = $1 AND id = $2', [accountId, id])) as NotificationRow[];
+    return rows[0];
   }
 
   async unreadCount(accountId: string): Promise<number> {

@@ -42,7 +42,7 @@ export function normalizeSettings(
   models: GenerationModelEntity[],
   path = 'settings',
 ): { settings: NormalizedSettings; model: GenerationModelEntity } {
-  const field = (f: string) => `${path}.${f}`;
+  const field = (f: string) => [...path.split('.'), f];
   const sideOk = (v: number) => Number.isInteger(v) && v >= MIN_SIDE && v <= MAX_SIDE;
   const width = input.width ?? DEFAULT_SIDE;
   const height = input.height ?? DEFAULT_SIDE;
@@ -51,6 +51,7 @@ export function normalizeSettings(
   const model = input.model
     ? models.find((m) => m.code === input.model)
     : models.find((m) => m.type === input.type && m.isDefault);
+  if (typeof input.model === 'string' && input.model.length > 64) throw badUserInput('model must be at most 64 characters', field('model'));
   if (!model) throw badUserInput(`unknown model "${input.model}"; see the models query`, field('model'));
   if (model.type !== input.type) throw badUserInput(`model "${model.code}" makes ${model.type} generations, not ${input.type}`, field('model'));
 
