@@ -19,8 +19,10 @@ export interface Config {
   dbPoolSize: number;
   jwtSecret?: string;
   jwtJwksUrl?: string;
-  /** True when the secret was generated at start (development only). */
+  /** True when the secret is the development secret kept in dataDir (set by main.ts; never in production). */
   jwtSecretGenerated: boolean;
+  /** Origins (normalised, e.g. https://app.example.com) allowed to call /graphql from a browser, besides the same origin. */
+  corsOrigins: string[];
   paymentProvider: PaymentProviderName;
   stripe?: { secretKey: string; webhookSecret: string; successUrl: string; cancelUrl: string; apiBase?: string };
   simulatedWorker: boolean;
@@ -102,6 +104,27 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** Comma-separated exact origins (http or https, no path), normalised as browsers send them. */
+function origins(env: Env, name: string): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return [];
+  const accepts = 'accepts comma-separated origins such as https://app.example.com (http or https, a host and an optional port, no path)';
+  const out: string[] = [];
+  for (const item of raw.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    let parsed: URL;
+    try {
+      parsed = new URL(item);
+    } catch {
+      throw new ConfigError(name, accepts, item);
+    }
+    // No path, query, fragment, credentials or wildcard: an origin is compared exactly.
+    const bare = /^https?:$/.test(parsed.protocol) && parsed.pathname === '/' && !/[?#@*]/.test(item);
+    if (!bare) throw new ConfigError(name, accepts, item);
+    if (!out.includes(parsed.origin)) out.push(parsed.origin);
+  }
+  return out;
+}
+
 /** An ISO 8601 instant with a date and a time, e.g. 2024-02-29T12:00:00Z. */
 function instant(env: Env, name: string): Date | undefined {
   const raw = str(env, name);
@@ -170,6 +193,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret: jwtSecretRaw,
     jwtJwksUrl,
     jwtSecretGenerated: false,
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
     paymentProvider,
     stripe: paymentProvider === 'stripe' ? stripeSettings(env) : undefined,
     simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),

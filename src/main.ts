@@ -1,16 +1,15 @@
 import 'reflect-metadata';
-import { randomBytes } from 'node:crypto';
-import { signToken } from './common/auth/jwt';
-import { Role } from './common/auth/role.enum';
+import { devSecretPath, signDemoTokens, useDevSecretWhenUnset } from './common/auth/dev-secret';
 import { createLogger } from './common/logger';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createServer } from './server';
 
-async function demoTokens(config: Config): Promise<string> {
-  const secret = config.jwtSecret!;
+/** One line per demo token, then its dashboard link (the dashboard reads the `#token=` fragment). */
+async function demoTokens(config: Config, port: number): Promise<string> {
   const lines = [];
-  for (const [role, sub] of [[Role.USER, 'demo-user'], [Role.ADMIN, 'demo-admin'], [Role.WORKER, 'demo-worker']] as const) {
-    lines.push(`  ${role.padEnd(6)} (sub ${sub}): ${await signToken(secret, sub, role)}`);
+  for (const { sub, role, token } of await signDemoTokens(config.jwtSecret!)) {
+    lines.push(`  ${role.padEnd(6)} (sub ${sub}): ${token}`);
+    lines.push(`          dashboard: http://localhost:${port}/#token=${token}`);
   }
   return lines.join('\n');
 }
@@ -26,17 +25,15 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  if (!config.jwtSecret && !config.jwtJwksUrl) {
-    config.jwtSecret = randomBytes(32).toString('base64url');
-    config.jwtSecretGenerated = true;
-  }
+  useDevSecretWhenUnset(config);
   const log = createLogger(config.logLevel);
   const started = Date.now();
   const server = await createServer(config, log);
   log.info({ url: server.url, startupMs: Date.now() - started, embedded: !config.databaseUrl }, 'credits service ready');
   if (config.jwtSecretGenerated) {
     process.stdout.write(
-      `\nNo JWT_SECRET set: generated one for this run. Demo tokens (valid 30 days, until restart):\n${await demoTokens(config)}\n\n` +
+      `\nNo JWT_SECRET set: tokens are signed with the development secret in ${devSecretPath(config.dataDir)} (kept across restarts).\n` +
+        `Demo tokens (valid 30 days; more with \`npm run token -- --sub <id> --role user|admin|worker\`):\n${await demoTokens(config, server.port)}\n\n` +
         `Try: curl -s ${server.url} -H 'content-type: application/json' -H "authorization: Bearer <user token>" ` +
         `-d '{"query":"{ me { id balance { available } } }"}'\n\n`,
     );

@@ -63,5 +63,5 @@ export function buildAppSchema(): Promise<GraphQLSchema> {
 
 /** The committed SDL: sorted, so diffs show real changes only. */
 export function printAppSchema(schema: GraphQLSchema): string {
-  return `# Generated from the code by \`npm run schema\`; do not edit. The contract is ../shared/API.md.\n\n${printSchema(lexicographicSortSchema(schema))}\n`;
+  return `# Generated from the code by \`npm run schema\`; do not edit. The contract is docs/API.md.\n\n${printSchema(lexicographicSortSchema(schema))}\n`;
 }

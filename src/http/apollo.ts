@@ -8,6 +8,7 @@ import { GraphQLError } from 'graphql';
 import type http from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { OperationGate } from '../common/limits/operation-gate';
 import { MAX_DOCUMENT_TOKENS } from '../common/limits/operation-limits';
@@ -55,6 +56,8 @@ export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Conte
     validationRules: gate.validationRules,
     formatError,
     plugins: [
+      // No landing page from a CDN: outside production a browser is sent to the local /graphiql.
+      ApolloServerPluginLandingPageDisabled(),
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
       {
         async serverWillStart() {

@@ -15,6 +15,9 @@ import type { OperationGate } from '../common/limits/operation-gate';
 import { buildContext, type Context } from '../context';
 import { stripeWebhook } from '../modules/billing/stripe-webhook';
 import type { Services } from '../services';
+import { corsPolicy } from './cors';
+import { demoTokens } from './demo-tokens';
+import { mountWeb } from './web';
 
 export interface RouteDeps {
   db: DataSource;
@@ -41,10 +44,13 @@ export function mountRoutes(app: express.Express, deps: RouteDeps): void {
       res.status(503).json({ status: 'unavailable', reason: 'database does not answer' });
     }
   });
+  app.get('/auth/demo-tokens', demoTokens(services.config));
+  mountWeb(app, { production: services.config.production });
   // Stripe signs the raw body: this route reads it unparsed.
   app.post('/webhooks/stripe', express.raw({ type: () => true, limit: '1mb' }), stripeWebhook(services, log));
   app.use(
     '/graphql',
+    corsPolicy(services.config).middleware,
     express.json({ limit: '256kb' }),
     // The gate's document limits before Apollo validates (the same answer Apollo would give: 400).
     (req: express.Request, res: express.Response, next: express.NextFunction) => {

@@ -2,7 +2,8 @@
  * The websocket transport: graphql-ws on the HTTP server's /graphql path. Identity is checked
  * once at connection_init (identify: no token 4401, a bad one 4403) and the socket is closed when
  * the token expires; operations per socket are capped; each operation passes the same limits as
- * HTTP before it runs; a consumer that does not read its events is dropped.
+ * HTTP before it runs; a consumer that does not read its events is dropped. A browser origin the
+ * CORS policy refuses (src/http/cors.ts) is refused at the upgrade with 403.
  */
 import type http from 'node:http';
 import { GraphQLError, type ExecutionArgs, type GraphQLSchema, type GraphQLFormattedError } from 'graphql';
@@ -16,6 +17,7 @@ import type { OperationGate } from '../common/limits/operation-gate';
 import type { Config } from '../config';
 import { buildContext } from '../context';
 import type { Services } from '../services';
+import { corsPolicy, requestOrigin } from './cors';
 
 type WsExtra = {
   identity?: Identity;
@@ -41,7 +43,18 @@ export interface WebSocketDeps {
 
 export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocketServer; cleanup: { dispose(): void | Promise<void> } } {
   const { httpServer, schema, config, services, gate, formatError, log } = deps;
-  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: WS_MAX_PAYLOAD });
+  const origins = corsPolicy(config);
+  const wsServer = new WebSocketServer({
+    server: httpServer,
+    path: '/graphql',
+    maxPayload: WS_MAX_PAYLOAD,
+    // The HTTP policy for browser origins: a page from an origin it refuses gets 403 before the socket opens.
+    verifyClient: ({ req }, done) => {
+      if (origins.allows(req.headers.origin, requestOrigin(req))) return done(true);
+      log.debug({ origin: req.headers.origin }, 'refused a websocket from an origin not allowed');
+      done(false, 403, 'Forbidden: origin not allowed');
+    },
+  });
   const wsCleanup = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
       schema,

@@ -97,6 +97,8 @@ export type NotificationKind =
   | 'CREDITS_DEPLETED'
   | 'JOB_FINISHED'
   | 'LOW_CREDITS'
+  | 'PAYMENT_REVERSED'
+  | 'PLAN_ENDED'
   | 'PLAN_RENEWED'
   | 'PURCHASE_COMPLETED'
   | 'REFUND_DECIDED';
@@ -119,6 +121,7 @@ export type PurchaseKind =
 
 export type PurchaseStatus =
   | 'COMPLETED'
+  | 'DISPUTED'
   | 'FAILED'
   | 'PARTIALLY_REFUNDED'
   | 'PENDING'

@@ -1,0 +1,255 @@
+/**
+ * The dashboard in real headless Chromium, against a real service (its own database, the
+ * simulated worker, the sandbox provider, the test clock): what a user and an admin see and do.
+ * Screenshots of the main screens go to docs/screenshots/.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { Page, WebSocketRoute } from 'playwright-core';
+import { Role } from '../../src/common/auth/role.enum';
+import { webDir } from '../../src/http/web';
+import { ADMIN, adjustCredits, balanceOf, openAccount } from '../helpers/accounts';
+import { launchBrowser, screenshotPath, type Browser } from '../helpers/browser';
+import { useTestApp } from '../helpers/test-app';
+
+const t = useTestApp({ SIMULATED_WORKER: '1', TEST_CLOCK: '1' });
+let browser: Browser;
+const origin = () => new URL(t.app.url).origin;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** A tab signed in as `sub` through a `#token=` link. */
+async function signedIn(sub: string, role: Role = Role.USER, opts?: { width?: number }): Promise<Page> {
+  const page = await browser.page(opts);
+  await page.goto(`${origin()}/#token=${await t.app.token(sub, role)}`);
+  await page.getByTestId('balance').waitFor();
+  return page;
+}
+
+const balanceShown = async (page: Page) => Number(await page.getByTestId('balance').textContent());
+const until = async (f: () => Promise<boolean>, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe('the dashboard', () => {
+  it('signs in from a #token= link, takes the token out of the address bar, and shows the balance', async () => {
+    const available = await openAccount(t.app, 'alice', { balance: 29 });
+    const page = await signedIn('alice');
+    expect(page.url()).toBe(`${origin()}/`);
+    expect(await balanceShown(page)).toBe(available);
+    // The token is kept for this tab only: a reload stays signed in.
+    await page.reload();
+    await page.getByTestId('balance').waitFor();
+    expect(await balanceShown(page)).toBe(29);
+    await page.screenshot({ path: screenshotPath('dashboard'), fullPage: true });
+    await page.close();
+  });
+
+  it('signs in with a token pasted into the sign-in field, and refuses text that is not a token', async () => {
+    await openAccount(t.app, 'paster', { balance: 7 });
+    const page = await browser.page();
+    await page.goto(`${origin()}/`);
+    await page.getByLabel('Access token').fill('not a token');
+    await page.getByTestId('sign-in').click();
+    expect(await page.getByRole('alert').textContent()).toBe('That does not look like an access token (a JWT with a subject).');
+    await page.getByLabel('Access token').fill(await t.app.token('paster'));
+    await page.getByTestId('sign-in').click();
+    await page.getByTestId('balance').waitFor();
+    expect(await balanceShown(page)).toBe(7);
+    await page.close();
+  });
+
+  it('shows a balance changed elsewhere (an admin adjustment) without a reload', async () => {
+    await openAccount(t.app, 'bob', { balance: 29 });
+    const page = await signedIn('bob');
+    await until(async () => (await balanceShown(page)) === 29);
+    await adjustCredits(t.app, 'bob', -29);
+    await until(async () => (await balanceShown(page)) === 0);
+    await page.getByTestId('low-credit-banner').waitFor();
+    await page.close();
+  });
+
+  it('updates the quoted credits as the settings change, as the quote query prices them, and says what the tier lacks', async () => {
+    await openAccount(t.app, 'carol', { balance: 100 });
+    const quoteOf = async (settings: string) =>
+      (await t.app.raw<{ quote: { credits: number } }>(`{ quote(settings: ${settings}) { credits } }`, undefined, { sub: 'carol' })).data!.quote.credits;
+    const page = await signedIn('carol');
+    const shown = () => page.getByTestId('quote-credits').textContent().then(Number);
+    const standard = await quoteOf('{ type: IMAGE, imageQuality: STANDARD, count: 1 }');
+    await until(async () => (await shown()) === standard);
+    await page.getByTestId('image-count').fill('3');
+    const three = await quoteOf('{ type: IMAGE, imageQuality: STANDARD, count: 3 }');
+    expect(three).not.toBe(standard);
+    await until(async () => (await shown()) === three);
+    await page.getByTestId('image-quality').selectOption('ULTRA');
+    const ultra = await quoteOf('{ type: IMAGE, imageQuality: ULTRA, count: 3 }');
+    await until(async () => (await shown()) === ultra);
+    expect(await page.getByTestId('missing-features').textContent()).toMatch(/^Your Free plan lacks Ultra images; the \w+ plan includes it\.$/);
+    expect(await page.getByTestId('start-generation').isDisabled()).toBe(true);
+    await page.close();
+  });
+
+  it('runs a job to the end through the simulated worker: a live card from start to SUCCEEDED with its results', async () => {
+    await openAccount(t.app, 'dave', { balance: 100 });
+    const page = await signedIn('dave');
+    await page.getByLabel('Prompt').fill('a lighthouse at dawn');
+    await until(async () => (await page.getByTestId('quote-credits').count()) > 0);
+    const price = Number(await page.getByTestId('quote-credits').textContent());
+    await page.getByTestId('start-generation').click();
+    const card = page.getByTestId('job-card').first();
+    await card.waitFor();
+    await until(async () => (await card.getAttribute('data-status')) === 'SUCCEEDED', 20_000);
+    expect(await card.getByRole('link').count()).toBeGreaterThan(0);
+    // Its notification arrives live (notificationAdded), unread.
+    const note = page.getByTestId('notification').filter({ hasText: 'Your image generation is ready: 1 result.' });
+    await note.waitFor();
+    expect(await note.getAttribute('class')).toBe('unread');
+    expect(await balanceShown(page)).toBe(100 - price);
+    expect(await balanceOf(t.app, 'dave')).toBe(100 - price);
+    await page.screenshot({ path: screenshotPath('generation'), fullPage: true });
+    await page.close();
+  });
+
+  it('blocks a start at zero credits, offers the packs that cover it, and starts once one is bought', async () => {
+    await openAccount(t.app, 'erin', { balance: 0 });
+    const page = await signedIn('erin');
+    await page.getByLabel('Prompt').fill('a cat');
+    await until(async () => (await page.getByTestId('quote-credits').count()) > 0);
+    await page.getByTestId('start-generation').click();
+    const refused = page.getByTestId('start-refused');
+    await refused.waitFor();
+    expect(await refused.textContent()).toMatch(/^You do not have enough credits for this\./);
+    const offered = refused.locator('[data-testid^="buy-pack-"]');
+    expect(await offered.count()).toBeGreaterThan(0);
+    const code = (await offered.first().getAttribute('data-testid'))!.slice('buy-pack-'.length);
+    const pack = (await t.app.raw<{ creditPacks: { code: string; credits: number }[] }>('{ creditPacks { code credits } }')).data!.creditPacks.find((p) => p.code === code)!;
+    await page.screenshot({ path: screenshotPath('top-up'), fullPage: true });
+    await offered.first().click();
+    await until(async () => (await balanceShown(page)) === pack.credits);
+    await page.getByTestId('start-generation').click();
+    await page.getByTestId('job-card').first().waitFor();
+    expect(await page.getByTestId('job-card').count()).toBe(1);
+    await page.close();
+  });
+
+  it('refunds a pack within 24 hours where it is refundable, and offers no refund once a credit was used', async () => {
+    await openAccount(t.app, 'frank', { balance: 0 });
+    const page = await signedIn('frank');
+    await page.getByTestId('buy-pack-STARTER').first().click();
+    const purchase = page.getByTestId('purchase').first();
+    await until(async () => (await purchase.getByTestId('request-refund').count()) === 1);
+    await purchase.getByTestId('request-refund').click();
+    await until(async () => (await purchase.getAttribute('data-status')) === 'REFUNDED');
+    expect(await purchase.getByTestId('request-refund').count()).toBe(0);
+    expect(await balanceOf(t.app, 'frank')).toBe(0);
+    // Bought again and a credit used: no refund offered.
+    await page.getByTestId('buy-pack-STARTER').first().click();
+    await until(async () => (await balanceShown(page)) > 0);
+    await page.getByLabel('Prompt').fill('used');
+    await until(async () => (await page.getByTestId('quote-credits').count()) > 0);
+    await page.getByTestId('start-generation').click();
+    await page.getByTestId('job-card').first().waitFor();
+    await page.reload();
+    await page.getByTestId('purchase').first().waitFor();
+    expect(await page.getByTestId('purchase').first().getByTestId('request-refund').count()).toBe(0);
+    await page.close();
+  });
+
+  it('lets an admin look up an account, adjust its credits, and approve a refund under review', async () => {
+    await openAccount(t.app, 'gina', { tier: 'PRO', interval: 'ANNUAL' });
+    await t.app.raw('mutation { advanceTestClock(hours: 48) }', undefined, ADMIN);
+    const plan = (await t.app.raw<{ me: { purchases: { edges: { node: { id: string } }[] } } }>('{ me { purchases(first: 1) { edges { node { id } } } } }', undefined, { sub: 'gina' })).data!.me.purchases.edges[0].node.id;
+    const asked = (await t.app.raw<{ requestRefund: { refundRequest: { status: string } } }>(`mutation { requestRefund(input: { purchaseId: "${plan}" }) { refundRequest { status } } }`, undefined, { sub: 'gina' })).data!;
+    expect(asked.requestRefund.refundRequest.status).toBe('PENDING_REVIEW');
+    const before = await balanceOf(t.app, 'gina');
+
+    const page = await signedIn(ADMIN.sub, Role.ADMIN);
+    await page.getByTestId('account-lookup').fill('gina');
+    await page.getByRole('button', { name: 'Look up' }).click();
+    await page.getByTestId('adjust-amount').fill('5');
+    await page.getByTestId('adjust-reason').fill('goodwill');
+    await page.getByTestId('adjust-credits').click();
+    await page.getByText(`Done: the balance is ${(before + 5).toLocaleString('en')} credits.`).waitFor();
+    expect(await balanceOf(t.app, 'gina')).toBe(before + 5);
+    const review = page.getByTestId('refund-review');
+    await review.getByTestId('review-item').first().waitFor();
+    await page.screenshot({ path: screenshotPath('admin'), fullPage: true });
+    await review.getByTestId('approve-refund').first().click();
+    await review.getByText('Approved.').waitFor();
+    const decided = await t.app.one<{ status: string }>(`SELECT status FROM refund_requests WHERE purchase_id = $1`, [plan]);
+    expect(decided.status).toBe('APPROVED');
+    await page.close();
+  });
+
+  it('shows the current balance after a network drop and reconnect, though it changed while the tab was offline', async () => {
+    await openAccount(t.app, 'hana', { balance: 12 });
+    let open = true;
+    const sockets: WebSocketRoute[] = [];
+    const page = await browser.page();
+    await page.routeWebSocket(/\/graphql$/, (ws) => {
+      if (!open) return void ws.close({ code: 3000, reason: 'offline' });
+      ws.connectToServer();
+      sockets.push(ws);
+    });
+    await page.goto(`${origin()}/#token=${await t.app.token('hana')}`);
+    await until(async () => (await page.getByTestId('balance').count()) > 0 && (await balanceShown(page)) === 12);
+    open = false;
+    for (const s of sockets.splice(0)) await s.close({ code: 3000, reason: 'network drop' });
+    await page.getByText('Reconnecting…').waitFor();
+    await adjustCredits(t.app, 'hana', -10); // the server is at 2 while the tab is offline
+    expect(await balanceShown(page)).toBe(12);
+    open = true;
+    await until(async () => (await balanceShown(page)) === 2, 15_000);
+    await page.close();
+  });
+
+  it('fits a phone-width screen without sideways scrolling', async () => {
+    await openAccount(t.app, 'ivy', { balance: 40 });
+    const page = await signedIn('ivy', Role.USER, { width: 390 });
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    expect(overflow).toBe(0);
+    await page.screenshot({ path: screenshotPath('phone'), fullPage: false });
+    await page.close();
+  });
+
+  it('labels every form control', async () => {
+    await openAccount(t.app, 'jo', { balance: 40 });
+    const page = await signedIn('jo', Role.ADMIN);
+    const unlabelled = await page.evaluate(`[...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => !el.labels?.length && !el.getAttribute('aria-label'))
+      .map((el) => el.outerHTML.slice(0, 80))`);
+    expect(unlabelled).toEqual([]);
+    await page.close();
+  });
+
+  it('serves a local GraphiQL at /graphiql that loads nothing from another host', async () => {
+    const page = await browser.page();
+    const hosts = new Set<string>();
+    page.on('request', (r) => hosts.add(new URL(r.url()).host));
+    await page.goto(`${origin()}/graphql`);
+    expect(page.url()).toBe(`${origin()}/graphiql`);
+    await page.locator('.graphiql-container').waitFor();
+    expect([...hosts]).toEqual([new URL(origin()).host]);
+    await page.close();
+  });
+
+  it('keeps the first screen small: under 200 KiB of gzipped script and style', () => {
+    const dir = webDir()!;
+    const html = readFileSync(path.join(dir, 'index.html'), 'utf8');
+    const assets = [...html.matchAll(/(?:src|href)="\/(assets\/[^"]+\.(?:js|css))"/g)].map((m) => m[1]);
+    expect(assets.length).toBeGreaterThan(1);
+    const bytes = assets.reduce((n, a) => n + gzipSync(readFileSync(path.join(dir, a))).length, 0);
+    process.stdout.write(`[dashboard] first screen: ${assets.length} files, ${(bytes / 1024).toFixed(1)} KiB gzip\n`);
+    expect(bytes).toBeLessThan(200 * 1024);
+  });
+});

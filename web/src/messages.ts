@@ -1,0 +1,45 @@
+/** Messages people understand, by error code (the service's own message is the fallback). */
+import type { CombinedError } from '@urql/core';
+
+const USER_ERRORS: Record<string, string> = {
+  INSUFFICIENT_CREDITS: 'You do not have enough credits for this.',
+  FEATURE_NOT_IN_TIER: 'Your plan does not include this. Upgrade to use it.',
+  QUOTE_EXPIRED: 'The price changed while you were deciding; here is the new one.',
+  QUOTE_MISMATCH: 'The settings changed after the price was shown; check the new price.',
+  PAYMENT_FAILED: 'The payment did not go through. Nothing was charged; try again or use another card.',
+  REFUND_WINDOW_EXPIRED: 'Refunds are possible within 24 hours of a purchase; this one is older.',
+  CREDITS_ALREADY_USED: 'Credits were used since this purchase, so it can no longer be refunded.',
+  REFUND_ALREADY_REQUESTED: 'A refund was already requested for this purchase.',
+  IDEMPOTENCY_KEY_REUSED: 'This request was already sent with other details.',
+  NOT_FOUND: 'Nothing was found with that id.',
+  INVALID_STATE: 'That is not possible right now.',
+  INVALID_INPUT: 'Please check what you entered.',
+};
+
+const TOP_LEVEL: Record<string, string> = {
+  UNAUTHENTICATED: 'Your sign-in expired or is not valid. Please sign in again.',
+  FORBIDDEN: 'Your account is not allowed to do this.',
+  RATE_LIMITED: 'Too many requests. Please wait a moment and try again.',
+  SERVICE_UNAVAILABLE: 'The service is briefly unavailable. Please try again in a moment.',
+  BAD_USER_INPUT: 'Please check what you entered.',
+};
+
+export interface UserErrorLike {
+  code: string;
+  message: string;
+}
+
+/** A user error in words: the friendly sentence, then the service's specific one. */
+export function explain(e: UserErrorLike): string {
+  const friendly = USER_ERRORS[e.code];
+  return friendly ? `${friendly} (${e.message})` : e.message;
+}
+
+export function explainRequest(error: CombinedError | undefined): string | undefined {
+  if (!error) return undefined;
+  if (error.networkError) return 'The service cannot be reached. Check your connection; we will keep trying.';
+  const first = error.graphQLErrors[0];
+  const code = first?.extensions?.code as string | undefined;
+  if (code === 'BAD_USER_INPUT') return first!.message;
+  return (code && TOP_LEVEL[code]) ?? first?.message ?? 'Something went wrong.';
+}
