@@ -19,6 +19,12 @@ export interface Config {
   dbPoolSize: number;
   jwtSecret?: string;
   jwtJwksUrl?: string;
+  /** Checked against the token's `iss` when set (required in production with jwtJwksUrl). */
+  jwtIssuer?: string;
+  /** Checked against the token's `aud` when set (required in production with jwtJwksUrl). */
+  jwtAudience?: string;
+  /** The longest lifetime (exp − iat, or exp − now without iat) a token may have. */
+  jwtMaxLifetimeSeconds: number;
   /** True when the secret is the development secret kept in dataDir (set by main.ts; never in production). */
   jwtSecretGenerated: boolean;
   /** Origins (normalised, e.g. https://app.example.com) allowed to call /graphql from a browser, besides the same origin. */
@@ -45,6 +51,8 @@ export interface Config {
   wsInitTimeoutMs: number;
   wsMaxSubscriptions: number;
   wsMaxBufferedBytes: number;
+  /** Serve GET /metrics on this port instead of the API's (0: on the API's port). */
+  metricsPort: number;
 }
 
 export class ConfigError extends Error {
@@ -192,6 +200,9 @@ export function loadConfig(env: Env = process.env): Config {
     dbPoolSize: int(env, 'DB_POOL_SIZE', 20, 1, 500),
     jwtSecret: jwtSecretRaw,
     jwtJwksUrl,
+    jwtIssuer: str(env, 'JWT_ISSUER'),
+    jwtAudience: str(env, 'JWT_AUDIENCE'),
+    jwtMaxLifetimeSeconds: int(env, 'JWT_MAX_LIFETIME_SECONDS', 31 * 86400, 60, 366 * 86400),
     jwtSecretGenerated: false,
     corsOrigins: origins(env, 'CORS_ORIGINS'),
     paymentProvider,
@@ -213,5 +224,6 @@ export function loadConfig(env: Env = process.env): Config {
     wsInitTimeoutMs: int(env, 'WS_INIT_TIMEOUT_MS', 3000, 100, 60000),
     wsMaxSubscriptions: int(env, 'WS_MAX_SUBSCRIPTIONS', 25, 1, 1000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
+    metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
   };
 }
