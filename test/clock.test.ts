@@ -49,4 +49,43 @@ describe('the test clock', () => {
     expect(expires).toBeGreaterThanOrEqual(Date.parse('2027-12-31T23:00:00Z'));
     expect(expires - Date.parse('2027-12-31T23:00:00Z')).toBeLessThan(60_000);
   });
+
+  const quoteTime = async (app: TestApp) => {
+    const res = await app.raw<{ quote: { expiresAt: string } }>('{ quote(settings: { type: IMAGE, imageQuality: STANDARD }) { expiresAt } }', {}, { sub: 'clock-user' });
+    expect(res.errors).toBeUndefined();
+    return Date.parse(res.data!.quote.expiresAt) - 600_000; // the quote's own time: its expiry less its 600 s TTL
+  };
+  const rawNotify = (app: TestApp, offsetMs: number) =>
+    app.audit.query(`SELECT pg_notify('credits_events', $1)`, [JSON.stringify({ type: 'clock', accountId: '*', offsetMs })]);
+  const YEAR = 365 * 24 * 3600 * 1000;
+
+  it('never moves the clock of an instance without TEST_CLOCK, though another on its database moves the shared one and a raw NOTIFY asks it to', async () => {
+    const plain = await startTestApp({ TEST_CLOCK_START: '2027-06-01T00:00:00Z' });
+    apps.push(plain);
+    const clocked = await startTestApp({ TEST_CLOCK: '1', TEST_CLOCK_START: '2027-06-01T00:00:00Z' }, plain.databaseUrl);
+    apps.push(clocked);
+    const before = await quoteTime(plain);
+    // Its own advanceTestClock is refused, and changes nothing.
+    const refused = await plain.raw(ADVANCE, { hours: 24 }, admin);
+    expect(refused.errors!.map((e) => [e.extensions!.code, e.message])).toEqual([['FORBIDDEN', 'The test clock is not enabled (TEST_CLOCK=1, never in production)']]);
+    // The instance with the test clock moves the shared one by a day: that one follows, this one does not.
+    const moved = await now(clocked, 24);
+    expect(moved - before).toBeGreaterThanOrEqual(24 * 3600 * 1000);
+    await rawNotify(plain, 10 * YEAR);
+    await new Promise((r) => setTimeout(r, 300)); // any event has been delivered by now
+    const after = await quoteTime(plain);
+    expect(after - before).toBeLessThan(60_000);
+  });
+
+  it('takes the shared offset from the database, not from a raw NOTIFY on the events channel', async () => {
+    const app = await startTestApp({ TEST_CLOCK: '1', TEST_CLOCK_START: '2028-01-01T00:00:00Z' });
+    apps.push(app);
+    const before = await quoteTime(app);
+    await rawNotify(app, 10 * YEAR);
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await quoteTime(app);
+    expect(after - before).toBeLessThan(60_000);
+    const [row] = (await app.audit.query('SELECT offset_ms::float8 AS o FROM test_clock')).rows;
+    expect(Math.abs(Date.parse('2028-01-01T00:00:00Z') - Date.now() - row.o)).toBeLessThan(60_000); // the row was not moved either
+  });
 });

@@ -23,8 +23,9 @@ export class Clock {
     return this.now();
   }
 
-  /** Takes a later offset (another instance moved the shared test clock). */
+  /** Takes a later offset (another instance moved the shared test clock); a clock that is not adjustable never moves. */
   setOffset(ms: number): void {
+    if (!this.adjustable) throw new Error('the test clock is not enabled');
     if (ms > this.offsetMs) this.offsetMs = ms;
   }
 

@@ -1,7 +1,8 @@
 /**
  * The test clock (TEST_CLOCK=1, never in production): one offset shared by every instance
  * through the database and the event bus. Advancing it runs, before returning, the work that
- * fell due: lot expiries (and, as they land, renewals).
+ * fell due: lot expiries (and, as they land, renewals). An instance without TEST_CLOCK=1 never
+ * moves its clock, whatever the database or the events channel say.
  */
 import type { DataSource } from 'typeorm';
 import type { Logger } from 'pino';
@@ -12,9 +13,23 @@ import { publishInTx } from '../../common/events/events';
 
 export class TestClockService {
   constructor(private readonly db: DataSource, private readonly clock: Clock, events: EventBus, private readonly log: Logger) {
-    events.onEvent((e) => {
-      if (e.type === 'clock') this.clock.setOffset(e.offsetMs);
-    });
+    // Only an instance with the test clock follows it, and from the database, not from the
+    // event: a raw NOTIFY on the events channel can at most make it read the row again.
+    if (clock.adjustable) {
+      events.onEvent((e) => {
+        if (e.type === 'clock') void this.follow();
+      });
+    }
+  }
+
+  /** Another instance moved the shared clock: take the offset the database holds. */
+  private async follow(): Promise<void> {
+    try {
+      const [row] = (await this.db.query('SELECT offset_ms FROM test_clock WHERE id = 1')) as { offset_ms: string }[];
+      if (row) this.clock.setOffset(Number(row.offset_ms));
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not read the shared test clock');
+    }
   }
 
   /**
@@ -33,6 +48,7 @@ export class TestClockService {
   }
 
   async advance(ms: number, dueWork: () => Promise<void>): Promise<Date> {
+    if (!this.clock.adjustable) throw new Error('the test clock is not enabled');
     const offset = await transaction(this.db, async (tx) => {
       const [row] = await tx.query<{ offset_ms: string }>('UPDATE test_clock SET offset_ms = offset_ms + $1 WHERE id = 1 RETURNING offset_ms', [Math.round(ms)]);
       const value = Number(row.offset_ms);
