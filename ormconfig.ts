@@ -28,7 +28,13 @@ export const entities = [
   QuoteEntity,
 ];
 
-export function createDataSource(url: string, poolSize = 20, applicationName = 'credits-service'): DataSource {
+/** Per-connection limits: how long a statement may wait for a row lock, and run at all (0: none). */
+export interface SessionTimeouts {
+  lockTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+export function createDataSource(url: string, poolSize = 20, applicationName = 'credits-service', timeouts?: SessionTimeouts): DataSource {
   return new DataSource({
     type: 'postgres',
     url,
@@ -43,6 +49,9 @@ export function createDataSource(url: string, poolSize = 20, applicationName = '
       application_name: applicationName,
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30000,
+      // Set for the session at connect (no round trip per transaction): no statement waits on
+      // an account row, or runs, without bound.
+      ...(timeouts ? { options: `-c lock_timeout=${timeouts.lockTimeoutMs} -c statement_timeout=${timeouts.statementTimeoutMs}` } : {}),
     },
   });
 }

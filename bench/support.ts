@@ -12,7 +12,7 @@ import { migrate } from '../src/common/db/migrate';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/common/db/embedded-postgres';
 
 export const ROOT = path.resolve(__dirname, '..');
-export const SECRET = 'bench-secret-0123456789abcdef';
+export const SECRET = 'bench-secret-0123456789abcdef-0123456789';
 
 export interface Result {
   name: string;

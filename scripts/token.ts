@@ -10,7 +10,7 @@ import { signToken } from '../src/common/auth/jwt';
 import { ROLES, type Role } from '../src/common/auth/role.enum';
 import { ConfigError, loadConfig } from '../src/config';
 
-const USAGE = 'usage: npm run token -- --sub <account id> --role user|admin|worker [--days <1 to 3650>]';
+const USAGE = 'usage: npm run token -- --sub <account id> --role user|admin|worker [--days <1 to the longest lifetime the service accepts: JWT_MAX_LIFETIME_SECONDS, 31 days by default>]';
 
 function refuse(message: string): never {
   process.stderr.write(`token: ${message}\n${USAGE}\n`);
@@ -32,11 +32,12 @@ async function main(): Promise<void> {
   const { sub, role = '', days = '30' } = values;
   if (sub === undefined || sub.length < 1 || sub.length > 128) refuse('--sub is required: the account id, 1 to 128 characters');
   if (!ROLES.includes(role)) refuse(`--role must be one of ${ROLES.join(', ')} (got ${JSON.stringify(role)})`);
-  if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > 3650) refuse(`--days must be a whole number from 1 to 3650 (got ${JSON.stringify(days)})`);
 
   let secret: string;
   try {
     const config = loadConfig();
+    const most = Math.floor(config.jwtMaxLifetimeSeconds / 86400);
+    if (!/^\d+$/.test(days) || Number(days) < 1 || Number(days) > most) refuse(`--days must be a whole number from 1 to ${most} (got ${JSON.stringify(days)})`);
     if (config.jwtSecret) secret = config.jwtSecret;
     else if (config.jwtJwksUrl) refuse('JWT_JWKS_URL is set: the service accepts tokens from your identity provider, not ones signed here (set JWT_SECRET to sign HS256 tokens)');
     else secret = devJwtSecret(config);

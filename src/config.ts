@@ -13,10 +13,18 @@ export interface Config {
   host: string;
   /** External PostgreSQL; undefined means the embedded database under dataDir. */
   databaseUrl?: string;
+  /** The owner's connection for migrations (DATABASE_OWNER_URL); undefined: migrations use databaseUrl. */
+  databaseOwnerUrl?: string;
   dataDir: string;
   /** Port of the embedded PostgreSQL; 0 picks a free one at each start. */
   embeddedPgPort: number;
   dbPoolSize: number;
+  /** How long a statement of the service waits for a row lock (an account held by another change) before it gives up. */
+  dbLockTimeoutMs: number;
+  /** The longest a statement of the service may run. */
+  dbStatementTimeoutMs: number;
+  /** Mutations of one account waiting in memory on one instance (beyond it: RATE_LIMITED). */
+  accountQueueMax: number;
   jwtSecret?: string;
   jwtJwksUrl?: string;
   /** Checked against the token's `iss` when set (required in production with jwtJwksUrl). */
@@ -44,12 +52,20 @@ export interface Config {
   startConcurrency: number;
   startBatchMax: number;
   quoteTtlSeconds: number;
+  /** Quotes no job was started from are deleted this long after they expire. */
+  quoteRetentionHours: number;
+  /** The replay window: idempotency records are deleted this long after they were written (24 h at least). */
+  idempotencyRetentionHours: number;
   maxQueryDepth: number;
   maxQueryCost: number;
+  /** Mutations (root fields, aliases included) one request may carry. */
+  maxMutationsPerRequest: number;
   logLevel: string;
   shutdownTimeoutMs: number;
   wsInitTimeoutMs: number;
   wsMaxSubscriptions: number;
+  /** Open websockets of one account on an instance. */
+  wsMaxSocketsPerAccount: number;
   wsMaxBufferedBytes: number;
   /** Serve GET /metrics on this port instead of the API's (0: on the API's port). */
   metricsPort: number;
@@ -165,12 +181,22 @@ export function loadConfig(env: Env = process.env): Config {
   const production = nodeEnv === 'production';
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
   const jwtSecretRaw = str(env, 'JWT_SECRET');
-  if (jwtSecretRaw !== undefined && jwtSecretRaw.length < 16) {
-    throw new ConfigError('JWT_SECRET', 'accepts a secret of at least 16 characters', '<hidden>');
+  if (jwtSecretRaw !== undefined && Buffer.byteLength(jwtSecretRaw, 'utf8') < 32) {
+    // Never echoed, not even in part.
+    throw new ConfigError('JWT_SECRET', 'accepts a secret of at least 32 bytes (e.g. openssl rand -base64 32)', '<hidden>');
   }
   const jwtJwksUrl = url(env, 'JWT_JWKS_URL', ['https:', 'http:']);
+  if (jwtJwksUrl && new URL(jwtJwksUrl).protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(new URL(jwtJwksUrl).hostname)) {
+    // Keys fetched in the clear could be swapped on the way: https, except to this machine.
+    throw new ConfigError('JWT_JWKS_URL', 'accepts an https:// URL (http:// only to 127.0.0.1, localhost or [::1])', jwtJwksUrl);
+  }
   if (production && !jwtSecretRaw && !jwtJwksUrl) {
     throw new ConfigError('JWT_SECRET', 'is required when NODE_ENV=production (or set JWT_JWKS_URL)', '');
+  }
+  if (production && jwtJwksUrl) {
+    // Without them, a token the identity provider minted for another application gets in.
+    if (!str(env, 'JWT_ISSUER')) throw new ConfigError('JWT_ISSUER', "is required with JWT_JWKS_URL when NODE_ENV=production: the iss of your identity provider's tokens", '');
+    if (!str(env, 'JWT_AUDIENCE')) throw new ConfigError('JWT_AUDIENCE', 'is required with JWT_JWKS_URL when NODE_ENV=production: the aud your identity provider puts in tokens for this service', '');
   }
   const testClock = flag(env, 'TEST_CLOCK', false);
   const paymentProvider = oneOf(env, 'PAYMENT_PROVIDER', ['sandbox', 'stripe'] as const, 'sandbox');
@@ -189,15 +215,24 @@ export function loadConfig(env: Env = process.env): Config {
   if (clockStart && production) {
     throw new ConfigError('TEST_CLOCK_START', 'must be unset when NODE_ENV=production', str(env, 'TEST_CLOCK_START') ?? '');
   }
+  const port = int(env, 'PORT', 4000, 0, 65535);
+  const metricsPort = int(env, 'METRICS_PORT', 0, 0, 65535);
+  if (metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError('METRICS_PORT', `accepts 0 (metrics on the API's port) or a port other than PORT=${port}`, String(metricsPort));
+  }
   return {
     nodeEnv,
     production,
-    port: int(env, 'PORT', 4000, 0, 65535),
+    port,
     host: str(env, 'HOST') ?? '0.0.0.0',
     databaseUrl,
+    databaseOwnerUrl: url(env, 'DATABASE_OWNER_URL', ['postgres:', 'postgresql:']),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './.data'),
     embeddedPgPort: int(env, 'EMBEDDED_PG_PORT', 0, 0, 65535),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 20, 1, 500),
+    dbLockTimeoutMs: int(env, 'DB_LOCK_TIMEOUT_MS', 5000, 100, 600_000),
+    dbStatementTimeoutMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 100, 3_600_000),
+    accountQueueMax: int(env, 'ACCOUNT_QUEUE_MAX', 500, 1, 100_000),
     jwtSecret: jwtSecretRaw,
     jwtJwksUrl,
     jwtIssuer: str(env, 'JWT_ISSUER'),
@@ -217,13 +252,17 @@ export function loadConfig(env: Env = process.env): Config {
     startConcurrency: int(env, 'START_CONCURRENCY', 2, 1, 1000),
     startBatchMax: int(env, 'START_BATCH_MAX', 32, 1, 1000),
     quoteTtlSeconds: int(env, 'QUOTE_TTL_SECONDS', 600, 10, 86400),
+    quoteRetentionHours: int(env, 'QUOTE_RETENTION_HOURS', 24, 1, 24 * 366),
+    idempotencyRetentionHours: int(env, 'IDEMPOTENCY_RETENTION_HOURS', 72, 24, 24 * 366),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 10, 2, 100),
     maxQueryCost: int(env, 'MAX_QUERY_COST', 5000, 10, 1_000_000),
+    maxMutationsPerRequest: int(env, 'MAX_MUTATIONS_PER_REQUEST', 5, 1, 100),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
     wsInitTimeoutMs: int(env, 'WS_INIT_TIMEOUT_MS', 3000, 100, 60000),
     wsMaxSubscriptions: int(env, 'WS_MAX_SUBSCRIPTIONS', 25, 1, 1000),
+    wsMaxSocketsPerAccount: int(env, 'WS_MAX_SOCKETS_PER_ACCOUNT', 50, 1, 100_000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
-    metricsPort: int(env, 'METRICS_PORT', 0, 0, 65535),
+    metricsPort,
   };
 }

@@ -23,7 +23,8 @@ export async function buildContext(services: Services, identity: Identity | unde
 export function eventsOf<T extends DomainEvent['type']>(ctx: Context, type: T): AsyncIterable<Extract<DomainEvent, { type: T }>> {
   const source = ctx.services.events.subscribe(type, callerId(ctx));
   if (!ctx.dropConnection) return source;
-  return bounded(source, ctx.services.config.wsMaxBufferedBytes, ctx.dropConnection);
+  // The metrics follow what the operation takes, for the event lag at its send (websocket-server.ts).
+  return ctx.services.metrics.taking(ctx, bounded(source, ctx.services.config.wsMaxBufferedBytes, ctx.dropConnection), (e) => ctx.services.events.receivedAt(e));
 }
 
 /** The caller's account id (resolvers behind @Authorized()). */

@@ -16,6 +16,7 @@ import { openDatabase } from './common/db/open-database';
 import { createErrorFormatter } from './common/errors/format-error';
 import { EventBus } from './common/events/event-bus';
 import { OperationGate } from './common/limits/operation-gate';
+import { Metrics, metricsHandler, type PoolCounts } from './common/metrics/metrics';
 import { createLogger } from './common/logger';
 import type { Config } from './config';
 import { createApollo } from './http/apollo';
@@ -33,6 +34,8 @@ export interface RunningServer {
   databaseUrl: string;
   services: Services;
   httpServer: http.Server;
+  /** Where this instance serves GET /metrics (the API's port, or METRICS_PORT). */
+  metricsUrl: string;
   /** Open websocket connections on this instance. */
   wsConnections(): number;
   /** Graceful stop: stop accepting, finish requests in flight, close sockets, pool, database. */
@@ -44,26 +47,31 @@ export async function createServer(config: Config, log: Logger = createLogger(co
   const clock = new Clock(config.testClock, config.clockStart);
   const events = new EventBus(databaseUrl, log);
   await events.start();
-  const services = createServices({ config, db, clock, log, events });
+  const metrics = new Metrics();
+  metrics.watchPool(() => (db.driver as unknown as { master?: PoolCounts }).master);
+  const services = createServices({ config, db, clock, log, events, metrics });
   if (config.testClock) await services.testClock.load();
   services.runners.start();
-  const identify = createIdentify(createTokenVerifier({ secret: config.jwtSecret, jwksUrl: config.jwtJwksUrl }));
+  const identify = createIdentify(createTokenVerifier({ secret: config.jwtSecret, jwksUrl: config.jwtJwksUrl, issuer: config.jwtIssuer, audience: config.jwtAudience, maxLifetimeSeconds: config.jwtMaxLifetimeSeconds }));
   const schema = await buildAppSchema();
-  const gate = new OperationGate(schema, { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, introspection: !config.production });
+  const gate = new OperationGate(schema, { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxMutations: config.maxMutationsPerRequest, introspection: !config.production });
   const formatError = createErrorFormatter(config.production, log);
 
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
   const { wsServer, cleanup: wsCleanup } = createWebSocketServer({ httpServer, schema, config, services, identify, gate, formatError, log });
-  const apollo = await createApollo({ httpServer, schema, config, gate, formatError, wsCleanup });
+  const apollo = await createApollo({ httpServer, schema, config, gate, formatError, wsCleanup, metrics });
   mountRoutes(app, { db, services, apollo, identify, gate, log });
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(config.port, config.host, () => resolve());
-  });
+  await listen(httpServer, config.port, config.host);
   const port = (httpServer.address() as AddressInfo).port;
+  // METRICS_PORT: GET /metrics on a port of its own instead (routes.ts leaves it off the API's).
+  const serveMetrics = metricsHandler(metrics);
+  const metricsServer = config.metricsPort
+    ? http.createServer((req, res) => (req.method === 'GET' && req.url?.split('?')[0] === '/metrics' ? serveMetrics(req, res) : res.writeHead(404).end()))
+    : undefined;
+  if (metricsServer) await listen(metricsServer, config.metricsPort, config.host);
   const base = `http://127.0.0.1:${port}`;
 
   let stopping: Promise<void> | undefined;
@@ -73,6 +81,8 @@ export async function createServer(config: Config, log: Logger = createLogger(co
       wsServer.close();
       await services.runners.stop();
       await events.stop();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       await db.destroy();
       await embedded?.stop();
     })());
@@ -81,10 +91,18 @@ export async function createServer(config: Config, log: Logger = createLogger(co
     url: `${base}/graphql`,
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
     port,
+    metricsUrl: `http://127.0.0.1:${config.metricsPort || port}/metrics`,
     databaseUrl,
     services,
     httpServer,
     wsConnections: () => wsServer.clients.size,
     stop,
   };
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from './common/clock';
 import type { Config } from './config';
 import type { EventBus } from './common/events/event-bus';
+import type { Metrics } from './common/metrics/metrics';
 import { AccountService } from './modules/accounts/account.service';
 import { CatalogService } from './modules/catalog/catalog.service';
 import { AdjustmentService } from './modules/ledger/adjustment.service';
@@ -24,6 +25,8 @@ import { PlanSweep } from './modules/billing/plans/plan-sweep';
 import { SandboxProvider } from './modules/billing/sandbox-provider';
 import { StripeProvider } from './modules/billing/stripe-provider';
 import { TestClockService } from './modules/clock/test-clock.service';
+import { AccountQueue } from './common/limits/account-queue';
+import { Retention } from './common/db/retention';
 import { ExpiryService } from './modules/ledger/expiry.service';
 import { RefundService } from './modules/refunds/refund.service';
 import { ReversalService } from './modules/refunds/reversal.service';
@@ -34,6 +37,8 @@ export interface Services {
   clock: Clock;
   log: Logger;
   events: EventBus;
+  /** This instance's metrics (GET /metrics). */
+  metrics: Metrics;
   catalog: CatalogService;
   ledger: LedgerService;
   accounts: AccountService;
@@ -57,23 +62,26 @@ export interface Services {
   planSweep: PlanSweep;
   expiries: ExpiryService;
   testClock: TestClockService;
+  /** Mutations of one account, one at a time on this instance (common/limits/account-queue.ts). */
+  accountQueue: AccountQueue;
   /** The periodic work that falls due with time: renewals and plan months, lot expiries, open payment intents. */
   dueWork(): Promise<void>;
 }
 
-export function createServices(deps: { config: Config; db: DataSource; clock: Clock; log: Logger; events: EventBus }): Services {
-  const { db, clock, config, log, events } = deps;
+export function createServices(deps: { config: Config; db: DataSource; clock: Clock; log: Logger; events: EventBus; metrics: Metrics }): Services {
+  const { db, clock, config, log, events, metrics } = deps;
   const catalog = new CatalogService(db);
   const ledger = new LedgerService(db, clock);
   const accounts = new AccountService(db, clock, catalog, ledger);
   const adjustments = new AdjustmentService(db, clock, ledger);
   const priceBooks = new PriceBookService(db, clock, events);
   const quotes = new QuoteService(db, clock, catalog, priceBooks, config.quoteTtlSeconds);
-  const generations = new GenerationService(db, clock, catalog, quotes, ledger, config.startConcurrency, config.startBatchMax);
+  const generations = new GenerationService(db, clock, catalog, quotes, ledger, config.startConcurrency, config.startBatchMax, metrics);
   const workers = new WorkerService(db, clock, ledger, config.jobLeaseSeconds, log);
   const runners = new JobRunners(workers, log, {
     simulatedWorker: config.simulatedWorker,
     sweepIntervalMs: config.jobSweepIntervalMs,
+    metrics,
     dueWork: () => dueWork(),
   });
   events.onEvent((e) => {
@@ -92,14 +100,17 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
+  const retention = new Retention(db, clock, { idempotencyHours: config.idempotencyRetentionHours, quoteHours: config.quoteRetentionHours });
   async function dueWork(): Promise<void> {
     // Independent: a failing renewal does not hold back expiries.
-    await planSweep.renewDue().catch((e) => log.error({ err: e }, 'renewals failed'));
-    await expiries.expireDue().catch((e) => log.error({ err: e }, 'expiries failed'));
-    await intents.reconcile().catch((e) => log.error({ err: e }, 'payment intent reconciliation failed'));
+    await metrics.sweep('renewals', () => planSweep.renewDue()).catch((e) => log.error({ err: e }, 'renewals failed'));
+    await metrics.sweep('expiries', () => expiries.expireDue()).catch((e) => log.error({ err: e }, 'expiries failed'));
+    await metrics.sweep('intents', () => intents.reconcile()).catch((e) => log.error({ err: e }, 'payment intent reconciliation failed'));
+    await metrics.sweep('retention', () => retention.sweep()).catch((e) => log.error({ err: e }, 'retention sweep failed'));
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
     refunds, reversals, intents, paymentEvents, plans, planSweep, expiries, testClock, dueWork,
+    accountQueue: new AccountQueue(deps.config.accountQueueMax),
   };
 }

@@ -34,7 +34,7 @@ describe('identity', () => {
   });
 
   it('refuses a token signed with another secret with 401 UNAUTHENTICATED and opens nothing', async () => {
-    const forged = await signToken('some-other-secret-0123456789', 'mallory', Role.ADMIN);
+    const forged = await signToken('some-other-secret-0123456789abcdef', 'mallory', Role.ADMIN);
     const res = await t.app.gql(MeDocument, {}, { token: forged });
     expect(res.status).toBe(401);
     expect(res.errors!.map((e) => [e.extensions!.code, e.message])).toEqual([['UNAUTHENTICATED', 'The token is invalid']]);
@@ -78,7 +78,7 @@ describe('identity', () => {
   });
 
   it('closes a websocket with a forged token with 4403', async () => {
-    const forged = await signToken('some-other-secret-0123456789', 'mallory', Role.USER);
+    const forged = await signToken('some-other-secret-0123456789abcdef', 'mallory', Role.USER);
     expect(await closeCode({ token: forged })).toEqual({ code: 4403, reason: 'Forbidden' });
   });
 

@@ -175,6 +175,25 @@ describe('live values that start from the current one', () => {
     await stranger.dispose();
   });
 
+  it('still follows a job whose first read failed (the database briefly unable to answer), sending no raw error', async () => {
+    await openAccount(t.app, 'unlucky', { balance: 20 });
+    const job = (await gql('unlucky', `mutation { startGeneration(input: { settings: ${STANDARD}, prompt: "p" }) { job { id } } }`)).startGeneration.job.id as string;
+    const bus = t.app.server.services.events;
+    await t.app.audit.query('ALTER TABLE generation_jobs RENAME TO generation_jobs_away');
+    let sub: ReturnType<typeof live>;
+    try {
+      sub = live('unlucky', 'subscription($j: ID) { jobUpdated(jobId: $j) { id status } }', { j: job });
+      await eventually(() => bus.subscribers('job', 'unlucky') === 1);
+      await pause(200); // the first read has failed by now
+    } finally {
+      await t.app.audit.query('ALTER TABLE generation_jobs_away RENAME TO generation_jobs');
+    }
+    await gql('unlucky', `mutation { cancelGeneration(jobId: "${job}") { job { status } } }`);
+    expect(await sub!.waitFor(1)).toEqual([{ jobUpdated: { id: job, status: 'CANCELED' } }]);
+    expect(sub!.errors).toEqual([]);
+    await sub!.dispose();
+  });
+
   it('lets go of a subscription at once when the client ends it, without waiting for another event', async () => {
     await openAccount(t.app, 'leaver');
     const bus = t.app.server.services.events;

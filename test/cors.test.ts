@@ -188,7 +188,7 @@ describe('the origin policy in production', () => {
   });
 
   it('allows a localhost origin in production when it is listed', () => {
-    const policy = corsPolicy(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-123', PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_x', STRIPE_WEBHOOK_SECRET: 'whsec_x', CORS_ORIGINS: 'http://localhost:5173' }));
+    const policy = corsPolicy(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-0123456789abcdef', PAYMENT_PROVIDER: 'stripe', STRIPE_SECRET_KEY: 'sk_x', STRIPE_WEBHOOK_SECRET: 'whsec_x', CORS_ORIGINS: 'http://localhost:5173' }));
     expect([policy.allows('http://localhost:5173'), policy.allows('http://localhost:5174'), policy.allows(undefined)]).toEqual([true, false, true]);
   });
 });

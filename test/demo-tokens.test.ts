@@ -69,7 +69,7 @@ function demoTokens(app: TestApp, host?: string): Promise<{ status: number; head
 
 const notFound = (res: { status: number; body: unknown }) => [res.status, res.body];
 
-const USAGE = 'usage: npm run token -- --sub <account id> --role user|admin|worker [--days <1 to 3650>]\n';
+const USAGE = 'usage: npm run token -- --sub <account id> --role user|admin|worker [--days <1 to the longest lifetime the service accepts: JWT_MAX_LIFETIME_SECONDS, 31 days by default>]\n';
 
 describe('the development JWT secret', () => {
   it('is created once in DATA_DIR with mode 0600 and the same secret is given at every later call', () => {
@@ -134,7 +134,7 @@ describe('npm run token', () => {
     ]);
     expect(role).toEqual({ code: 2, stdout: '', stderr: `token: --role must be one of user, admin, worker (got "boss")\n${USAGE}` });
     expect(sub).toEqual({ code: 2, stdout: '', stderr: `token: --sub is required: the account id, 1 to 128 characters\n${USAGE}` });
-    expect(days).toEqual({ code: 2, stdout: '', stderr: `token: --days must be a whole number from 1 to 3650 (got "0")\n${USAGE}` });
+    expect(days).toEqual({ code: 2, stdout: '', stderr: `token: --days must be a whole number from 1 to 31 (got "0")\n${USAGE}` });
   });
 
   it('without JWT_SECRET signs with the DATA_DIR secret (creating it), which a service on that DATA_DIR accepts', async () => {

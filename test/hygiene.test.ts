@@ -37,6 +37,25 @@ describe('GraphQL hygiene', () => {
     ]);
   });
 
+  it('refuses a request of more than 5 mutations, aliases and fragments included, on HTTP and websockets, and runs none of them', async () => {
+    await openAccount(t.app, 'many');
+    const buys = (n: number, prefix = '') => Array.from({ length: n }, (_, i) => `${prefix}b${i}: purchaseCreditPack(input: { packCode: "STARTER", idempotencyKey: "${prefix}k${i}" }) { purchase { id } }`).join(' ');
+    const purchases = async () => Number((await t.app.one<{ n: string }>(`SELECT count(*) AS n FROM purchases WHERE account_id = 'many'`)).n);
+    const refusal = [['GRAPHQL_VALIDATION_FAILED', "'Many' has more than 5 mutations; one request carries at most 5 (aliases included)"]];
+    const six = await t.app.raw(`mutation Many { ${buys(6)} }`, undefined, { sub: 'many' });
+    expect([six.status, six.errors!.map((e) => [e.extensions!.code, e.message])]).toEqual([400, refusal]);
+    const viaFragment = await t.app.raw(`mutation Many { ${buys(3, 'x')} ...More } fragment More on Mutation { ${buys(3, 'y')} }`, undefined, { sub: 'many' });
+    expect(viaFragment.errors!.map((e) => [e.extensions!.code, e.message])).toEqual(refusal);
+    const client = t.app.ws({ sub: 'many' });
+    const overWs = await new Promise<unknown>((resolve) => client.subscribe({ query: `mutation Many { ${buys(6, 'w')} }` }, { next: () => undefined, error: resolve, complete: () => resolve('ran') }));
+    expect((overWs as { message: string; extensions: { code: string } }[]).map((e) => [e.extensions.code, e.message])).toEqual(refusal);
+    await client.dispose();
+    expect(await purchases()).toBe(0);
+    const five = await t.app.raw(`mutation Many { ${buys(5, 'ok')} }`, undefined, { sub: 'many' });
+    expect(five.errors).toBeUndefined();
+    expect(await purchases()).toBe(5);
+  });
+
   it('applies the same depth and cost limits to websocket operations', async () => {
     const client = t.app.ws({ sub: 'ws-limits' });
     const run = (query: string) =>

@@ -48,14 +48,14 @@ describe('configuration', () => {
 
   it('refuses to start in production unless a real payment provider is set explicitly (the sandbox gives packs and plans away)', async () => {
     for (const provider of [undefined, 'sandbox']) {
-      const svc = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-123', DATABASE_URL: 'postgres://x@127.0.0.1:1/x', ...(provider ? { PAYMENT_PROVIDER: provider } : {}) });
+      const svc = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-0123456789abcdef', DATABASE_URL: 'postgres://x@127.0.0.1:1/x', ...(provider ? { PAYMENT_PROVIDER: provider } : {}) });
       expect((await svc.exited).code).toBe(2);
       expect(svc.output()).toContain(`Invalid PAYMENT_PROVIDER="${provider ?? ''}": must be set to stripe when NODE_ENV=production (sandbox is for development and tests only)`);
     }
   });
 
   it('refuses a fixed clock start in production, and a start that is not an instant', async () => {
-    const prod = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-123', PAYMENT_PROVIDER: 'stripe', TEST_CLOCK_START: '2024-02-29T12:00:00Z' });
+    const prod = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-0123456789abcdef', PAYMENT_PROVIDER: 'stripe', TEST_CLOCK_START: '2024-02-29T12:00:00Z' });
     expect((await prod.exited).code).toBe(2);
     expect(prod.output()).toContain('Invalid TEST_CLOCK_START="2024-02-29T12:00:00Z": must be unset when NODE_ENV=production');
     const bad = startService({ TEST_CLOCK_START: 'yesterday', DATABASE_URL: 'postgres://x@127.0.0.1:1/x' });
@@ -64,7 +64,7 @@ describe('configuration', () => {
   });
 
   it('refuses the test clock in production', async () => {
-    const svc = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-123', PAYMENT_PROVIDER: 'stripe', TEST_CLOCK: '1' });
+    const svc = startService({ NODE_ENV: 'production', JWT_SECRET: 'a-long-enough-secret-0123456789abcdef', PAYMENT_PROVIDER: 'stripe', TEST_CLOCK: '1' });
     expect((await svc.exited).code).toBe(2);
     expect(svc.output()).toContain('Invalid TEST_CLOCK="1": accepts only 0 when NODE_ENV=production');
   });

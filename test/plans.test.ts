@@ -5,7 +5,8 @@ import { adjustCredits, advanceDays, changePlan, openAccount, signupCredits } fr
 import { startTestApp, useTestApp } from './helpers/test-app';
 import { notesOf } from './helpers/notices';
 
-const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' });
+// A replay window of 40 days: retries here come up to 32 days after the first request.
+const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', IDEMPOTENCY_RETENTION_HOURS: String(40 * 24) });
 const DAY = 24 * 3600 * 1000;
 let signup: number; // the catalog's sign-up credits: every account starts with them
 

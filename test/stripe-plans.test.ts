@@ -584,22 +584,28 @@ describe('plans billed by Stripe', () => {
     expect(await count(`payment_intents WHERE account_id = $1 AND status = 'OPEN'`, ['sp-annual-refund'])).toBe(0);
   });
 
-  it('holds no pool connection while Stripe answers: with 25 cancels of one plan waiting on Stripe, every other request is answered', async () => {
-    const ids = await subscribe('sp-slow-cancel');
+  it('holds no pool connection while Stripe answers: with 25 plans cancelling at Stripe at once, every other request is answered', async () => {
+    const accounts = Array.from({ length: 25 }, (_, i) => `sp-slow-cancel-${i}`);
+    const ids = await Promise.all(accounts.map((a) => subscribe(a)));
     await t.app.gql(MyPlanDocument, {}, { sub: 'sp-bystander' });
     stub.holdUpdates = true;
-    const cancels = Promise.all(Array.from({ length: 25 }, () => t.app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-slow-cancel' })));
+    const cancels = Promise.all(accounts.map((a) => t.app.gql(CancelPlanAtStripeDocument, {}, { sub: a })));
     // All 25 Stripe calls are outstanding (the pool has 20 connections): others are still served.
     for (let i = 0; stub.heldUpdates < 25 && i < 500; i++) await new Promise((r) => setTimeout(r, 20));
     expect(stub.heldUpdates).toBe(25);
+    // More changes of an account already waiting on Stripe wait their turn in memory, not at Stripe.
+    const again = Promise.all([1, 2, 3].map(() => t.app.gql(CancelPlanAtStripeDocument, {}, { sub: accounts[0] })));
+    for (let i = 0; t.app.server.services.accountQueue.waitingFor(accounts[0]) < 3 && i < 500; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(t.app.server.services.accountQueue.waitingFor(accounts[0])).toBe(3);
     const others = await Promise.all(Array.from({ length: 10 }, () => t.app.gql(MyPlanDocument, {}, { sub: 'sp-bystander' })));
     expect(others.every((o) => o.errors === undefined && o.data!.me.plan.tier.code === 'FREE')).toBe(true);
     expect(stub.heldUpdates).toBe(25); // answered while no Stripe call had come back
     stub.release();
-    const answers = await cancels;
+    const answers = [...(await cancels), ...(await again)];
     expect(answers.every((a) => a.errors === undefined && a.data!.cancelPlan.userErrors.length === 0)).toBe(true);
-    expect(await plan('sp-slow-cancel')).toMatchObject({ cancelAtPeriodEnd: true });
-    expect(stub.calls.filter((c) => c.path === `/v1/subscriptions/${ids.subscription}` && c.body.cancel_at_period_end === 'true').length).toBe(25);
+    for (const a of accounts) expect(await plan(a)).toMatchObject({ cancelAtPeriodEnd: true });
+    const cancelCalls = (sub: string) => stub.calls.filter((c) => c.path === `/v1/subscriptions/${sub}` && c.body.cancel_at_period_end === 'true').length;
+    expect(ids.map((x) => cancelCalls(x.subscription))).toEqual([4, ...Array(24).fill(1)]);
   });
 
   it('re-drives an intent left open once, however many instances reconcile at the same moment', async () => {

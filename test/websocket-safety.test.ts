@@ -4,7 +4,7 @@ import { openAccount } from './helpers/accounts';
 import { subscribe, untilLive } from './helpers/subscriptions';
 import { eventually, useTestApp } from './helpers/test-app';
 
-const t = useTestApp({ WS_INIT_TIMEOUT_MS: '300', WS_MAX_SUBSCRIPTIONS: '3', WS_MAX_BUFFERED_BYTES: '16384' });
+const t = useTestApp({ WS_INIT_TIMEOUT_MS: '300', WS_MAX_SUBSCRIPTIONS: '3', WS_MAX_BUFFERED_BYTES: '16384', WS_MAX_SOCKETS_PER_ACCOUNT: '2' });
 
 function raw(): Promise<WebSocket> {
   const socket = new WebSocket(t.app.server.wsUrl, 'graphql-transport-ws');
@@ -32,6 +32,30 @@ describe('websocket safety', () => {
     const c = await closed(socket);
     expect(c.code).toBe(4408);
     expect(c.at - opened).toBeGreaterThanOrEqual(250); // not before its 300 ms (no upper bound: a busy machine may close it later)
+  });
+
+  it('closes a third socket of one account with 4429 while two are open, and takes one again once a socket closed', async () => {
+    const ack = (socket: WebSocket) => new Promise<string>((resolve) => {
+      socket.once('message', (m) => resolve(JSON.parse(m.toString()).type));
+      socket.once('close', (code, reason) => resolve(`closed ${code} ${reason}`));
+    });
+    const open = async () => {
+      const socket = await raw();
+      const answer = ack(socket);
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await t.app.token('many-tabs')}` } }));
+      return { socket, answer: await answer };
+    };
+    const a = await open();
+    const b = await open();
+    const c = await open();
+    expect([a.answer, b.answer, c.answer]).toEqual(['connection_ack', 'connection_ack', 'closed 4429 Too many sockets for this account: at most 2']);
+    const other = await initialised('other-tabs'); // another account is not affected
+    const closing = closed(a.socket);
+    a.socket.close();
+    await closing;
+    await eventually(async () => (await open().then((d) => { d.socket.close(); return d.answer; })) === 'connection_ack');
+    b.socket.close();
+    other.close();
   });
 
   it('refuses a message above the payload limit by closing with 1009', async () => {

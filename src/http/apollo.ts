@@ -10,7 +10,10 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
+import pino from 'pino';
+import { createErrorFormatter } from '../common/errors/format-error';
 import type { OperationGate } from '../common/limits/operation-gate';
+import { NOT_READ, type Metrics } from '../common/metrics/metrics';
 import { MAX_DOCUMENT_TOKENS } from '../common/limits/operation-limits';
 import type { Config } from '../config';
 import type { Context } from '../context';
@@ -22,10 +25,27 @@ export interface ApolloDeps {
   gate: OperationGate;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   wsCleanup: { dispose(): void | Promise<void> };
+  metrics: Metrics;
 }
 
 export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Context>> {
-  const { httpServer, schema, config, gate, formatError, wsCleanup } = deps;
+  const { httpServer, schema, config, gate, formatError, wsCleanup, metrics } = deps;
+  // Requests by operation and the code of what was sent (formatted); a context that failed (a
+  // refused token) is answered before the operation is read: its code, without logging it twice.
+  const codeOnly = createErrorFormatter(config.production, pino({ level: 'silent' }));
+  const metricsPlugin: ApolloServerPlugin<Context> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response, operationName, request }) {
+          metrics.graphqlRequest('http', operationName ?? request.operationName, response.body.kind === 'single' ? response.body.singleResult.errors : undefined);
+        },
+      };
+    },
+    async contextCreationDidFail({ error }) {
+      const e = error instanceof GraphQLError ? error : new GraphQLError(`Context creation failed: ${error.message}`, { originalError: error });
+      metrics.graphqlRequest('http', NOT_READ, [codeOnly({ message: e.message, extensions: { ...e.extensions, code: e.extensions.code ?? 'INTERNAL_SERVER_ERROR' } }, e)]);
+    },
+  };
   const limitsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
       return {
@@ -69,6 +89,7 @@ export async function createApollo(deps: ApolloDeps): Promise<ApolloServer<Conte
         },
       },
       limitsPlugin,
+      metricsPlugin,
     ],
   });
   await apollo.start();

@@ -12,6 +12,7 @@ import type { DataSource } from 'typeorm';
 import type { Identify } from '../common/auth/identify';
 import { unauthenticated } from '../common/errors/graphql-errors';
 import type { OperationGate } from '../common/limits/operation-gate';
+import { metricsHandler } from '../common/metrics/metrics';
 import { buildContext, type Context } from '../context';
 import { stripeWebhook } from '../modules/billing/stripe-webhook';
 import type { Services } from '../services';
@@ -44,6 +45,7 @@ export function mountRoutes(app: express.Express, deps: RouteDeps): void {
       res.status(503).json({ status: 'unavailable', reason: 'database does not answer' });
     }
   });
+  if (!services.config.metricsPort) app.get('/metrics', metricsHandler(services.metrics));
   app.get('/auth/demo-tokens', demoTokens(services.config));
   mountWeb(app, { production: services.config.production });
   // Stripe signs the raw body: this route reads it unparsed.
@@ -60,6 +62,7 @@ export function mountRoutes(app: express.Express, deps: RouteDeps): void {
       if ('kind' in checked) return next();
       // A syntax error other than the token limit: Apollo reports it, with its locations.
       if (checked[0].extensions.code === 'GRAPHQL_PARSE_FAILED' && !/tokens/.test(checked[0].message)) return next();
+      services.metrics.graphqlRequest('http', (req.method === 'GET' ? req.query : req.body)?.operationName, checked);
       res.status(400).json({ errors: checked.map((e) => ({ message: e.message, locations: e.locations, extensions: { code: e.extensions.code } })) });
     },
     expressMiddleware(apollo, {

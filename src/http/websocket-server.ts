@@ -6,7 +6,7 @@
  * CORS policy refuses (src/http/cors.ts) is refused at the upgrade with 403.
  */
 import type http from 'node:http';
-import { GraphQLError, type ExecutionArgs, type GraphQLSchema, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, getOperationAST, type ExecutionArgs, type GraphQLSchema, type GraphQLFormattedError } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
@@ -22,6 +22,8 @@ import { corsPolicy, requestOrigin } from './cors';
 type WsExtra = {
   identity?: Identity;
   expiryTimer?: NodeJS.Timeout;
+  /** The account this socket counts against (set once it was accepted). */
+  counted?: string;
   /** Operations running on this socket. */
   operations?: Set<string>;
 };
@@ -43,6 +45,13 @@ export interface WebSocketDeps {
 
 export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocketServer; cleanup: { dispose(): void | Promise<void> } } {
   const { httpServer, schema, config, services, gate, formatError, log } = deps;
+  const { metrics } = services;
+  /** Operations that became streams (subscriptions that started): their results are events. */
+  const streams = new WeakSet<ExecutionArgs>();
+  /** Sockets past connection_init, for the operations gauge (read at scrape: an operation whose socket closed is gone with it). */
+  const sockets = new Set<WsExtra>();
+  const perAccount = new Map<string, number>();
+  const operationOf = (args: ExecutionArgs) => getOperationAST(args.document, args.operationName)?.name?.value ?? args.operationName;
   const origins = corsPolicy(config);
   const wsServer = new WebSocketServer({
     server: httpServer,
@@ -67,6 +76,14 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
         }
         if ('refused' in who) return false; // 4403 Forbidden
         const identity = who.identity;
+        // Sockets per account are bounded (each holds memory and a share of every event's fan-out).
+        const open = perAccount.get(identity.sub) ?? 0;
+        if (open >= config.wsMaxSocketsPerAccount) {
+          ctx.extra.socket.close(4429, `Too many sockets for this account: at most ${config.wsMaxSocketsPerAccount}`);
+          return false;
+        }
+        perAccount.set(identity.sub, open + 1);
+        ctx.extra.counted = identity.sub;
         ctx.extra.identity = identity;
         if (identity.exp) {
           const closeAtExpiry = () => {
@@ -78,10 +95,18 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
           };
           closeAtExpiry();
         }
+        sockets.add(ctx.extra);
         return true;
       },
       onClose: (ctx) => {
         if (ctx.extra.expiryTimer) clearTimeout(ctx.extra.expiryTimer);
+        const sub = ctx.extra.counted;
+        if (sub !== undefined) {
+          const left = (perAccount.get(sub) ?? 1) - 1;
+          if (left > 0) perAccount.set(sub, left);
+          else perAccount.delete(sub);
+        }
+        sockets.delete(ctx.extra);
       },
       context: (ctx) =>
         buildContext(services, ctx.extra.identity, () => {
@@ -101,7 +126,19 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
       onComplete: (ctx, id) => {
         ctx.extra.operations?.delete(id);
       },
-      onNext: (ctx, _id, _payload, _args, result) => {
+      onOperation: (_ctx, _id, _payload, args, result) => {
+        // A subscription that started counts as one operation answered; a query's result counts in onNext.
+        if (Symbol.asyncIterator in result) {
+          streams.add(args);
+          metrics.graphqlRequest('ws', operationOf(args));
+        }
+      },
+      // Refused before it ran (the gate, too many operations): one operation answered; a stream that failed: its errors.
+      onError: (ctx, id, payload, errors) => {
+        if (ctx.extra.operations?.has(id)) metrics.graphqlErrors('ws', payload.operationName, errors);
+        else metrics.graphqlRequest('ws', payload.operationName, errors);
+      },
+      onNext: (ctx, _id, _payload, args, result) => {
         const socket = ctx.extra.socket;
         if (socket.bufferedAmount > config.wsMaxBufferedBytes) {
           // A consumer that does not read: drop it rather than let its buffer grow.
@@ -109,11 +146,18 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
           socket.terminate();
           return;
         }
-        if (!result.errors?.length) return result;
-        return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } as unknown as typeof result;
+        const errors = result.errors?.length ? result.errors.map((e) => formatError(e.toJSON(), e)) : undefined;
+        if (!streams.has(args)) metrics.graphqlRequest('ws', operationOf(args), errors);
+        else {
+          metrics.eventSent(args.contextValue as object);
+          metrics.graphqlErrors('ws', operationOf(args), errors);
+        }
+        if (!errors) return result;
+        return { ...result, errors } as unknown as typeof result;
       },
     },
     wsServer,
   );
+  metrics.watchWebSockets(() => wsServer.clients.size, () => [...sockets].reduce((n, s) => n + (s.operations?.size ?? 0), 0));
   return { wsServer, cleanup: wsCleanup };
 }

@@ -8,7 +8,9 @@
  *   one before it plus its amount (in ledger order); each entry's sign fits its kind.
  * Lots: every entry's lot movements add up to its amount; every lot's remainder equals its
  *   movements.
- * Idempotency: at most one ledger change per key and caller; a keyed change has its record,
+ * Idempotency: at most one ledger change per key and caller inside 24 hours (the shortest replay
+ *   window: after it a key is a new request); a keyed change has its record
+ *   (inside the replay window: the retention sweep deletes older records),
  *   and the record's stored result names that very change; a credit pack is granted at most
  *   once (exactly once when it completed), for its own credits.
  * Reversals: credits come back only from a won dispute, once, as GRANT entries of its purchase,
@@ -90,7 +92,7 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
     sql: `
       SELECT coalesce(actor, account_id) AS scope, idempotency_key, count(*)::int AS n
         FROM ledger_entries WHERE idempotency_key IS NOT NULL
-       GROUP BY 1, 2 HAVING count(*) > 1`,
+       GROUP BY 1, 2 HAVING count(*) > 1 AND max(created_at) - min(created_at) < interval '24 hours'`,
     describe: (r) => `key ${r.idempotency_key} (${r.scope}): ${r.n} ledger changes`,
   },
   {
@@ -100,7 +102,8 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
         FROM ledger_entries e
         LEFT JOIN idempotency_keys k ON k.scope = coalesce(e.actor, e.account_id) AND k.key = e.idempotency_key
        WHERE e.idempotency_key IS NOT NULL AND (
-             k.key IS NULL
+             -- inside the replay window (records before the retention horizon may be gone)
+             (k.key IS NULL AND e.created_at >= coalesce((SELECT deleted_before FROM retention_horizons WHERE kind = 'idempotency_keys'), '-infinity') + interval '1 second')
           OR (k.operation = 'startGeneration' AND (k.response->>'jobId') IS DISTINCT FROM e.job_id::text)
           OR (k.operation = 'adjustCredits' AND (k.response->>'entryId') IS DISTINCT FROM e.id::text))`,
     describe: (r) =>

@@ -16,7 +16,8 @@ import { loadConfig, type Config } from '../../src/config';
 import { createServer, type RunningServer } from '../../src/server';
 import { assertLedgerInvariants } from './invariants';
 
-export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef';
+/** At least 32 bytes, as loadConfig requires of JWT_SECRET. */
+export const TEST_JWT_SECRET = 'test-secret-0123456789abcdef-0123456789';
 
 /** A token the test servers (JWT_SECRET=TEST_JWT_SECRET) accept, for servers in this process or child processes. */
 export function testToken(sub: string, role: Role = Role.USER, ttlSeconds?: number): Promise<string> {

@@ -67,7 +67,7 @@ function readSecret(file: string): string | undefined {
     throw e;
   }
   const secret = text.trim();
-  if (secret.length < 16) throw new Error(`${file} does not hold a usable secret (16+ characters): delete it to generate a new one`);
+  if (Buffer.byteLength(secret, 'utf8') < 32) throw new Error(`${file} does not hold a usable secret (32+ bytes): delete it to generate a new one`);
   return secret;
 }
 

@@ -17,12 +17,18 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ db: D
     url = embedded.url;
     log.info({ dataDir: config.dataDir, port: embedded.port }, 'embedded PostgreSQL is up');
   }
-  const db = createDataSource(url, config.dbPoolSize);
+  // Migrations on a connection of their own, without the service's statement limits (a
+  // migration may rightly take longer); then the service's pool, with them.
+  const migrator = createDataSource(url, 1, 'credits-migrate');
+  const db = createDataSource(url, config.dbPoolSize, 'credits-service', { lockTimeoutMs: config.dbLockTimeoutMs, statementTimeoutMs: config.dbStatementTimeoutMs });
   try {
-    await db.initialize();
-    const applied = await migrate(db);
+    await migrator.initialize();
+    const applied = await migrate(migrator);
     if (applied.functions.length || applied.migrations.length) log.info(applied, 'database functions and migrations applied');
+    await migrator.destroy();
+    await db.initialize();
   } catch (e) {
+    if (migrator.isInitialized) await migrator.destroy().catch(() => undefined);
     if (db.isInitialized) await db.destroy().catch(() => undefined);
     await embedded?.stop();
     throw e;

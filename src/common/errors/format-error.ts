@@ -60,6 +60,19 @@ export function createErrorFormatter(production: boolean, log: Logger) {
       log.warn({ err: original, sqlState, path: formatted.path }, 'a request value the database refused');
       return { message: 'A value in the request is not valid', path: formatted.path, locations: formatted.locations, extensions: { code: 'BAD_USER_INPUT' } };
     }
+    if (sqlState === '55P03' || sqlState === '57014') {
+      // lock_timeout (another change holds the account's row) or statement_timeout: rolled back
+      // whole; a retry with the same key completes or replays it.
+      log.warn({ sqlState, path: formatted.path }, sqlState === '55P03' ? 'gave up waiting for a row lock' : 'statement timeout');
+      return {
+        message: sqlState === '55P03'
+          ? 'Another change to this account is in progress; nothing was changed. Retry shortly with the same idempotencyKey'
+          : 'The request took too long and was stopped; nothing was changed. Retry shortly, or ask for less',
+        path: formatted.path,
+        locations: formatted.locations,
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      };
+    }
     if (isDatabaseUnavailable(original)) {
       // The database is restarting or unreachable (or dropped this request's connection): what
       // was not committed is rolled back, and a retry with the same idempotencyKey completes or

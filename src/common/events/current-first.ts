@@ -17,7 +17,10 @@ export function currentFirst<E>(
 ): AsyncIterableIterator<E> {
   const it = source[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<E>> | undefined = it.next(); // listening from here on
-  let initial: Promise<E | undefined> | undefined = current();
+  // A read that fails (the database restarting) sends no first value rather than ending the
+  // subscription with a raw error; the changes still follow (and the event bus sends current
+  // balances again once its connection is back).
+  let initial: Promise<E | undefined> | undefined = current().catch(() => undefined);
   let last: E | undefined;
   let done = false;
   const end = async (): Promise<IteratorResult<E>> => {

@@ -10,6 +10,7 @@
  * is the last one a subscriber sees.
  */
 import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { createPubSub, type PubSubEventTarget } from '@graphql-yoga/subscription';
 import { Client } from 'pg';
 import type { Logger } from 'pino';
@@ -80,6 +81,7 @@ export class EventBus {
       if (msg.channel !== EVENTS_CHANNEL || !msg.payload) return;
       try {
         const event = JSON.parse(msg.payload) as DomainEvent;
+        this.received.set(event, performance.now());
         if (this.held) this.held.push(event);
         else this.dispatch(event);
       } catch (e) {
@@ -145,6 +147,12 @@ export class EventBus {
   }
 
   private readonly listeners = new Set<(e: DomainEvent) => void>();
+  private readonly received = new WeakMap<DomainEvent, number>();
+
+  /** When this instance received the event's notification (performance.now()); undefined for events not from a notification. */
+  receivedAt(event: DomainEvent): number | undefined {
+    return this.received.get(event);
+  }
 
   /** Delivers an event to this instance's subscribers of its account, and to internal listeners. */
   dispatch(event: DomainEvent): void {

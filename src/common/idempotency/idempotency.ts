@@ -40,6 +40,11 @@ export function keyReusedError(): { code: UserErrorCode; message: string; field:
   return { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was already used with other input', field: ['input', 'idempotencyKey'] };
 }
 
+/** A key whose first use is older than the replay window, for an operation whose ids derive from the key. */
+export function keyExpiredError(): { code: UserErrorCode; message: string; field: string[] } {
+  return { code: UserErrorCode.IDEMPOTENCY_KEY_REUSED, message: 'This idempotency key was used before the replay window; send a new key for a new request', field: ['input', 'idempotencyKey'] };
+}
+
 function stableJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
@@ -122,6 +127,8 @@ export async function keyed<S, R extends { error?: unknown }>(db: DataSource, k:
   }
   if (fresh !== TAKEN) return steps.answer(fresh);
   const kept = await lookup<S>(db, k!);
-  if (!kept) throw new Error(`the idempotency record of ${k!.operation} vanished`);
+  // No record, yet what the key names exists: the key was used before the replay window (its
+  // record is gone) — a new request needs a new key.
+  if (!kept) return { error: keyExpiredError() } as R;
   return (await answerKept(kept, steps.replay)) as R;
 }

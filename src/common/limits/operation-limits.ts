@@ -36,6 +36,8 @@ export const MAX_FIELD_REPEATS = 20;
 export interface Limits {
   maxDepth: number;
   maxCost: number;
+  /** Root fields of one mutation operation (aliases and fragments included). */
+  maxMutations: number;
   introspection: boolean;
 }
 
@@ -124,6 +126,21 @@ export function aliasErrors(document: DocumentNode, max: number): GraphQLError[]
 }
 
 /**
+ * More than `max` root fields in a mutation operation, aliases and fragments included: each is
+ * a write (50 aliased purchaseCreditPack in one request were 50 checkouts).
+ */
+export function mutationErrors(document: DocumentNode, max: number): GraphQLError[] {
+  const roots = foldSelections<number>(document, () => 0, (a, b) => a + b, () => 1, (n) => n > max);
+  const errors: GraphQLError[] = [];
+  for (const d of document.definitions) {
+    if (d.kind === Kind.OPERATION_DEFINITION && d.operation === 'mutation' && roots(d.selectionSet) > max) {
+      errors.push(new GraphQLError(`'${d.name?.value ?? ''}' has more than ${max} mutations; one request carries at most ${max} (aliases included)`, { nodes: [d] }));
+    }
+  }
+  return errors;
+}
+
+/**
  * A response name selected more than `max` times in one selection set, fragments (named and
  * inline) expanded at that level. Each selection set's counts are computed once and capped, so nested
  * spreads cannot make the check itself expensive; cycles and unknown fragments count as nothing.
@@ -166,13 +183,18 @@ export function repeatedFieldErrors(document: DocumentNode, max: number): GraphQ
 }
 
 /**
- * The depth, alias and repeated-field limits alone: cheap (no schema walk), so they run before
+ * The depth, alias, repeated-field and mutation-count limits alone: cheap (no schema walk), so they run before
  * the full validation, whose overlapping-fields rule is quadratic in the fields of a selection
  * and would otherwise give an alias or repeated-field flood the CPU it is refused for.
  * Undefined when the document passes.
  */
 export function precheckDocument(document: DocumentNode, limits: Limits): readonly GraphQLError[] | undefined {
-  const errors = [...depthErrors(document, limits.maxDepth), ...aliasErrors(document, MAX_ALIASES), ...repeatedFieldErrors(document, MAX_FIELD_REPEATS)];
+  const errors = [
+    ...depthErrors(document, limits.maxDepth),
+    ...aliasErrors(document, MAX_ALIASES),
+    ...repeatedFieldErrors(document, MAX_FIELD_REPEATS),
+    ...mutationErrors(document, limits.maxMutations),
+  ];
   return errors.length ? errors : undefined;
 }
 

@@ -13,6 +13,7 @@ import type { Clock } from '../../common/clock';
 import { sqlOf, type Sql } from '../../common/db/sql';
 import { transaction } from '../../common/db/transaction';
 import { Batcher } from '../../common/batcher';
+import type { Metrics } from '../../common/metrics/metrics';
 import { isUuid } from '../../common/ids';
 import { jobEventSql } from '../../common/events/events';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
@@ -98,6 +99,7 @@ export class GenerationService {
     private readonly ledger: LedgerService,
     startConcurrency = 2,
     startBatchMax = 32,
+    private readonly metrics?: Metrics,
   ) {
     this.sql = sqlOf(db);
     this.starts = new Batcher((items) => this.startBatch(items, false), {
@@ -129,6 +131,7 @@ export class GenerationService {
   private readonly waitingStarts: Batcher<StartCommand, StartResult | undefined>;
 
   private async startBatch(commands: StartCommand[], wait: boolean): Promise<(StartResult | undefined)[]> {
+    this.metrics?.generationStartBatch(commands.length);
     const order = commands.map((_, n) => n).sort((a, b) => (commands[a].account < commands[b].account ? -1 : commands[a].account > commands[b].account ? 1 : a - b));
     const rows = await this.sql<StartResult & { n: number }>(START_BATCH_SQL, [JSON.stringify(order.map((n) => commands[n])), wait], 'start_generations');
     const byN: (StartResult | undefined)[] = new Array(commands.length);
@@ -154,16 +157,22 @@ export class GenerationService {
     }
     const quote = req.quoteId ? await this.quotes.find(accountId, req.quoteId) : undefined;
     const outcome = await this.attempt(accountId, req, priced, quote, key);
-    if (outcome !== KEY_TAKEN && !(key && outcome.error)) return outcome;
+    if (outcome !== KEY_TAKEN && !(key && outcome.error)) return this.decided(outcome);
     // Refusals are kept too, so that a retry after a top-up gets the same answer; a key taken
     // meanwhile (a concurrent duplicate that committed first) answers with the first outcome.
     if (outcome !== KEY_TAKEN) {
       const { quote: _view, job: _job, ...keep } = outcome;
-      if (await claim(this.db, key!, keep, this.clock.now())) return outcome;
+      if (await claim(this.db, key!, keep, this.clock.now())) return this.decided(outcome);
     }
     const kept = await lookup<KeptStart>(this.db, key!);
     if (!kept) throw new Error('the idempotency record of startGeneration vanished');
     return answerKept(kept, (k) => this.replay(accountId, k));
+  }
+
+  /** A start decided here (not a replay): counted by its outcome. */
+  private decided(outcome: StartOutcome): StartOutcome {
+    this.metrics?.generationStart(outcome.error?.code);
+    return outcome;
   }
 
   /** Rebuilds a kept outcome: the job as it is now (with the balance its debit left), or the kept refusal. */

@@ -4,6 +4,7 @@
  * through the same service paths as real workers and finishes them within seconds.
  */
 import type { Logger } from 'pino';
+import type { Metrics } from '../../common/metrics/metrics';
 import type { JobRow } from './generation-job.type';
 import type { WorkerService } from './worker.service';
 
@@ -18,13 +19,13 @@ export class JobRunners {
   constructor(
     private readonly workers: WorkerService,
     private readonly log: Logger,
-    private readonly opts: { simulatedWorker: boolean; sweepIntervalMs: number; stepMs?: number; dueWork?: () => Promise<void> },
+    private readonly opts: { simulatedWorker: boolean; sweepIntervalMs: number; stepMs?: number; dueWork?: () => Promise<void>; metrics: Metrics },
   ) {}
 
   start(): void {
     this.loops.push(
       this.every(this.opts.sweepIntervalMs, async () => {
-        await this.workers.sweepExpiredLeases();
+        await this.opts.metrics.sweep('leases', () => this.workers.sweepExpiredLeases());
         await this.opts.dueWork?.();
       }),
     );

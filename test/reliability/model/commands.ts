@@ -279,6 +279,7 @@ class StartGeneration extends Cmd {
       expectEq(`${what} job`, out.job, null);
     };
     if (held && held.owner !== a) refuse('NOT_FOUND');
+    else if (held && m.hour - held.q.hour >= 25) refuse('NOT_FOUND'); // expired over QUOTE_RETENTION_HOURS (24) ago: deleted by the sweep
     else if (held && m.hour > held.q.hour) refuse('QUOTE_EXPIRED');
     else if (held && JSON.stringify(settings) !== JSON.stringify(held.q.settings)) refuse('QUOTE_MISMATCH');
     else if (!tierAllows(m.catalog, tier, settings)) refuse('FEATURE_NOT_IN_TIER');

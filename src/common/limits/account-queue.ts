@@ -1,0 +1,74 @@
+/**
+ * Mutations of one account run one at a time on an instance and wait their turn in memory, so
+ * an account whose row is held (a slow provider answer, a lock elsewhere) keeps at most one pool
+ * connection waiting instead of all of them: other accounts' requests still find connections.
+ * At most `maxWaiting` wait per account; beyond that the request is refused with RATE_LIMITED.
+ * Generation starts are not queued here: their batcher already keeps an account out of two
+ * batches at once and gathers what waits.
+ */
+import { GraphQLError } from 'graphql';
+import type { MiddlewareFn } from 'type-graphql';
+import { Role } from '../auth/role.enum';
+import type { Context } from '../../context';
+
+interface Lane {
+  waiting: (() => void)[];
+}
+
+export class AccountQueue {
+  private readonly lanes = new Map<string, Lane>();
+
+  constructor(private readonly maxWaiting: number) {}
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { waiting: [] };
+      this.lanes.set(key, lane);
+    } else {
+      if (lane.waiting.length >= this.maxWaiting) {
+        throw new GraphQLError(`More than ${this.maxWaiting} changes to this account are waiting; retry shortly (with the same idempotencyKey)`, {
+          extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 1 },
+        });
+      }
+      await new Promise<void>((resolve) => lane!.waiting.push(resolve));
+    }
+    try {
+      return await fn();
+    } finally {
+      const next = lane.waiting.shift();
+      if (next) next();
+      else this.lanes.delete(key);
+    }
+  }
+
+  /** Changes of `key` waiting for their turn (tests and metrics). */
+  waitingFor(key: string): number {
+    return this.lanes.get(key)?.waiting.length ?? 0;
+  }
+
+  /** Accounts with a mutation running (tests and metrics). */
+  get size(): number {
+    return this.lanes.size;
+  }
+}
+
+/** Root mutations that are not one account's change: the worker protocol, starts (batched), the test clock. */
+const NOT_QUEUED = new Set(['startGeneration', 'advanceTestClock', 'publishPriceBook', 'claimGenerationJob', 'reportGenerationProgress', 'completeGenerationJob', 'failGenerationJob']);
+
+/** The account a root mutation changes: an admin's adjustment names it; otherwise the caller's own. */
+function accountOf(ctx: Context, fieldName: string, args: Record<string, unknown>): string | undefined {
+  if (NOT_QUEUED.has(fieldName) || !ctx.identity) return undefined;
+  if (ctx.identity.role === Role.ADMIN) {
+    const input = args.input as { accountId?: unknown } | undefined;
+    return typeof input?.accountId === 'string' ? input.accountId : undefined;
+  }
+  return ctx.identity.role === Role.USER ? ctx.identity.sub : undefined;
+}
+
+/** type-graphql middleware: each root mutation of an account through that account's lane. */
+export const queuePerAccount: MiddlewareFn<Context> = ({ context, info, args }, next) => {
+  if (info.parentType.name !== 'Mutation') return next();
+  const account = accountOf(context, info.fieldName, args);
+  return account === undefined ? next() : context.services.accountQueue.run(account, next);
+};
