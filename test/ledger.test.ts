@@ -213,11 +213,14 @@ describe('the ledger', () => {
 
   it('is immutable: the database refuses UPDATE, DELETE and TRUNCATE of ledger entries', async () => {
     await openAccount(t.app, 'immutable');
-    const app = t.app.server.services.db;
-    await expect(app.query(`UPDATE ledger_entries SET amount = 1000 WHERE account_id = 'immutable'`)).rejects.toThrow(/immutable/);
-    await expect(app.query(`DELETE FROM ledger_entries WHERE account_id = 'immutable'`)).rejects.toThrow(/immutable/);
-    await expect(app.query(`TRUNCATE ledger_entries CASCADE`)).rejects.toThrow(/immutable/);
-    await expect(app.query(`UPDATE ledger_lot_movements SET amount = 1`)).rejects.toThrow(/immutable/);
+    const app = t.app.server.services.db; // the runtime role: no such privilege
+    await expect(app.query(`UPDATE ledger_entries SET amount = 1000 WHERE account_id = 'immutable'`)).rejects.toThrow(/permission denied for table ledger_entries/);
+    await expect(app.query(`DELETE FROM ledger_entries WHERE account_id = 'immutable'`)).rejects.toThrow(/permission denied for table ledger_entries/);
+    await expect(app.query(`TRUNCATE ledger_entries CASCADE`)).rejects.toThrow(/permission denied for table ledger_entries/);
+    await expect(app.query(`UPDATE ledger_lot_movements SET amount = 1`)).rejects.toThrow(/permission denied for table ledger_lot_movements/);
+    // The owner has the privileges; the triggers refuse it.
+    await expect(t.app.audit.query(`UPDATE ledger_entries SET amount = 1000 WHERE account_id = 'immutable'`)).rejects.toThrow(/immutable/);
+    await expect(t.app.audit.query(`TRUNCATE ledger_entries CASCADE`)).rejects.toThrow(/immutable/);
     await expect(app.query(`UPDATE accounts SET available = -1 WHERE id = 'immutable'`)).rejects.toThrow(/accounts_available_never_negative/);
     expect(await balanceOf(t.app, 'immutable')).toBe(signup);
   });

@@ -1,6 +1,7 @@
 /** Runs the real entry point (src/main.ts) as a child process, as `npm start` does. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { asRuntimeRole } from './test-app';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -17,7 +18,12 @@ export function startService(env: Record<string, string | undefined>): ServicePr
   for (const [k, v] of Object.entries({ ...process.env, ...env })) {
     if (v !== undefined && !k.startsWith('JEST') && k !== 'NODE_OPTIONS') clean[k] = v;
   }
-  for (const k of ['DATABASE_URL', 'JWT_SECRET', 'NODE_ENV', 'PAYMENT_PROVIDER', 'TEST_CLOCK_START']) if (!(k in env)) delete clean[k];
+  for (const k of ['DATABASE_URL', 'DATABASE_OWNER_URL', 'JWT_SECRET', 'NODE_ENV', 'PAYMENT_PROVIDER', 'TEST_CLOCK_START']) if (!(k in env)) delete clean[k];
+  // A test database's (owner) URL: the service migrates as the owner and runs as the runtime role.
+  if (clean.DATABASE_URL && !('DATABASE_OWNER_URL' in env) && asRuntimeRole(clean.DATABASE_URL) !== clean.DATABASE_URL) {
+    clean.DATABASE_OWNER_URL = clean.DATABASE_URL;
+    clean.DATABASE_URL = asRuntimeRole(clean.DATABASE_URL);
+  }
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
     env: clean,

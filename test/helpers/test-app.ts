@@ -1,7 +1,8 @@
 /**
  * A real server (express + Apollo + graphql-ws) on a fresh database cloned from the migrated
  * template, clients for HTTP and websockets, and an auditor connection that checks the ledger
- * invariants after every test.
+ * invariants after every test. The server's pool connects as the runtime role (member of
+ * credits_runtime, owning nothing) and migrates as the owner; the auditor is the owner.
  */
 import { randomBytes } from 'node:crypto';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -103,6 +104,22 @@ export class TestApp {
   }
 }
 
+/**
+ * `url` (a database of the test server, as its owner) as the run's runtime login role
+ * (TEST_PG_RUNTIME_URL, see global-setup); a URL of another server is returned as it is.
+ */
+export function asRuntimeRole(url: string): string {
+  const runtime = process.env.TEST_PG_RUNTIME_URL;
+  if (!runtime) return url;
+  const r = new URL(runtime);
+  const u = new URL(url);
+  if (u.host !== r.host) return url;
+  u.username = r.username;
+  u.password = r.password;
+  return u.toString();
+}
+
+/** A database cloned from the migrated template (grants included); its URL is the owner's. */
 export async function createTestDatabase(): Promise<string> {
   const adminUrl = process.env.TEST_PG_ADMIN_URL!;
   const name = `credits_t_${process.env.TEST_RUN_ID}_${randomBytes(5).toString('hex')}`;
@@ -134,6 +151,7 @@ export async function createTestDatabase(): Promise<string> {
  */
 export const TEST_CLOCK_START = process.env.TEST_CLOCK_START ?? '2025-01-31T18:00:00.000Z';
 
+/** The service's configuration for tests; `databaseUrl` is the owner's: the pool connects as the runtime role. */
 export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
   if (env.NODE_ENV === 'production' && !env.PAYMENT_PROVIDER) {
     // Production refuses to start on the sandbox (tested in lifecycle.test.ts); tests of
@@ -146,7 +164,8 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
     TEST_CLOCK_START: env.NODE_ENV === 'production' ? '' : TEST_CLOCK_START,
     PORT: '0',
     HOST: '127.0.0.1',
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: asRuntimeRole(databaseUrl),
+    ...(asRuntimeRole(databaseUrl) !== databaseUrl ? { DATABASE_OWNER_URL: databaseUrl } : {}),
     JWT_SECRET: TEST_JWT_SECRET,
     SIMULATED_WORKER: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',

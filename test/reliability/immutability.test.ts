@@ -1,10 +1,12 @@
 /**
  * Immutability, enforced by the database: the application's own connection (the server's
- * TypeORM DataSource and its pg pool) cannot UPDATE, DELETE or TRUNCATE ledger entries or lot
- * movements — not with raw SQL, not through the ORM, not inside the app's own transaction
- * helper — and the refusal names the statement and the table. An auditor watches every row's
- * hash through all of it. A last test shows that the auditor's immutability watch does catch a
- * change when the triggers are taken away (as the tables' owner can).
+ * TypeORM DataSource and its pg pool, as the runtime role) cannot UPDATE, DELETE or TRUNCATE
+ * ledger entries or lot movements — not with raw SQL, not through the ORM, not inside the app's
+ * own transaction helper — refused for want of the privilege, naming the table; the owner, who
+ * has the privileges, is refused by the triggers, naming the statement and the table. An
+ * auditor watches every row's hash through all of it. A last test shows that the auditor's
+ * immutability watch does catch a change when the triggers are taken away (as the tables'
+ * owner can, and the service's role cannot: test/reliability/least-privilege.test.ts).
  */
 import { Role } from '../../src/common/auth/role.enum';
 import { transaction } from '../../src/common/db/transaction';
@@ -45,8 +47,9 @@ async function ledgerFingerprint(app: TestApp): Promise<{ entries: string; movem
   return rows[0];
 }
 
-const refused = (op: string, table: string) => ({
-  message: `ledger rows are immutable: ${op} on ${table} refused`,
+/** The runtime role has no UPDATE, DELETE or TRUNCATE on the ledger: refused before any trigger. */
+const refused = (_op: string, table: string) => ({
+  message: `permission denied for table ${table}`,
   driverError: expect.objectContaining({ code: '42501' }), // insufficient_privilege
 });
 
@@ -94,11 +97,8 @@ describe('the ledger is append-only for the application itself', () => {
   it('refuses TRUNCATE of either table, even with CASCADE', async () => {
     const { db } = t.app.server.services;
     await expect(db.query(`TRUNCATE ledger_lot_movements`)).rejects.toMatchObject(refused('TRUNCATE', 'ledger_lot_movements'));
-    // Without CASCADE the foreign key of the movements refuses first; with it, the trigger of the named table.
-    await expect(db.query(`TRUNCATE ledger_entries`)).rejects.toMatchObject({
-      message: 'cannot truncate a table referenced in a foreign key constraint',
-      driverError: expect.objectContaining({ code: '0A000' }),
-    });
+    // The privilege is checked before the foreign key of the movements, with CASCADE or without.
+    await expect(db.query(`TRUNCATE ledger_entries`)).rejects.toMatchObject(refused('TRUNCATE', 'ledger_entries'));
     await expect(db.query(`TRUNCATE ledger_entries CASCADE`)).rejects.toMatchObject(refused('TRUNCATE', 'ledger_entries'));
     expect(await ledgerFingerprint(t.app)).toEqual(before);
   });
@@ -133,6 +133,18 @@ describe('the ledger is append-only for the application itself', () => {
     expect(await ledgerFingerprint(t.app)).toEqual(before);
   });
 
+  it('refuses the owner too, with the triggers, naming the statement and the table', async () => {
+    const { audit } = t.app; // the owner: it has every privilege, the triggers still refuse
+    const trigger = (op: string, table: string) => ({ message: `ledger rows are immutable: ${op} on ${table} refused`, code: '42501' });
+    await expect(audit.query(`UPDATE ledger_entries SET amount = amount * 100 WHERE account_id = 'imm-a'`)).rejects.toMatchObject(trigger('UPDATE', 'ledger_entries'));
+    await expect(audit.query(`DELETE FROM ledger_lot_movements`)).rejects.toMatchObject(trigger('DELETE', 'ledger_lot_movements'));
+    await expect(audit.query(`TRUNCATE ledger_lot_movements`)).rejects.toMatchObject(trigger('TRUNCATE', 'ledger_lot_movements'));
+    // Without CASCADE the foreign key of the movements refuses first; with it, the trigger of the named table.
+    await expect(audit.query(`TRUNCATE ledger_entries`)).rejects.toMatchObject({ message: 'cannot truncate a table referenced in a foreign key constraint', code: '0A000' });
+    await expect(audit.query(`TRUNCATE ledger_entries CASCADE`)).rejects.toMatchObject(trigger('TRUNCATE', 'ledger_entries'));
+    expect(await ledgerFingerprint(t.app)).toEqual(before);
+  });
+
   it('still appends: new changes are new rows, and the earlier rows read exactly as before', async () => {
     const res = await t.app.raw<{ adjustCredits: { userErrors: unknown[] } }>(ADJUST, { input: { accountId: 'imm-a', amount: -3, reason: 'correction' } }, admin);
     expect(res.data!.adjustCredits.userErrors).toEqual([]);
@@ -156,15 +168,24 @@ describe('the auditor sees through a bypass', () => {
       const { rows } = await other.audit.query(`SELECT max(id)::text AS id FROM ledger_entries WHERE account_id = 'bypassed' AND kind = 'DEBIT'`);
       const debit = rows[0].id as string;
       const { rows: mv } = await other.audit.query(`SELECT lot_id FROM ledger_lot_movements WHERE entry_id = $1 ORDER BY lot_id LIMIT 1`, [debit]);
-      // The app role owns the tables (it ran the migrations), so it may switch the triggers off.
-      await transaction(other.server.services.db, async (tx) => {
-        await tx.query(`ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_immutable`);
-        await tx.query(`ALTER TABLE ledger_lot_movements DISABLE TRIGGER ledger_lot_movements_immutable`);
-        await tx.query(`UPDATE ledger_entries SET description = 'nothing to see' WHERE id = $1`, [debit]);
-        await tx.query(`DELETE FROM ledger_lot_movements WHERE entry_id = $1 AND lot_id = $2`, [debit, mv[0].lot_id]);
-        await tx.query(`ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_immutable`);
-        await tx.query(`ALTER TABLE ledger_lot_movements ENABLE TRIGGER ledger_lot_movements_immutable`);
+      // The owner (it ran the migrations) may switch the triggers off; the app's role may not.
+      await expect(other.server.services.db.query(`ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_immutable`)).rejects.toMatchObject({
+        message: 'must be owner of table ledger_entries',
+        driverError: expect.objectContaining({ code: '42501' }),
       });
+      const owner = await other.audit.connect();
+      try {
+        await owner.query('BEGIN');
+        await owner.query(`ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_immutable`);
+        await owner.query(`ALTER TABLE ledger_lot_movements DISABLE TRIGGER ledger_lot_movements_immutable`);
+        await owner.query(`UPDATE ledger_entries SET description = 'nothing to see' WHERE id = $1`, [debit]);
+        await owner.query(`DELETE FROM ledger_lot_movements WHERE entry_id = $1 AND lot_id = $2`, [debit, mv[0].lot_id]);
+        await owner.query(`ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_immutable`);
+        await owner.query(`ALTER TABLE ledger_lot_movements ENABLE TRIGGER ledger_lot_movements_immutable`);
+        await owner.query('COMMIT');
+      } finally {
+        owner.release();
+      }
       const seen = await auditor.stop();
       expect(seen).toEqual(
         expect.arrayContaining([

