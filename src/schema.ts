@@ -5,7 +5,7 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema } from 'type-graphql';
 import { authChecker } from './common/auth/auth-checker';
 import { validateInput } from './common/errors/validate-input';
-import { queuePerAccount } from './common/limits/account-queue';
+import { queueMutationsPerAccount } from './common/limits/account-queue';
 import { AccountResolver } from './modules/accounts/account.resolver';
 import { CatalogResolver, CreditPackIdResolver, GenerationModelIdResolver, TierIdResolver } from './modules/catalog/catalog.resolver';
 import { AdjustmentResolver } from './modules/ledger/adjustment.resolver';
@@ -56,10 +56,9 @@ export function buildAppSchema(): Promise<GraphQLSchema> {
     resolvers,
     authChecker,
     validateFn: validateInput,
-    globalMiddlewares: [queuePerAccount],
     pubSub: createPubSub(),
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
-  });
+  }).then(queueMutationsPerAccount);
   return built;
 }
 

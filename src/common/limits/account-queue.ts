@@ -6,8 +6,7 @@
  * Generation starts are not queued here: their batcher already keeps an account out of two
  * batches at once and gathers what waits.
  */
-import { GraphQLError } from 'graphql';
-import type { MiddlewareFn } from 'type-graphql';
+import { defaultFieldResolver, GraphQLError, type GraphQLSchema } from 'graphql';
 import { Role } from '../auth/role.enum';
 import type { Context } from '../../context';
 
@@ -57,8 +56,8 @@ export class AccountQueue {
 const NOT_QUEUED = new Set(['startGeneration', 'advanceTestClock', 'publishPriceBook', 'claimGenerationJob', 'reportGenerationProgress', 'completeGenerationJob', 'failGenerationJob']);
 
 /** The account a root mutation changes: an admin's adjustment names it; otherwise the caller's own. */
-function accountOf(ctx: Context, fieldName: string, args: Record<string, unknown>): string | undefined {
-  if (NOT_QUEUED.has(fieldName) || !ctx.identity) return undefined;
+function accountOf(ctx: Context, args: Record<string, unknown>): string | undefined {
+  if (!ctx.identity) return undefined;
   if (ctx.identity.role === Role.ADMIN) {
     const input = args.input as { accountId?: unknown } | undefined;
     return typeof input?.accountId === 'string' ? input.accountId : undefined;
@@ -66,9 +65,18 @@ function accountOf(ctx: Context, fieldName: string, args: Record<string, unknown
   return ctx.identity.role === Role.USER ? ctx.identity.sub : undefined;
 }
 
-/** type-graphql middleware: each root mutation of an account through that account's lane. */
-export const queuePerAccount: MiddlewareFn<Context> = ({ context, info, args }, next) => {
-  if (info.parentType.name !== 'Mutation') return next();
-  const account = accountOf(context, info.fieldName, args);
-  return account === undefined ? next() : context.services.accountQueue.run(account, next);
-};
+/**
+ * Routes each root mutation of an account through that account's lane: the Mutation type's
+ * resolvers are wrapped once, when the schema is built, so queries and nested fields pay nothing.
+ */
+export function queueMutationsPerAccount(schema: GraphQLSchema): GraphQLSchema {
+  for (const field of Object.values(schema.getMutationType()?.getFields() ?? {})) {
+    const resolve = field.resolve ?? defaultFieldResolver;
+    if (NOT_QUEUED.has(field.name)) continue;
+    field.resolve = (source, args, ctx: Context, info) => {
+      const account = accountOf(ctx, args);
+      return account === undefined ? resolve(source, args, ctx, info) : ctx.services.accountQueue.run(account, async () => resolve(source, args, ctx, info));
+    };
+  }
+  return schema;
+}

@@ -5,7 +5,7 @@
  * Changing a sentence here changes it for notifications already kept.
  */
 import type { Tx } from '../../common/db/transaction';
-import { credits } from '../../common/text/credits';
+import { creditWord, credits } from '../../common/text/credits';
 import { NotificationKind } from './notification-kind.enum';
 
 /** What a purchase was, as notifications name it. */
@@ -21,7 +21,7 @@ const purchase = purchaseName;
 
 /** The reference to a purchase row that notifications keep. */
 export const refOf = (p: { pack_code: string | null; tier: string | null }): PurchaseRef => ({ pack: p.pack_code, tier: p.tier });
-const withdrawn = (revoked: number) => (revoked > 0 ? `its ${revoked} unspent ${revoked === 1 ? 'credit was' : 'credits were'} withdrawn` : 'no unspent credits were left to withdraw');
+const withdrawn = (revoked: number) => (revoked > 0 ? `its ${revoked} unspent ${creditWord(revoked)} ${revoked === 1 ? 'was' : 'were'} withdrawn` : 'no unspent credits were left to withdraw');
 
 /** How a plan ended: as asked (at its period end, or an unpaid one at once), with its refund, or by the provider. */
 export type PlanEnd = 'asked' | 'unpaidAsked' | 'refund' | 'disputed' | 'ended';
@@ -57,11 +57,11 @@ const TEMPLATES = {
   },
   planUpgraded: {
     kind: NotificationKind.PURCHASE_COMPLETED,
-    text: (p: { plan: string; credits: number }) => `You are on the ${p.plan} plan now: ${p.credits} more ${p.credits === 1 ? 'credit' : 'credits'} for this month.`,
+    text: (p: { plan: string; credits: number }) => `You are on the ${p.plan} plan now: ${p.credits} more ${creditWord(p.credits)} for this month.`,
   },
   planRenewed: {
     kind: NotificationKind.PLAN_RENEWED,
-    text: (p: { plan: string; monthlyCredits: number }) => `Your ${p.plan} plan renewed: ${p.monthlyCredits} fresh ${p.monthlyCredits === 1 ? 'credit' : 'credits'}; unused ones from last month expired.`,
+    text: (p: { plan: string; monthlyCredits: number }) => `Your ${p.plan} plan renewed: ${p.monthlyCredits} fresh ${creditWord(p.monthlyCredits)}; unused ones from last month expired.`,
   },
   planEnded: {
     kind: NotificationKind.PLAN_ENDED,

@@ -1,7 +1,11 @@
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../../common/clock';
+import { badUserInput } from '../../common/errors/graphql-errors';
 import { isUuid } from '../../common/ids';
 import type { NotificationRow } from './notification.type';
+
+/** Ids one call may mark read. */
+const MAX_IDS = 1000;
 
 export class NotificationService {
   constructor(private readonly db: DataSource, private readonly clock: Clock) {}
@@ -13,6 +17,7 @@ export class NotificationService {
 
   /** The same, returning the rows it marked, as they are now. */
   async read(accountId: string, ids?: string[]): Promise<NotificationRow[]> {
+    if (ids && ids.length > MAX_IDS) throw badUserInput(`at most ${MAX_IDS} ids at a time`, ['ids']);
     const now = this.clock.now();
     if (ids && !ids.some(isUuid)) return [];
     const [rows] = (await this.db.query(

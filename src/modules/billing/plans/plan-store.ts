@@ -30,13 +30,12 @@ const IN_FLIGHT = `EXISTS (SELECT 1 FROM purchases p WHERE p.account_id = a.id A
 export class PlanStore {
   constructor(private readonly clock: Clock, private readonly ledger: LedgerService, private readonly intents: PaymentIntents, private readonly providerName: string) {}
 
-  /** The account's plan, its row locked until the transaction ends; undefined when there is no such account. */
+  /** The account's plan, its row locked until the transaction ends (unless `lock` is false: a preview); undefined when there is no such account. */
   async load(tx: Tx, accountId: string, lock = true): Promise<PlanState | undefined> {
     // The lock alone first: a read in the same statement would see what committed before the lock was waited for.
-    const [locked] = await tx.query(`SELECT 1 FROM accounts WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [accountId]);
-    if (!locked) return undefined;
+    if (lock && !(await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId])).length) return undefined;
     const [a] = await tx.query<AccountPlanRow>(`SELECT a.*, ${IN_FLIGHT} FROM accounts a WHERE a.id = $1`, [accountId]);
-    return stateOf(a);
+    return a ? stateOf(a) : undefined;
   }
 
   /** The plan that a provider's subscription bills, locked. */
