@@ -13,7 +13,7 @@ import { Shop } from './components/shop';
 import { explainRequest } from './messages';
 
 export function App({ identity, connection, onSignOut }: { identity: Identity; connection: Connection; onSignOut: () => void }) {
-  const [me, refetchMe] = useQuery({ query: MeDocument });
+  const [me] = useQuery({ query: MeDocument });
   const [catalog] = useQuery({ query: CatalogDocument, requestPolicy: 'cache-first' });
   const [online, setOnline] = useState(true);
   const [notificationTick, setNotificationTick] = useState(0);
@@ -25,10 +25,9 @@ export function App({ identity, connection, onSignOut }: { identity: Identity; c
     return data;
   });
   useEffect(() => {
-    const offConnected = connection.onConnected(() => {
-      setOnline(true);
-      refetchMe({ requestPolicy: 'network-only' });
-    });
+    // No refetch on (re)connect: balanceChanged sends the current balance first, and a refetch
+    // that answered after a newer event would put the older balance back on the screen.
+    const offConnected = connection.onConnected(() => setOnline(true));
     const offClosed = connection.ws.on('closed', () => setOnline(false));
     return () => {
       offConnected();

@@ -9,6 +9,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { Clock } from '../clock';
+import { transaction } from './transaction';
 
 const BATCH = 5000;
 
@@ -29,21 +30,21 @@ export class Retention {
     const now = this.clock.now().getTime();
     const keysBefore = new Date(now - this.windows.idempotencyHours * 3_600_000);
     const quotesBefore = new Date(now - this.windows.quoteHours * 3_600_000);
-    const [, idempotencyKeys] = (await this.db.query(
-      `DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT ${BATCH})`,
-      [keysBefore],
-    )) as [unknown, number];
-    const [, quotes] = (await this.db.query(
-      `DELETE FROM quotes q WHERE q.id IN (
-         SELECT id FROM quotes x WHERE x.expires_at < $1 AND NOT EXISTS (SELECT 1 FROM generation_jobs j WHERE j.quote_id = x.id) LIMIT ${BATCH})`,
-      [quotesBefore],
-    )) as [unknown, number];
-    // Where each kind may have gaps from now on (the auditor and operators read it).
-    await this.db.query(
-      `INSERT INTO retention_horizons (kind, deleted_before) VALUES ('idempotency_keys', $1), ('quotes', $2)
-       ON CONFLICT (kind) DO UPDATE SET deleted_before = greatest(retention_horizons.deleted_before, excluded.deleted_before)`,
-      [keysBefore, quotesBefore],
-    );
-    return { idempotencyKeys, quotes };
+    // One transaction: whoever reads sees the horizon moved and the rows before it gone together
+    // (the auditor's snapshot never finds a record missing inside the horizon it reads).
+    return transaction(this.db, async (tx) => {
+      await tx.query(
+        `INSERT INTO retention_horizons (kind, deleted_before) VALUES ('idempotency_keys', $1), ('quotes', $2)
+         ON CONFLICT (kind) DO UPDATE SET deleted_before = greatest(retention_horizons.deleted_before, excluded.deleted_before)`,
+        [keysBefore, quotesBefore],
+      );
+      const keys = await tx.query(`DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT ${BATCH}) RETURNING 1`, [keysBefore]);
+      const quotes = await tx.query(
+        `DELETE FROM quotes q WHERE q.id IN (
+           SELECT id FROM quotes x WHERE x.expires_at < $1 AND NOT EXISTS (SELECT 1 FROM generation_jobs j WHERE j.quote_id = x.id) LIMIT ${BATCH}) RETURNING 1`,
+        [quotesBefore],
+      );
+      return { idempotencyKeys: keys.length, quotes: quotes.length };
+    });
   }
 }
