@@ -30,8 +30,9 @@ BEGIN
   REVOKE UPDATE ON ledger_entries, ledger_lot_movements, price_books FROM credits_runtime;
   -- What migrate() keeps is the owner's to write.
   REVOKE INSERT, UPDATE ON schema_migrations, schema_functions FROM credits_runtime;
-  -- The retention sweep (src/common/db/retention.ts) is the only DELETE of the service.
-  GRANT DELETE ON idempotency_keys, quotes TO credits_runtime;
+  -- The retention sweep (src/common/db/retention.ts) deletes what is past its retention; the
+  -- rate limiter (src/common/limits/rate-limits.ts) deletes counters an hour past their window.
+  GRANT DELETE ON idempotency_keys, quotes, rate_limits TO credits_runtime;
 
   GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO credits_runtime;
   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO credits_runtime;

@@ -25,6 +25,17 @@ export interface Config {
   dbStatementTimeoutMs: number;
   /** Mutations of one account waiting in memory on one instance (beyond it: RATE_LIMITED). */
   accountQueueMax: number;
+  /** Limits per account and per client address, shared by the instances (common/limits/rate-limits.ts); 0 turns one off. */
+  rateLimits: {
+    windowSeconds: number;
+    accountMutations: number;
+    addressMutations: number;
+    accountSubscribes: number;
+    addressSubscribes: number;
+    accountCancelsPerDay: number;
+  };
+  /** Proxy hops in front of the service whose X-Forwarded-For is trusted for the client address (0: the socket's peer). */
+  trustProxyHops: number;
   jwtSecret?: string;
   jwtJwksUrl?: string;
   /** Checked against the token's `iss` when set (required in production with jwtJwksUrl). */
@@ -233,6 +244,15 @@ export function loadConfig(env: Env = process.env): Config {
     dbLockTimeoutMs: int(env, 'DB_LOCK_TIMEOUT_MS', 5000, 100, 600_000),
     dbStatementTimeoutMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 100, 3_600_000),
     accountQueueMax: int(env, 'ACCOUNT_QUEUE_MAX', 500, 1, 100_000),
+    rateLimits: {
+      windowSeconds: int(env, 'RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
+      accountMutations: int(env, 'RATE_LIMIT_ACCOUNT_MUTATIONS', 600, 0, 100_000_000),
+      addressMutations: int(env, 'RATE_LIMIT_ADDRESS_MUTATIONS', 3000, 0, 100_000_000),
+      accountSubscribes: int(env, 'RATE_LIMIT_ACCOUNT_SUBSCRIBES', 300, 0, 100_000_000),
+      addressSubscribes: int(env, 'RATE_LIMIT_ADDRESS_SUBSCRIBES', 1500, 0, 100_000_000),
+      accountCancelsPerDay: int(env, 'RATE_LIMIT_ACCOUNT_CANCELS_PER_DAY', 2000, 0, 100_000_000),
+    },
+    trustProxyHops: int(env, 'TRUST_PROXY', 0, 0, 10),
     jwtSecret: jwtSecretRaw,
     jwtJwksUrl,
     jwtIssuer: str(env, 'JWT_ISSUER'),

@@ -11,12 +11,14 @@ export interface Context {
   services: Services;
   /** Websocket operations: drops the connection (a subscriber too slow to keep up). */
   dropConnection?: () => void;
+  /** The client address the rate limits count against (common/limits/client-address.ts). */
+  address?: string;
 }
 
 /** Builds the context for a verified identity; opens the account of a new user on first sight. */
-export async function buildContext(services: Services, identity: Identity | undefined, dropConnection?: () => void): Promise<Context> {
+export async function buildContext(services: Services, identity: Identity | undefined, address: string | undefined, dropConnection?: () => void): Promise<Context> {
   if (identity && identity.role === Role.USER) await services.accounts.ensureOpen(identity.sub);
-  return { identity, services, dropConnection };
+  return { identity, services, address, dropConnection };
 }
 
 /** The caller's events of one type, bounded for websocket subscribers (see common/events/bounded). */

@@ -6,6 +6,7 @@ import { buildSchema } from 'type-graphql';
 import { authChecker } from './common/auth/auth-checker';
 import { validateInput } from './common/errors/validate-input';
 import { queueMutationsPerAccount } from './common/limits/account-queue';
+import { limitMutations } from './common/limits/rate-limits';
 import { AccountResolver } from './modules/accounts/account.resolver';
 import { CatalogResolver, CreditPackIdResolver, GenerationModelIdResolver, TierIdResolver } from './modules/catalog/catalog.resolver';
 import { AdjustmentResolver } from './modules/ledger/adjustment.resolver';
@@ -58,7 +59,8 @@ export function buildAppSchema(): Promise<GraphQLSchema> {
     validateFn: validateInput,
     pubSub: createPubSub(),
     scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
-  }).then(queueMutationsPerAccount);
+  }).then(queueMutationsPerAccount)
+    .then(limitMutations); // outermost: counted before it waits in its account's queue
   return built;
 }
 

@@ -26,6 +26,7 @@ import { SandboxProvider } from './modules/billing/sandbox-provider';
 import { StripeProvider } from './modules/billing/stripe-provider';
 import { TestClockService } from './modules/clock/test-clock.service';
 import { AccountQueue } from './common/limits/account-queue';
+import { RateLimits } from './common/limits/rate-limits';
 import { Retention } from './common/db/retention';
 import { ExpiryService } from './modules/ledger/expiry.service';
 import { RefundService } from './modules/refunds/refund.service';
@@ -64,6 +65,8 @@ export interface Services {
   testClock: TestClockService;
   /** Mutations of one account, one at a time on this instance (common/limits/account-queue.ts). */
   accountQueue: AccountQueue;
+  /** Rate limits per account and client address, shared by the instances (common/limits/rate-limits.ts). */
+  rateLimits: RateLimits;
   /** The periodic work that falls due with time: renewals and plan months, lot expiries, open payment intents. */
   dueWork(): Promise<void>;
 }
@@ -112,5 +115,6 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
     refunds, reversals, intents, paymentEvents, plans, planSweep, expiries, testClock, dueWork,
     accountQueue: new AccountQueue(deps.config.accountQueueMax),
+    rateLimits: new RateLimits(db, config.rateLimits, log),
   };
 }

@@ -1,5 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildSchema, getNamedType, getNullableType, isEnumType, isInputObjectType, isListType, isNonNullType, Kind, parse, typeFromAST, type GraphQLInputType } from 'graphql';
 import { Role } from '../src/common/auth/role.enum';
+import { operationCost, TOTAL_COUNT_COST } from '../src/common/limits/operation-limits';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../src/common/relay/connection.args';
 import { buildAppSchema, printAppSchema, SCHEMA_FILE } from '../src/schema';
 import { BalanceChangedDocument, MeDocument, SetLowCreditThresholdDocument } from './graphql/generated';
 import { openAccount, signupCredits } from './helpers/accounts';
@@ -35,6 +39,50 @@ describe('GraphQL hygiene', () => {
     expect(res.errors!.map((e) => [e.message, e.extensions!.code, e.extensions!.cost, e.extensions!.maxCost])).toEqual([
       ['The operation costs 1207, above the limit of 1000; ask for fewer fields or smaller pages', 'OPERATION_TOO_COSTLY', 1207, 1000],
     ]);
+  });
+
+  it('a connection of 100 edges with totalCount is refused only when the cost passes the limit', async () => {
+    await openAccount(t.app, 'count-cost');
+    // Each page: ledger 1 + totalCount 100 and pageInfo 3 once + 100 edges x (edges 1 + cursor 1) = 304
+    // (pageInfo and totalCount were multiplied by the page size: 601). Three pages, a fourth of `first` edges without a count, me 1.
+    const pages = (first: number) =>
+      `{ me { ${[0, 1, 2].map((i) => `l${i}: ledger(first: 100) { totalCount pageInfo { hasNextPage endCursor } edges { cursor } }`).join(' ')} more: ledger(first: ${first}) { edges { cursor } } } }`;
+    const atLimit = await t.app.raw<{ me: { l2: { totalCount: number } } }>(pages(43), undefined, { sub: 'count-cost' }); // 1 + 3 x 304 + 1 + 86 = 1000
+    expect([atLimit.errors, atLimit.data!.me.l2.totalCount]).toEqual([undefined, 1]);
+    const over = await t.app.raw(pages(44), undefined, { sub: 'count-cost' });
+    expect([over.status, over.errors!.map((e) => [e.extensions!.code, e.extensions!.cost, e.message])]).toEqual([
+      400,
+      [['OPERATION_TOO_COSTLY', 1002, 'The operation costs 1002, above the limit of 1000; ask for fewer fields or smaller pages']],
+    ]);
+  });
+
+  it('refuses aliased totalCounts by their number, whatever the page size, on HTTP and websockets', async () => {
+    await openAccount(t.app, 'count-aliases');
+    const counts = (n: number) => `{ me { ledger(first: 1) { ${Array.from({ length: n }, (_, i) => `c${i}: totalCount`).join(' ')} } } }`;
+    const nine = await t.app.raw<{ me: { ledger: Record<string, number> } }>(counts(9), undefined, { sub: 'count-aliases' }); // 2 + 900
+    expect([nine.errors, nine.data!.me.ledger.c8]).toEqual([undefined, 1]);
+    const refusal = [['OPERATION_TOO_COSTLY', 'The operation costs 1002, above the limit of 1000; ask for fewer fields or smaller pages']];
+    const ten = await t.app.raw(counts(10), undefined, { sub: 'count-aliases' });
+    expect([ten.status, ten.errors!.map((e) => [e.extensions!.code, e.message])]).toEqual([400, refusal]);
+    const client = t.app.ws({ sub: 'count-aliases' });
+    const overWs = await new Promise<unknown>((resolve) => client.subscribe({ query: counts(10) }, { next: () => undefined, error: resolve, complete: () => resolve('ran') }));
+    expect((overWs as { message: string; extensions: { code: string } }[]).map((e) => [e.extensions.code, e.message])).toEqual(refusal);
+    await client.dispose();
+  });
+
+  it('costs a document whose pages @include leaves out for each request, on HTTP and websockets: sent once without its pages, it is not waved through with them', async () => {
+    const query = `query($on: Boolean!) { me { ${Array.from({ length: 6 }, (_, i) => `l${i}: ledger(first: 100) @include(if: $on) { edges { cursor } }`).join(' ')} } }`;
+    const refusal = [['OPERATION_TOO_COSTLY', 'The operation costs 1207, above the limit of 1000; ask for fewer fields or smaller pages']];
+    const off = await t.app.raw(query, { on: false }, { sub: 'include-cost' });
+    expect(off.errors).toBeUndefined();
+    const on = await t.app.raw(query, { on: true }, { sub: 'include-cost' });
+    expect([on.status, on.errors!.map((e) => [e.extensions!.code, e.message])]).toEqual([400, refusal]);
+    const client = t.app.ws({ sub: 'include-cost' });
+    const run = (variables: Record<string, unknown>) =>
+      new Promise<unknown>((resolve) => client.subscribe({ query, variables }, { next: () => undefined, error: resolve, complete: () => resolve('ran') }));
+    expect(await run({ on: false })).toBe('ran');
+    expect(((await run({ on: true })) as { message: string; extensions: { code: string } }[]).map((e) => [e.extensions.code, e.message])).toEqual(refusal);
+    await client.dispose();
   });
 
   it('refuses a request of more than 5 mutations, aliases and fragments included, on HTTP and websockets, and runs none of them', async () => {
@@ -123,6 +171,101 @@ describe('GraphQL hygiene', () => {
       extensions: { code: 'BAD_REQUEST', stacktrace: expect.any(Array) }, // stack traces outside production only
     }]);
     expect(res.data ?? null).toBeNull();
+  });
+});
+
+describe('operation cost', () => {
+  const schema = buildSchema(readFileSync(SCHEMA_FILE, 'utf8')); // the app's schema (the first hygiene test keeps them equal)
+  const cost = (query: string, variables?: Record<string, unknown>) => operationCost(schema, parse(query), variables);
+  const ledger = (args: string, selection: string) => cost(`{ me { ledger${args} { ${selection} } } }`);
+
+  it('prices totalCount at 100 once per connection, not per edge', () => {
+    expect(TOTAL_COUNT_COST).toBe(100);
+    // me 1 + ledger 1 + totalCount 100 + 20 edges x (edges 1 + node 1 + id 1)
+    expect(ledger('(first: 20)', 'totalCount edges { node { id } }')).toBe(162);
+    expect(ledger('', 'totalCount edges { node { id } }')).toBe(2 + 100 + DEFAULT_PAGE_SIZE * 3);
+    for (const first of [0, 1, 20, MAX_PAGE_SIZE]) {
+      expect(ledger(`(first: ${first})`, 'totalCount edges { node { id } }') - ledger(`(first: ${first})`, 'edges { node { id } }')).toBe(TOTAL_COUNT_COST);
+    }
+    expect(ledger('(first: 100)', 'totalCount')).toBe(102);
+  });
+
+  it('prices pageInfo once per connection, not per edge', () => {
+    expect(ledger('(first: 100)', 'totalCount pageInfo { hasNextPage endCursor } edges { node { id } }')).toBe(2 + 100 + 3 + 300);
+    expect(ledger('(first: 1)', 'pageInfo { hasNextPage endCursor } edges { node { id } }')).toBe(2 + 3 + 3);
+    // the page sizes still multiply what each edge selects: 6 aliased pages of 100 edges { cursor }
+    expect(cost(`{ me { ${Array.from({ length: 6 }, (_, i) => `l${i}: ledger(first: 100) { edges { cursor } pageInfo { hasNextPage } }`).join(' ')} } }`)).toBe(1 + 6 * (1 + 200 + 2));
+  });
+
+  it('two aliased totalCounts cost two counts; one name selected twice is one count', () => {
+    expect(ledger('', 'a: totalCount b: totalCount')).toBe(2 + 2 * TOTAL_COUNT_COST);
+    expect(ledger('', 'totalCount totalCount')).toBe(2 + TOTAL_COUNT_COST);
+    expect(ledger('', 'a: totalCount a: totalCount totalCount')).toBe(2 + 2 * TOTAL_COUNT_COST);
+    // on two connections: a count each
+    expect(cost('{ me { ledger { totalCount } jobs { totalCount } } }')).toBe(1 + 2 * (1 + TOTAL_COUNT_COST));
+  });
+
+  it('a totalCount in a fragment costs the same', () => {
+    const inline = ledger('(first: 20)', 'totalCount edges { node { id } }');
+    expect(cost('{ me { ledger(first: 20) { ...Page } } } fragment Page on LedgerEntryConnection { totalCount edges { ...Edge } } fragment Edge on LedgerEntryEdge { node { id } }')).toBe(inline);
+    expect(cost('{ me { ledger(first: 20) { ... on LedgerEntryConnection { totalCount } ... { edges { node { id } } } } } }')).toBe(inline);
+    expect(cost('{ me { ...Ledger } } fragment Ledger on Account { ledger(first: 20) { ...Count edges { node { id } } } } fragment Count on LedgerEntryConnection { totalCount }')).toBe(inline);
+    // merged with the same name selected inline: still one count; under an alias, a count of its own
+    expect(cost('{ me { ledger { totalCount ...C } } } fragment C on LedgerEntryConnection { totalCount }')).toBe(2 + TOTAL_COUNT_COST);
+    expect(cost('{ me { ledger { totalCount ...C } } } fragment C on LedgerEntryConnection { n: totalCount }')).toBe(2 + 2 * TOTAL_COUNT_COST);
+  });
+
+  it('counts a totalCount once per edge of the connection it is nested under', () => {
+    const nested = buildSchema(`
+      type Query { things(first: Int): ThingConnection! }
+      type ThingConnection { edges: [ThingEdge!]! pageInfo: PageInfo! totalCount: Int! }
+      type ThingEdge { cursor: String! node: Thing! }
+      type Thing { id: ID! children(first: Int): ThingConnection! }
+      type PageInfo { hasNextPage: Boolean! }
+    `);
+    const of = (inner: string) => operationCost(nested, parse(`{ things(first: 20) { totalCount edges { node { children(first: 5) { ${inner} } } } } }`), undefined);
+    // children: 1 + 5 x (edges 1 + node 1 + id 1) = 16 per outer edge, plus 100 for its totalCount
+    expect(of('edges { node { id } }')).toBe(1 + 100 + 20 * (1 + 1 + 16));
+    expect(of('totalCount edges { node { id } }') - of('edges { node { id } }')).toBe(20 * TOTAL_COUNT_COST);
+  });
+
+  it('leaves out a totalCount that @skip or @include leave out, for each request\'s variables (the cost is not cached across them)', () => {
+    const skipped = 'query($s: Boolean!) { me { ledger { totalCount @skip(if: $s) } } }';
+    expect(cost(skipped, { s: true })).toBe(2);
+    expect(cost(skipped, { s: false })).toBe(2 + TOTAL_COUNT_COST);
+    expect(cost('{ me { ledger { ...C @include(if: false) } } } fragment C on LedgerEntryConnection { totalCount }')).toBe(2);
+    // the same parsed document (as Apollo hands out for the same text): skipped pages first, then all of them
+    const pages = parse(`query($on: Boolean!) { me { ${[0, 1, 2, 3, 4].map((i) => `l${i}: ledger(first: 100) @include(if: $on) { edges { node { id kind amount } } }`).join(' ')} } }`);
+    expect(operationCost(schema, pages, { on: false })).toBe(1);
+    expect(operationCost(schema, pages, { on: true })).toBe(1 + 5 * (1 + 100 * 5));
+  });
+
+  it("keeps the client kit's and the tests' documents under the default limit of 5000 at the largest page size", () => {
+    const sample = (type: GraphQLInputType): unknown => {
+      if (!isNonNullType(type)) return undefined;
+      const inner = getNullableType(type);
+      if (isListType(inner)) return [];
+      const named = getNamedType(inner);
+      if (isEnumType(named)) return named.getValues()[0].value;
+      if (isInputObjectType(named)) return Object.fromEntries(Object.values(named.getFields()).map((f) => [f.name, sample(f.type)]).filter(([, v]) => v !== undefined));
+      return { Int: 1, Float: 1, Boolean: true }[named.name] ?? 'x';
+    };
+    const root = path.resolve(__dirname, '..');
+    const costs: Record<string, number> = {};
+    for (const dir of ['client/documents', 'test/graphql']) {
+      const files = readdirSync(path.join(root, dir)).filter((f) => f.endsWith('.graphql'));
+      const document = parse(files.map((f) => readFileSync(path.join(root, dir, f), 'utf8')).join('\n'));
+      for (const d of document.definitions) {
+        if (d.kind !== Kind.OPERATION_DEFINITION) continue;
+        const variables = Object.fromEntries(
+          (d.variableDefinitions ?? []).map((v) => [v.variable.name.value, v.variable.name.value === 'first' ? MAX_PAGE_SIZE : sample(typeFromAST(schema, v.type as never) as GraphQLInputType)]),
+        );
+        costs[`${dir} ${d.name!.value}`] = operationCost(schema, document, variables, d.name!.value);
+      }
+    }
+    expect(Object.keys(costs).length).toBeGreaterThan(30);
+    expect(Object.entries(costs).filter(([, c]) => c > 5000)).toEqual([]);
+    expect(costs['client/documents Jobs']).toBeGreaterThan(TOTAL_COUNT_COST); // the connections are costed
   });
 });
 

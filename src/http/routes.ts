@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import type { Identify } from '../common/auth/identify';
 import { unauthenticated } from '../common/errors/graphql-errors';
+import { clientAddressOf } from '../common/limits/client-address';
 import type { OperationGate } from '../common/limits/operation-gate';
 import { metricsHandler } from '../common/metrics/metrics';
 import { buildContext, type Context } from '../context';
@@ -31,6 +32,7 @@ export interface RouteDeps {
 
 export function mountRoutes(app: express.Express, deps: RouteDeps): void {
   const { db, services, apollo, identify, gate, log } = deps;
+  const addressOf = clientAddressOf(services.config.trustProxyHops);
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -69,7 +71,7 @@ export function mountRoutes(app: express.Express, deps: RouteDeps): void {
       context: async ({ req }) => {
         const who = await identify(req.headers.authorization);
         if ('refused' in who) throw unauthenticated(who.refused);
-        return buildContext(services, 'identity' in who ? who.identity : undefined);
+        return buildContext(services, 'identity' in who ? who.identity : undefined, addressOf(req));
       },
     }),
   );

@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Identity } from '../common/auth/jwt';
 import type { Identify } from '../common/auth/identify';
+import { Role } from '../common/auth/role.enum';
+import { clientAddressOf } from '../common/limits/client-address';
 import type { OperationGate } from '../common/limits/operation-gate';
 import type { Config } from '../config';
 import { buildContext } from '../context';
@@ -26,6 +28,8 @@ type WsExtra = {
   counted?: string;
   /** Operations running on this socket. */
   operations?: Set<string>;
+  /** The client address (common/limits/client-address.ts). */
+  address?: string;
 };
 
 /** WebSocket payloads above this are refused by ws itself (close 1009). */
@@ -53,6 +57,7 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
   const perAccount = new Map<string, number>();
   const operationOf = (args: ExecutionArgs) => getOperationAST(args.document, args.operationName)?.name?.value ?? args.operationName;
   const origins = corsPolicy(config);
+  const addressOf = clientAddressOf(config.trustProxyHops);
   const wsServer = new WebSocketServer({
     server: httpServer,
     path: '/graphql',
@@ -85,6 +90,7 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
         perAccount.set(identity.sub, open + 1);
         ctx.extra.counted = identity.sub;
         ctx.extra.identity = identity;
+        ctx.extra.address = addressOf(ctx.extra.request);
         if (identity.exp) {
           const closeAtExpiry = () => {
             const ms = identity.exp! * 1000 - Date.now();
@@ -109,18 +115,29 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
         sockets.delete(ctx.extra);
       },
       context: (ctx) =>
-        buildContext(services, ctx.extra.identity, () => {
+        buildContext(services, ctx.extra.identity, ctx.extra.address, () => {
           log.warn({ sub: ctx.extra.identity?.sub }, 'dropping a websocket subscriber that does not keep up');
           ctx.extra.socket.terminate();
         }),
-      onSubscribe: (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const operations = (ctx.extra.operations ??= new Set());
         if (operations.size >= config.wsMaxSubscriptions) {
           return [new GraphQLError(`At most ${config.wsMaxSubscriptions} operations at a time on one connection`, { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } })];
         }
         const checked = gate.check(payload.query, payload.variables ?? undefined, payload.operationName);
         if ('errors' in checked) return [...checked.errors];
-        operations.add(id);
+        operations.add(id); // before the await: the cap holds for operations sent together
+        // A subscription counts against its caller's subscribe limits (mutations count as they run).
+        const limited = getOperationAST(checked.document, payload.operationName)?.operation === 'subscription' && ctx.extra.identity?.role !== Role.WORKER;
+        if (limited) {
+          try {
+            await services.rateLimits.take('subscribe', { account: ctx.extra.identity?.sub, address: ctx.extra.address });
+          } catch (e) {
+            operations.delete(id);
+            if (e instanceof GraphQLError) return [e];
+            throw e;
+          }
+        }
         return { schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName } as ExecutionArgs;
       },
       onComplete: (ctx, id) => {

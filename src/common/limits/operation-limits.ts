@@ -1,20 +1,30 @@
 /**
  * Depth, alias and cost limits, the same for HTTP and websocket operations.
- * Cost: every field costs 1; a connection (or any field with `first`) multiplies the cost of
- * what it selects by its page size (default 20), so aliases and nested pages add up.
+ * Cost: every field costs 1; a connection multiplies the cost of what it selects per edge
+ * (edges and below) by its page size (`first`, default 20), and adds once what it selects once
+ * per connection: pageInfo (1 a field) and each totalCount response name (TOTAL_COUNT_COST, a
+ * count over all its rows; aliases are counts of their own, a name selected twice is one).
+ * Any other field with `first` multiplies all it selects. Outer pages multiply everything below
+ * them, so aliases and nested pages add up; fragments cost what their fields cost inline.
  * Every refusal is a GraphQLError with a code (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED,
  * BAD_USER_INPUT, OPERATION_TOO_COSTLY): hostile documents never surface as internal errors.
  */
 import {
   GraphQLError,
+  GraphQLIncludeDirective,
+  GraphQLSkipDirective,
   Kind,
+  getDirectiveValues,
   getNamedType,
+  getOperationAST,
+  getVariableValues,
   parse,
   visit,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLSchema,
+  type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
@@ -41,9 +51,87 @@ export interface Limits {
   introspection: boolean;
 }
 
-const estimator: ComplexityEstimator = ({ args, childComplexity, field }) => {
-  const isConnection = getNamedType(field.type).name.endsWith('Connection');
-  const first = typeof args.first === 'number' ? args.first : isConnection ? DEFAULT_PAGE_SIZE : 1;
+/**
+ * What one totalCount costs: a `SELECT count(*)` over all the holder's rows (src/common/relay/paginate.ts),
+ * a scan, run once per connection and response name whatever the page size.
+ */
+export const TOTAL_COUNT_COST = 100;
+
+/** Fields of a connection selected once per connection, not per edge. */
+const ONCE_PER_CONNECTION = new Set(['pageInfo', 'totalCount', '__typename']);
+
+const isConnection = (type: { name: string }) => type.name.endsWith('Connection');
+
+/**
+ * What the estimator reads beside the field (graphql-query-complexity hands it `context`): the
+ * document's fragments and the operation's coerced variables (for @skip/@include), so a
+ * connection can price its once-per-connection selections itself.
+ */
+interface CostContext {
+  fragments: Map<string, FragmentDefinitionNode>;
+  variables: () => Record<string, unknown> | undefined;
+}
+
+/** Whether @skip/@include keep `sel`, as getComplexity decides it. */
+function included(sel: SelectionNode, variables: () => Record<string, unknown> | undefined): boolean {
+  if (!sel.directives?.length) return true;
+  try {
+    return getDirectiveValues(GraphQLSkipDirective, sel, variables())?.if !== true && getDirectiveValues(GraphQLIncludeDirective, sel, variables())?.if !== false;
+  } catch {
+    return true; // counted; getComplexity refuses values that do not fit the operation it costs
+  }
+}
+
+/** Each field `set` selects, named and inline fragments expanded, skipped ones left out; cycles count as nothing. */
+function eachField(set: SelectionSetNode, ctx: CostContext, visitField: (sel: FieldNode) => void, visiting = new Set<string>()): void {
+  for (const sel of set.selections) {
+    if (!included(sel, ctx.variables)) continue;
+    if (sel.kind === Kind.FIELD) visitField(sel);
+    else if (sel.kind === Kind.INLINE_FRAGMENT) eachField(sel.selectionSet, ctx, visitField, visiting);
+    else {
+      const f = ctx.fragments.get(sel.name.value);
+      if (!f || visiting.has(f.name.value)) continue;
+      visiting.add(f.name.value);
+      eachField(f.selectionSet, ctx, visitField, visiting);
+      visiting.delete(f.name.value);
+    }
+  }
+}
+
+/** Fields in `set` and below, 1 each (pageInfo's, which selects scalars). */
+function fieldsIn(set: SelectionSetNode, ctx: CostContext): number {
+  let n = 0;
+  eachField(set, ctx, (sel) => (n += 1 + (sel.selectionSet ? fieldsIn(sel.selectionSet, ctx) : 0)));
+  return n;
+}
+
+/**
+ * What a connection's selection costs once, whatever its page size: TOTAL_COUNT_COST for each
+ * totalCount response name (graphql-js merges a name selected twice, fragments included, into one
+ * field: one count; each alias is a count of its own), pageInfo and __typename 1 a field. Walks
+ * only what getComplexity walked at this connection, so it costs no more than its own pass.
+ */
+function oncePerConnection(set: SelectionSetNode | undefined, ctx: CostContext): number {
+  if (!set) return 0;
+  const counts = new Set<string>();
+  let cost = 0;
+  eachField(set, ctx, (sel) => {
+    if (sel.name.value === 'totalCount') counts.add((sel.alias ?? sel.name).value);
+    else if (ONCE_PER_CONNECTION.has(sel.name.value)) cost += 1 + (sel.selectionSet ? fieldsIn(sel.selectionSet, ctx) : 0);
+  });
+  return cost + counts.size * TOTAL_COUNT_COST;
+}
+
+const estimator: ComplexityEstimator = ({ args, childComplexity, field, node, type, context }) => {
+  // Priced by the connection that holds it (oncePerConnection), so a connection's
+  // childComplexity is what it selects per edge. (A connection reached through a union or
+  // interface would lose them; the schema has none.)
+  if (isConnection(type) && ONCE_PER_CONNECTION.has(field.name)) return 0;
+  if (isConnection(getNamedType(field.type))) {
+    const first = typeof args.first === 'number' ? args.first : DEFAULT_PAGE_SIZE;
+    return 1 + oncePerConnection(node.selectionSet, context as CostContext) + childComplexity * Math.max(1, first);
+  }
+  const first = typeof args.first === 'number' ? args.first : 1;
   return 1 + childComplexity * Math.max(1, first);
 };
 
@@ -198,25 +286,43 @@ export function precheckDocument(document: DocumentNode, limits: Limits): readon
   return errors.length ? errors : undefined;
 }
 
-/** Costs of documents whose page sizes are literals, so their cost does not depend on variables. */
+/** Costs of documents whose page sizes and @skip/@include conditions are literals, so their cost does not depend on variables. */
 const fixedCosts = new WeakMap<DocumentNode, Map<string, number>>();
 
-function pageSizeFromVariables(document: DocumentNode): boolean {
+function costFromVariables(document: DocumentNode): boolean {
   let found = false;
   visit(document, {
     Argument(node) {
       if (node.name.value === 'first' && node.value.kind === Kind.VARIABLE) found = true;
+    },
+    // A field skipped for one request's variables costs nothing then, and all of it for the next.
+    Directive(node) {
+      if ((node.name.value === 'skip' || node.name.value === 'include') && node.arguments?.some((a) => a.value.kind === Kind.VARIABLE)) found = true;
     },
   });
   return found;
 }
 
 export function operationCost(schema: GraphQLSchema, document: DocumentNode, variables: Record<string, unknown> | undefined, operationName?: string | null): number {
-  const compute = () => getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator] });
+  const compute = () => {
+    let coerced: Record<string, unknown> | undefined | null = null;
+    const context: CostContext = {
+      fragments: fragmentsOf(document),
+      // Only a directive at a connection's own level needs them (coerced as getComplexity does; its errors are its to report).
+      variables: () => {
+        if (coerced === null) {
+          const operation = getOperationAST(document, operationName ?? undefined);
+          coerced = operation ? getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}).coerced : undefined;
+        }
+        return coerced;
+      },
+    };
+    return getComplexity({ schema, query: document, variables: variables ?? {}, operationName: operationName ?? undefined, estimators: [estimator], context });
+  };
   // Apollo hands out the same parsed document for the same query text, so most requests hit this cache.
   let byOperation = fixedCosts.get(document);
   if (!byOperation) {
-    if (pageSizeFromVariables(document)) return compute();
+    if (costFromVariables(document)) return compute();
     byOperation = new Map();
     fixedCosts.set(document, byOperation);
   }
