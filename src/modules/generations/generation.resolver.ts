@@ -2,6 +2,7 @@ import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mu
 import { IsOptional, MaxLength } from 'class-validator';
 import { UserError } from '../../common/errors/user-error.type';
 import { currentFirst } from '../../common/events/current-first';
+import { readOnce } from '../../common/events/event-reads';
 import type { JobUpdatedEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
@@ -123,7 +124,8 @@ export class GenerationResolver {
     },
   })
   async jobUpdated(@Root() event: JobUpdatedEvent, @Args(_type => JobUpdatedArgs) _args: JobUpdatedArgs, @Ctx() ctx: Context): Promise<GenerationJob> {
-    const row = isUuid(event.jobId) ? await ctx.services.generations.get(event.accountId, event.jobId) : undefined;
+    // Read once for every subscriber of this event on this instance (the row is shared: copied, never changed).
+    const row = await readOnce(event, 'job', async () => (isUuid(event.jobId) ? ctx.services.generations.get(event.accountId, event.jobId) : undefined));
     if (!row) throw new Error(`job ${event.jobId} vanished`);
     // The event carries the state it announces; the row may already be further along.
     return GenerationJob.fromRow({ ...row, status: event.status as JobStatus, progress: event.progress });

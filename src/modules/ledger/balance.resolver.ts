@@ -2,6 +2,7 @@ import { Arg, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Resolver, Root,
 import { badUserInput } from '../../common/errors/graphql-errors';
 import { transaction } from '../../common/db/transaction';
 import { currentFirst } from '../../common/events/current-first';
+import { readOnce } from '../../common/events/event-reads';
 import type { BalanceChangedEvent } from '../../common/events/events';
 import { callerId, eventsOf, type Context } from '../../context';
 import { Balance } from './balance.type';
@@ -18,7 +19,9 @@ export class BalanceResolver {
 
   @FieldResolver(_returns => [CreditLot])
   lots(@Root() balance: Balance, @Ctx() ctx: Context): Promise<CreditLot[]> {
-    return ctx.services.ledger.lots(balance.accountId);
+    const read = () => ctx.services.ledger.lots(balance.accountId);
+    // A balance event's lots are read once for all its subscribers on this instance (the list is shared, never changed).
+    return balance.event ? readOnce(balance.event, 'lots', read) : read();
   }
 
   @Authorized()
@@ -51,6 +54,6 @@ export class BalanceResolver {
     },
   })
   balanceChanged(@Root() event: BalanceChangedEvent): Balance {
-    return Balance.of(event);
+    return Balance.of(event, { event });
   }
 }

@@ -9,13 +9,21 @@ export class Balance {
   @Field(_type => [CreditLot], { description: 'Lots that still hold credits, in spending order' }) lots: CreditLot[];
   @Field(_type => Int) lowCreditThreshold: number;
   @Field(_type => Boolean, { description: 'available < lowCreditThreshold' }) isLow: boolean;
+  /**
+   * Not exposed: the live event this balance was pushed for (balanceChanged), whose subscribers
+   * share one read of the lots (common/events/event-reads.ts); absent on a query's balance.
+   * Not enumerable, so it shows in no JSON, spread or log of the balance.
+   */
+  declare readonly event?: object;
 
-  static of(b: { accountId: string; available: number; lowCreditThreshold: number }): Balance {
-    return Object.assign(new Balance(), {
+  static of(b: { accountId: string; available: number; lowCreditThreshold: number }, from: { event?: object } = {}): Balance {
+    const balance = Object.assign(new Balance(), {
       accountId: b.accountId,
       available: b.available,
       lowCreditThreshold: b.lowCreditThreshold,
       isLow: b.available < b.lowCreditThreshold,
     });
+    if (from.event) Object.defineProperty(balance, 'event', { value: from.event, enumerable: false });
+    return balance;
   }
 }

@@ -1,4 +1,5 @@
 import { Arg, Args, ArgsType, Authorized, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Resolver, Root, Subscription } from 'type-graphql';
+import { readOnce } from '../../common/events/event-reads';
 import type { NotificationEvent, WarningEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
@@ -66,7 +67,8 @@ export class NotificationResolver {
     subscribe: ({ context }) => eventsOf(context as Context, 'notification'),
   })
   async notificationAdded(@Root() e: NotificationEvent, @Ctx() ctx: Context): Promise<Notification> {
-    const row = await ctx.services.notifications.get(e.accountId, e.notificationId);
+    // Read once for every subscriber of this event on this instance; fromRow copies it.
+    const row = await readOnce(e, 'notification', () => ctx.services.notifications.get(e.accountId, e.notificationId));
     if (!row) throw new Error(`notification ${e.notificationId} vanished`);
     return Notification.fromRow(row);
   }
