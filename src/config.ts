@@ -3,6 +3,7 @@
  * A bad value stops the start with a message naming the variable and what it accepts.
  */
 import path from 'node:path';
+import type { RateLimitSettings } from './common/limits/rate-limits';
 
 export type PaymentProviderName = 'sandbox' | 'stripe';
 
@@ -26,14 +27,7 @@ export interface Config {
   /** Mutations of one account waiting in memory on one instance (beyond it: RATE_LIMITED). */
   accountQueueMax: number;
   /** Limits per account and per client address, shared by the instances (common/limits/rate-limits.ts); 0 turns one off. */
-  rateLimits: {
-    windowSeconds: number;
-    accountMutations: number;
-    addressMutations: number;
-    accountSubscribes: number;
-    addressSubscribes: number;
-    accountCancelsPerDay: number;
-  };
+  rateLimits: RateLimitSettings;
   /** Proxy hops in front of the service whose X-Forwarded-For is trusted for the client address (0: the socket's peer). */
   trustProxyHops: number;
   jwtSecret?: string;

@@ -6,7 +6,8 @@
  * Generation starts are not queued here: their batcher already keeps an account out of two
  * batches at once and gathers what waits.
  */
-import { defaultFieldResolver, GraphQLError, type GraphQLSchema } from 'graphql';
+import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
+import { rateLimited } from './rate-limits';
 import { Role } from '../auth/role.enum';
 import type { Context } from '../../context';
 
@@ -26,9 +27,7 @@ export class AccountQueue {
       this.lanes.set(key, lane);
     } else {
       if (lane.waiting.length >= this.maxWaiting) {
-        throw new GraphQLError(`More than ${this.maxWaiting} changes to this account are waiting; retry shortly (with the same idempotencyKey)`, {
-          extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 1 },
-        });
+        throw rateLimited(`More than ${this.maxWaiting} changes to this account are waiting`, 1000);
       }
       await new Promise<void>((resolve) => lane!.waiting.push(resolve));
     }
