@@ -19,7 +19,7 @@ async function plan(sub: string) {
 }
 
 describe('plans', () => {
-  it('starts a paid plan from FREE at once: full price, the month’s allowance expiring at the month end, its queue', async () => {
+  it('starts a paid plan from FREE at once: full price, the month’s allowance expiring a month after the month end (PRO’s rollover), its queue', async () => {
     const res = await changePlan(t.app, 'starter', 'PRO');
     const out = res.data!.changePlan;
     expect(out.userErrors).toEqual([]);
@@ -30,7 +30,7 @@ describe('plans', () => {
     expect(out.balance).toEqual({ available: signup + 1000 });
     const me = await plan('starter');
     expect(me.balance.lots.map((l) => [l.source, l.granted, l.expiresAt])).toEqual([
-      ['MONTHLY_ALLOWANCE', 1000, addMonths(start, 1).toISOString()],
+      ['MONTHLY_ALLOWANCE', 1000, addMonths(start, 2).toISOString()],
       ['SIGNUP_BONUS', signup, null],
     ]);
   });
@@ -54,7 +54,7 @@ describe('plans', () => {
     expect(out.balance!.available).toBe(signup + 1000 + out.purchase!.credits);
   });
 
-  it('moves to a lower tier at the period end: the unused allowance expires and the new one comes, once', async () => {
+  it('moves to a lower tier at the period end: the new allowance comes, once, and the unused MAX month stays for its two months of rollover', async () => {
     await changePlan(t.app, 'downer', 'MAX');
     const res = await changePlan(t.app, 'downer', 'CREATOR');
     expect(res.data!.changePlan.plan).toMatchObject({ tier: { code: 'MAX' }, scheduledTier: { code: 'CREATOR' }, scheduledInterval: 'MONTHLY' });
@@ -62,9 +62,9 @@ describe('plans', () => {
     await advanceDays(t.app, 32);
     const me = await plan('downer');
     expect(me.plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', scheduledTier: null });
-    expect(me.balance.available).toBe(signup + 300);
+    expect(me.balance.available).toBe(signup + 3000 + 300);
     const expired = await t.app.rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY'`, ['downer']);
-    expect(expired).toEqual([{ amount: -3000 }]);
+    expect(expired).toEqual([]);
     const charges = await t.app.rows(`SELECT tier, amount_cents FROM purchases WHERE account_id = $1 ORDER BY created_at`, ['downer']);
     expect(charges).toEqual([{ tier: 'MAX', amount_cents: 7900 }, { tier: 'CREATOR', amount_cents: 1200 }]);
     const notes = await t.app.gql(MyNotificationsDocument, {}, { sub: 'downer' });
@@ -103,7 +103,7 @@ describe('plans', () => {
     await advanceDays(t.app, 32);
     const me = await plan('declined');
     expect(me.plan.status).toBe('PAST_DUE');
-    expect(me.balance.available).toBe(signup);
+    expect(me.balance.available).toBe(signup + 1000); // no new month; the first is kept by PRO's rollover
     const grants = await t.app.rows('SELECT count(*)::int AS n FROM allowance_grants WHERE account_id = $1', ['declined']);
     expect(grants[0].n).toBe(1);
     // Unpaid: FREE features and the standard queue until paid; it can be cancelled at once.
@@ -128,7 +128,7 @@ describe('plans', () => {
       const charges = await t.app.rows(`SELECT count(*)::int AS n FROM purchases WHERE account_id = $1`, ['twice']);
       expect(charges[0].n).toBe(2);
       await t.app.server.services.expiries.expireDue();
-      expect((await plan('twice')).balance.available).toBe(signup + 1000);
+      expect((await plan('twice')).balance.available).toBe(signup + 2000); // the first month is kept one month more (rollover)
     } finally {
       await other.server.stop();
       await other.audit.end();
@@ -202,12 +202,13 @@ describe('plans', () => {
   it('keeps a failing renewal to its own account, and charges it once however often it is retried', async () => {
     const provider = t.app.server.services.payments as SandboxProvider;
     await changePlan(t.app, 'steady', 'PRO');
-    await changePlan(t.app, 'overflowing', 'PRO');
-    // This account's next allowance cannot be granted: its balance would pass 2^31 - 1.
+    // CREATOR (300 a month, no rollover): its old month expires at the renewal, which then fits.
+    await changePlan(t.app, 'overflowing', 'CREATOR');
+    // This account's next allowance cannot be granted: its balance would pass 2^31 - 1 (by one credit).
     for (let i = 0; i < 2; i++) {
       await adjustCredits(t.app, 'overflowing', 1_000_000_000, { reason: 'fill' });
     }
-    await adjustCredits(t.app, 'overflowing', 147_482_000, { reason: 'fill' });
+    await adjustCredits(t.app, 'overflowing', 2_147_483_647 - 2_000_000_000 - signup - 300 - 299, { reason: 'fill' });
     const periodEnd = (await t.app.rows('SELECT current_period_end FROM accounts WHERE id = $1', ['overflowing']))[0].current_period_end;
     await advanceDays(t.app, 32);
     const renewalsOf = (id: string) => [...provider.charges.values()].filter((c) => c.accountId === id && c.description.includes('renewal')).length;

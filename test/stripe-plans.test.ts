@@ -127,12 +127,12 @@ describe('plans billed by Stripe', () => {
     const calls = stub.calls.length;
 
     await advanceDays(t.app, 31);
-    // The period ended; the sweep waited for Stripe: no charge, no call, no new period — only the month's credits expired.
+    // The period ended; the sweep waited for Stripe: no charge, no call, no new period; the month's credits stay a month more (PRO's rollover).
     expect(stub.calls.length).toBe(calls);
     expect(await plan('sp-renew')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE', currentPeriodEnd: before.current_period_end.toISOString() });
     expect(await planPurchases('sp-renew')).toBe(1);
-    expect(await balanceOf(t.app, 'sp-renew')).toBe(signup);
-    expect(await t.app.rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY'`, ['sp-renew'])).toEqual([{ amount: -1000 }]);
+    expect(await balanceOf(t.app, 'sp-renew')).toBe(signup + 1000);
+    expect(await t.app.rows(`SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'EXPIRY'`, ['sp-renew'])).toEqual([]);
 
     const renewal = { id: 'in_renew_1', subscription: 'sub_sp-renew', reason: 'subscription_cycle', amountPaid: 2900 };
     const paid = invoiceEvent('evt_renew_1', 'invoice.paid', renewal);
@@ -149,7 +149,7 @@ describe('plans billed by Stripe', () => {
     }]);
     expect(await planPurchases('sp-renew')).toBe(2);
     expect(await grants('sp-renew')).toBe(2);
-    expect(await balanceOf(t.app, 'sp-renew')).toBe(signup + 1000);
+    expect(await balanceOf(t.app, 'sp-renew')).toBe(signup + 2000);
     expect(await plan('sp-renew')).toMatchObject({ status: 'ACTIVE', currentPeriodStart: start.toISOString(), currentPeriodEnd: addMonths(before.current_period_start, 2).toISOString() });
     expect(await count(`notifications WHERE account_id = $1 AND kind = 'PLAN_RENEWED'`, ['sp-renew'])).toBe(1);
   });
@@ -161,7 +161,7 @@ describe('plans billed by Stripe', () => {
     expect(await deliver(invoiceEvent('evt_fail_1', 'invoice.payment_failed', renewal))).toBe(200);
     expect(await deliver(invoiceEvent('evt_fail_1', 'invoice.payment_failed', renewal))).toBe(200);
     expect((await plan('sp-failing')).status).toBe('PAST_DUE');
-    expect(await balanceOf(t.app, 'sp-failing')).toBe(signup);
+    expect(await balanceOf(t.app, 'sp-failing')).toBe(signup + 1000); // no new allowance; the first month's is kept by PRO's rollover
     expect(await grants('sp-failing')).toBe(1);
     expect(await planPurchases('sp-failing')).toBe(1);
 
@@ -169,7 +169,7 @@ describe('plans billed by Stripe', () => {
     expect(await deliver(invoiceEvent('evt_fail_1_paid', 'invoice.paid', renewal))).toBe(200);
     expect(await deliver(invoiceEvent('evt_fail_1_late', 'invoice.payment_failed', renewal))).toBe(200);
     expect((await plan('sp-failing')).status).toBe('ACTIVE');
-    expect(await balanceOf(t.app, 'sp-failing')).toBe(signup + 1000);
+    expect(await balanceOf(t.app, 'sp-failing')).toBe(signup + 2000);
     expect(await grants('sp-failing')).toBe(2);
     expect(await planPurchases('sp-failing')).toBe(2);
   });
@@ -361,7 +361,7 @@ describe('plans billed by Stripe', () => {
     expect(await deliver(invoiceEvent('evt_lower_renew', 'invoice.paid', { id: 'in_lower_renew', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 1200 }))).toBe(200);
     expect(await plan('sp-lower')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE', scheduledTier: null });
     expect(await t.app.one('SELECT tier, amount_cents, credits FROM purchases WHERE provider_ref = $1', ['in_lower_renew'])).toEqual({ tier: 'CREATOR', amount_cents: 1200, credits: 300 });
-    expect(await balanceOf(t.app, 'sp-lower')).toBe(signup + 300);
+    expect(await balanceOf(t.app, 'sp-lower')).toBe(signup + 3000 + 300); // MAX's month is kept two months more after the move to CREATOR
   });
 
   it('keeps one open plan checkout: another plan expires the open one first, and a paid one cannot be replaced', async () => {
@@ -397,7 +397,7 @@ describe('plans billed by Stripe', () => {
     const session = out.checkoutUrl!.split('/').pop()!;
     expect(await deliver(checkoutCompleted('evt_replace_paid', { session, purchaseId: out.purchase!.id, accountId: 'sp-replace', subscription: 'sub_replace_2', invoice: 'in_replace_2' }))).toBe(200);
     expect(await plan('sp-replace')).toMatchObject({ tier: { code: 'CREATOR' }, status: 'ACTIVE' });
-    expect(await balanceOf(t.app, 'sp-replace')).toBe(signup + 300);
+    expect(await balanceOf(t.app, 'sp-replace')).toBe(signup + 1000 + 300); // the ended PRO plan's month is kept until its rollover ends
   });
   it('refuses to cancel or change a Stripe plan while its renewal is in progress (period ended, invoice not yet paid); the paid invoice then renews it as it was', async () => {
     const ids = await subscribe('sp-gap', 'PRO');
@@ -414,7 +414,7 @@ describe('plans billed by Stripe', () => {
     expect(await deliver(invoiceEvent('evt_gap_renew', 'invoice.paid', { id: 'in_gap_renew', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 }))).toBe(200);
     expect(await plan('sp-gap')).toMatchObject({ tier: { code: 'PRO' }, status: 'ACTIVE', cancelAtPeriodEnd: false });
     expect(await t.app.one('SELECT status, tier, amount_cents FROM purchases WHERE provider_ref = $1', ['in_gap_renew'])).toEqual({ status: 'COMPLETED', tier: 'PRO', amount_cents: 2900 });
-    expect(await balanceOf(t.app, 'sp-gap')).toBe(signup + 1000);
+    expect(await balanceOf(t.app, 'sp-gap')).toBe(signup + 2000);
     // The new period runs: cancelling is possible again.
     expect((await t.app.gql(CancelPlanAtStripeDocument, {}, { sub: 'sp-gap' })).data!.cancelPlan.userErrors).toEqual([]);
   });
@@ -440,7 +440,7 @@ describe('plans billed by Stripe', () => {
     expect(await count(`notifications WHERE account_id = $1 AND kind = 'REFUND_DECIDED'`, ['sp-late'])).toBe(notes + 1);
     expect(await plan('sp-late')).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED' });
     expect(await grants('sp-late')).toBe(1);
-    expect(await balanceOf(t.app, 'sp-late')).toBe(signup);
+    expect(await balanceOf(t.app, 'sp-late')).toBe(signup + 1000); // nothing granted for the refunded period; the first month stays until its rollover ends
   });
 
   it('refunds a renewal paid before our period end of a plan cancelled meanwhile, and still ends the plan at the period end', async () => {
@@ -533,7 +533,7 @@ describe('plans billed by Stripe', () => {
     expect(await deliver(invoiceEvent('evt_reason_cycle', 'invoice.paid', { id: 'in_reason_cycle', subscription: ids.subscription, reason: 'subscription_cycle', amountPaid: 2900 }))).toBe(200);
     expect(await planPurchases('sp-reasons')).toBe(2);
     expect(await grants('sp-reasons')).toBe(2);
-    expect(await balanceOf(t.app, 'sp-reasons')).toBe(signup + 1000);
+    expect(await balanceOf(t.app, 'sp-reasons')).toBe(signup + 2000);
   });
   it('refunds at Stripe before it cancels the subscription: when Stripe fails the refund the decision stands, and the reconciler pays it back under the same key, then cancels', async () => {
     const ids = await subscribe('sp-refund-fails', 'PRO');

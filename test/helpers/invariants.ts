@@ -19,10 +19,11 @@
  *   never more than its debit, in the debit's account; a job is refunded exactly when it ended
  *   FAILED or CANCELED.
  * Allowances: one grant per account and period — every allowance month recorded as granting
- *   credits has exactly one MONTHLY_ALLOWANCE lot of its amount expiring at its end; no paid
- *   allowance lot exists without its month, apart from an upgrade's prorated top-up: at most
- *   one lot per upgrade purchase, of that purchase's credits, expiring with an allowance month
- *   of the account.
+ *   credits has exactly one MONTHLY_ALLOWANCE lot of its amount expiring when the month said
+ *   (its end, or its tier's rollover after it; never before its end); no paid allowance lot
+ *   exists without its month, apart from an upgrade's prorated top-up: at most one lot per
+ *   upgrade purchase, of that purchase's credits, made inside an allowance month of the
+ *   account and expiring at its end or up to 12 months (a rollover) after it.
  */
 import type { Client, Pool, PoolClient } from 'pg';
 
@@ -202,7 +203,7 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
         SELECT p.id FROM purchases p
          WHERE p.kind = 'PLAN' AND NOT EXISTS (SELECT 1 FROM allowance_grants g WHERE g.purchase_id = p.id)
       ), months AS (
-        SELECT account_id, period_end, count(*)::int AS n, sum(credits)::bigint AS credits
+        SELECT account_id, coalesce(lot_expires_at, period_end) AS period_end, count(*)::int AS n, sum(credits)::bigint AS credits
           FROM allowance_grants WHERE credits > 0 AND period_end > created_at
          GROUP BY 1, 2
       ), lots AS (
@@ -225,7 +226,8 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
     sql: `
       SELECT l.id, l.account_id, l.granted, l.expires_at, p.id AS purchase_id, p.kind, p.credits,
              count(*) OVER (PARTITION BY l.purchase_id)::int AS lots_of_purchase,
-             EXISTS (SELECT 1 FROM allowance_grants g WHERE g.account_id = l.account_id AND g.period_end = l.expires_at) AS in_a_month
+             EXISTS (SELECT 1 FROM allowance_grants g WHERE g.account_id = l.account_id AND l.created_at >= g.period_start AND l.created_at < g.period_end
+                        AND l.expires_at >= g.period_end AND l.expires_at <= g.period_end + interval '12 months') AS in_a_month
         FROM credit_lots l LEFT JOIN purchases p ON p.id = l.purchase_id
        WHERE l.source = 'MONTHLY_ALLOWANCE' AND l.purchase_id IS NOT NULL
          AND NOT EXISTS (SELECT 1 FROM allowance_grants g WHERE g.purchase_id = l.purchase_id)`,

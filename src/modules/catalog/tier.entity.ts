@@ -16,4 +16,5 @@ export class TierEntity {
   @Column({ name: 'max_resolution', type: 'int' }) maxResolution: number;
   @Column({ name: 'character_model_slots', type: 'int' }) characterModelSlots: number;
   @Column({ name: 'default_low_credit_threshold', type: 'int' }) defaultLowCreditThreshold: number;
+  @Column({ name: 'rollover_months', type: 'int' }) rolloverMonths: number;
 }

@@ -16,4 +16,6 @@ export class Tier {
   @Field(_type => Int) characterModelSlots: number;
   @Field(_type => Int, { description: 'Low-credit warning level given to accounts on this tier unless they set their own' })
   defaultLowCreditThreshold: number;
+  @Field(_type => Int, { description: "Months a month's unused allowance is kept after its month (0: it expires with its month)" })
+  rolloverMonths: number;
 }

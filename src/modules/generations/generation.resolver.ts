@@ -3,6 +3,8 @@ import { IsOptional, MaxLength } from 'class-validator';
 import { UserError } from '../../common/errors/user-error.type';
 import { currentFirst } from '../../common/events/current-first';
 import { readOnce } from '../../common/events/event-reads';
+import { JobCharge } from './job-charge.type';
+import { jobCharges } from './job-charges';
 import type { JobUpdatedEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
@@ -51,6 +53,11 @@ export class JobQueueResolver {
   @FieldResolver(_returns => Int, { nullable: true, description: 'Its place among the QUEUED jobs of its queue class (1: claimed next); null unless QUEUED' })
   queuePosition(@Root() job: GenerationJob, @Ctx() ctx: Context): Promise<number | null> {
     return ctx.services.generations.queuePosition(job);
+  }
+
+  @FieldResolver(_returns => [JobCharge], { description: 'Its receipt: which lots paid for it and how much of each came back (from the ledger)' })
+  charges(@Root() job: GenerationJob, @Ctx() ctx: Context): Promise<JobCharge[]> {
+    return jobCharges(ctx.services.db, job.accountId, job.id);
   }
 }
 

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import type { SandboxProvider } from '../../../src/modules/billing/sandbox-provider';
 import {
+  addAllowance,
   addLot,
   addMonths,
   available,
@@ -619,7 +620,7 @@ class ChangePlan extends Cmd {
         };
         a.purchases.push(p);
         Object.assign(a, { tier: target.code, status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null, plan });
-        if (target.monthlyCredits > 0) addLot(m, a, 'MONTHLY_ALLOWANCE', target.monthlyCredits, plan.periodEnd, hourOf(plan, plan.periodEnd), p);
+        if (target.monthlyCredits > 0) addAllowance(m, a, plan, target, target.monthlyCredits, plan.periodEnd, p);
         expectEq(`${what} balance`, out.balance?.available, available(a));
       }
     } else if (a.tier === this.tier) {
@@ -660,7 +661,7 @@ class ChangePlan extends Cmd {
         };
         a.purchases.push(p);
         Object.assign(a, { tier: target.code, scheduledTier: null, cancelAtPeriodEnd: false });
-        if (credits > 0) addLot(m, a, 'MONTHLY_ALLOWANCE', credits, plan.periodEnd, hourOf(plan, plan.periodEnd), p);
+        if (credits > 0) addAllowance(m, a, plan, target, credits, plan.periodEnd, p);
         expectEq(`${what} balance`, out.balance?.available, available(a));
       }
     } else {

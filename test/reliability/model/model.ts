@@ -33,6 +33,8 @@ export interface TierInfo {
   queueClass: QueueClass;
   features: string[];
   maxResolution: number;
+  /** Months a month's unused allowance is kept after its month. */
+  rolloverMonths: number;
 }
 
 export interface ClassRule {
@@ -262,6 +264,22 @@ export function addMonths(at: number, n: number): number {
 }
 
 /** The model hour at which an instant of the plan's calendar falls (a whole number). */
+/**
+ * When the allowance of the month ending at `end` expires (BILLING.md, rollover): `rollover`
+ * months after its month, on the plan's anchor day (Jan 31 → Feb 28 → Mar 31).
+ */
+export function allowanceExpiry(plan: MPlan, end: number, rollover: number): number {
+  let k = 1;
+  while (addMonths(plan.anchorAt, k) < end) k++;
+  return addMonths(plan.anchorAt, k + rollover);
+}
+
+/** Adds the allowance lot of the month ending at `end` of a plan on `tier`. */
+export function addAllowance(m: Model, a: MAccount, plan: MPlan, tier: TierInfo, credits: number, end: number, purchase: MPurchase | null): void {
+  const expires = allowanceExpiry(plan, end, tier.rolloverMonths);
+  addLot(m, a, 'MONTHLY_ALLOWANCE', credits, expires, hourOf(plan, expires), purchase);
+}
+
 export function hourOf(plan: MPlan, at: number): number {
   const h = plan.anchorHour + (at - plan.anchorAt) / HOUR;
   if (!Number.isInteger(h)) throw new Error(`model: ${new Date(at).toISOString()} is not a whole hour from the plan's start`);
@@ -309,7 +327,7 @@ export function timePasses(m: Model): void {
       plan.periodEnd = end;
       // A month that already ended grants nothing.
       if (next.monthlyCredits > 0 && hourOf(plan, end) > m.hour) {
-        addLot(m, a, 'MONTHLY_ALLOWANCE', next.monthlyCredits, end, hourOf(plan, end), purchase);
+        addAllowance(m, a, plan, next, next.monthlyCredits, end, purchase);
       }
     }
   }

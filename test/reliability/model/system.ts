@@ -112,12 +112,12 @@ export async function checkAll(m: Model, real: Real, after: string): Promise<voi
 export async function loadCatalog(app: TestApp): Promise<Catalog> {
   const real = new Real(app, 'catalog');
   const d = await real.data<{
-    tiers: { code: TierCode; monthlyCredits: number; signupCredits: number; monthlyPriceCents: number; queueClass: QueueClass; features: string[]; maxResolution: number }[];
+    tiers: { code: TierCode; monthlyCredits: number; signupCredits: number; monthlyPriceCents: number; queueClass: QueueClass; features: string[]; maxResolution: number; rolloverMonths: number }[];
     creditPacks: { code: string; credits: number; priceCents: number }[];
     models: { code: string; premium: boolean }[];
     priceBook: { version: number; largeSizePixels: number; classes: (ClassRule & { costClass: CostClass })[] };
   }>(
-    `query { tiers { code monthlyCredits signupCredits monthlyPriceCents queueClass features maxResolution }
+    `query { tiers { code monthlyCredits signupCredits monthlyPriceCents queueClass features maxResolution rolloverMonths }
              creditPacks { code credits priceCents } models { code premium }
              priceBook { version largeSizePixels classes { costClass base perExtraSecond cap largeSize premiumModel premiumQuality } } }`,
     undefined,

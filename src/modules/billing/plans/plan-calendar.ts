@@ -49,6 +49,17 @@ export function nextAllowanceMonth(anchor: Date, end: Date, currentEnd: Date): {
   return { start: currentEnd, end: firstMonthEnd(currentEnd, end, anchor) };
 }
 
+/**
+ * When the credits of the allowance month ending at `monthEnd` expire: `rollover` allowance
+ * months later, on the plan's anchor day (0: with their month). A plan that ends keeps them to
+ * this date all the same.
+ */
+export function allowanceExpiry(anchor: Date, monthEnd: Date, rollover: number): Date {
+  let d = monthEnd;
+  for (let i = 0; i < rollover; i++) d = nextAnchored(anchor, d, 1);
+  return d;
+}
+
 /** Allowance months of the period from `start` to `end` that have started by `now` (0 to their number). */
 export function monthsStarted(start: Date, end: Date, now: Date): { started: number; total: number } {
   let started = 0;

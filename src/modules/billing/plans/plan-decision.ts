@@ -66,7 +66,7 @@ export interface PlanDecision {
   complete?: { id: string; ref: string; amountCents?: number; periodStart: Date; periodEnd: Date };
   fail?: { id: string; reason: string };
   /** Allowance months (once per account and month; a month already over grants nothing). */
-  grants: { start: Date; end: Date; tier: TierCode; credits: number; purchaseId: string | null; label: string }[];
+  grants: { start: Date; end: Date; tier: TierCode; credits: number; purchaseId: string | null; label: string; /** its lot's expiry: `end` plus the tier's rollover */ expiresAt: Date }[];
   /** An upgrade's prorated credits, expiring with the allowance month. */
   topUp?: { credits: number; expiresAt: Date; purchaseId: string; description: string };
   /** A renewal paid for a period not given here: its purchase is kept REFUNDED and the money goes back. */

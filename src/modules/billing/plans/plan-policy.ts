@@ -18,7 +18,7 @@ import { derivedId } from '../../../common/ids';
 import { TierCode, type BillingInterval } from '../../catalog/catalog.enums';
 import type { TierEntity } from '../../catalog/tier.entity';
 import type { IntentSpec } from '../payment-intents';
-import { addMonths, anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
+import { addMonths, allowanceExpiry, anchoredPeriodEnd, firstMonthEnd, nextAllowanceMonth, periodEnd } from './plan-calendar';
 import type { Notice, PlanCommand, PlanDecision, PlanError, Tiers } from './plan-decision';
 import type { PlanEnd } from '../../notifications/notices';
 import { planPrice, priceOf, upgradeChargeCents, upgradeCredits, type PlanPrice } from './plan-price';
@@ -158,7 +158,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
           cancelAtPeriodEnd: false, pendingTier: null, pendingInterval: null, subscription: c.subscription, customer: c.customer ?? s.customer,
           lowCreditThreshold: target.defaultLowCreditThreshold,
         },
-        grants: [{ start, end: monthEnd, tier: target.code, credits: target.monthlyCredits, purchaseId: c.purchase.id, label: target.name }],
+        grants: [{ start, end: monthEnd, tier: target.code, credits: target.monthlyCredits, purchaseId: c.purchase.id, label: target.name, expiresAt: allowanceExpiry(start, monthEnd, target.rolloverMonths) }],
         notices: [{ template: 'planStarted', params: { plan: target.name, monthlyCredits: target.monthlyCredits, queue: target.queueClass } }],
       };
       // Two checkouts paid in a race, or a paid one replacing an unpaid plan: one subscription stays.
@@ -177,7 +177,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
           ? { id: c.purchase.id, status: 'COMPLETED', tier: target.code, interval: s.interval, credits, amountCents: c.amountCents, currency: target.currency, ref: c.ref, periodStart: now, periodEnd: s.periodEnd }
           : undefined,
         changes: { tier: target.code, pendingTier: null, pendingInterval: null, cancelAtPeriodEnd: false },
-        topUp: credits > 0 ? { credits, expiresAt: s.monthEnd!, purchaseId: c.purchase.id, description: `Upgrade to ${target.name}: ${credits} more credits for the rest of this month` } : undefined,
+        topUp: credits > 0 ? { credits, expiresAt: allowanceExpiry(s.periodAnchor ?? s.periodStart!, s.monthEnd!, target.rolloverMonths), purchaseId: c.purchase.id, description: `Upgrade to ${target.name}: ${credits} more credits for the rest of this month` } : undefined,
         notices: [{ template: 'planUpgraded', params: { plan: target.name, credits } }],
       };
     }
@@ -208,7 +208,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         ...none(),
         purchase: { id, status: 'COMPLETED', tier: next.code, interval: s.interval, credits: next.monthlyCredits, amountCents: c.invoice.amountPaid, currency: next.currency, ref: c.invoice.id, periodStart: start, periodEnd: end },
         changes: { tier: next.code, status: 'ACTIVE', periodStart: start, periodEnd: end, monthStart: start, monthEnd, pendingTier: null, pendingInterval: null, cancelAtPeriodEnd: false },
-        grants: [{ start, end: monthEnd, tier: next.code, credits: next.monthlyCredits, purchaseId: id, label: next.name }],
+        grants: [{ start, end: monthEnd, tier: next.code, credits: next.monthlyCredits, purchaseId: id, label: next.name, expiresAt: allowanceExpiry(anchor, monthEnd, next.rolloverMonths) }],
         notices: [{ template: 'planRenewed', params: { plan: next.name, monthlyCredits: next.monthlyCredits } }],
       };
     }
@@ -232,12 +232,13 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         return freeMonth(current, s.monthEnd);
       }
       if (s.monthEnd! < s.periodEnd && s.monthEnd! <= now) {
-        const m = nextAllowanceMonth(s.periodAnchor ?? s.periodStart!, s.periodEnd, s.monthEnd!);
+        const anchor = s.periodAnchor ?? s.periodStart!;
+        const m = nextAllowanceMonth(anchor, s.periodEnd, s.monthEnd!);
         return {
           ...none(),
           changes: { monthStart: m.start, monthEnd: m.end },
           // Months inside a billing period belong to the purchase that paid for it (a refund withdraws them).
-          grants: [{ start: m.start, end: m.end, tier: s.tier, credits: current.monthlyCredits, purchaseId: c.periodPurchaseId, label: current.name }],
+          grants: [{ start: m.start, end: m.end, tier: s.tier, credits: current.monthlyCredits, purchaseId: c.periodPurchaseId, label: current.name, expiresAt: allowanceExpiry(anchor, m.end, current.rolloverMonths) }],
         };
       }
       if (s.periodEnd <= now && s.cancelAtPeriodEnd) {
@@ -281,7 +282,7 @@ export function freeMonth(free: TierEntity, start: Date): PlanDecision {
   return {
     ...none(),
     changes: { monthStart: start, monthEnd: end, status: 'ACTIVE' },
-    grants: [{ start, end, tier: free.code, credits: free.monthlyCredits, purchaseId: null, label: free.name }],
+    grants: [{ start, end, tier: free.code, credits: free.monthlyCredits, purchaseId: null, label: free.name, expiresAt: allowanceExpiry(start, end, free.rolloverMonths) }],
   };
 }
 

@@ -158,14 +158,14 @@ export class PlanStore {
   /** The allowance of one month, once per account and month; a month already over is recorded but grants nothing. */
   private async grantMonth(tx: Tx, accountId: string, g: PlanDecision['grants'][number], now: Date): Promise<void> {
     const inserted = await tx.query(
-      `INSERT INTO allowance_grants (account_id, period_start, period_end, tier, credits, purchase_id, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
-      [accountId, g.start, g.end, g.tier, g.credits, g.purchaseId, now],
+      `INSERT INTO allowance_grants (account_id, period_start, period_end, tier, credits, purchase_id, created_at, lot_expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1`,
+      [accountId, g.start, g.end, g.tier, g.credits, g.purchaseId, now, g.expiresAt],
     );
     if (!inserted.length || g.credits === 0 || g.end <= now) return;
     await this.ledger.grant(tx, {
       accountId, amount: g.credits, source: LotSource.MONTHLY_ALLOWANCE, kind: LedgerEntryKind.GRANT,
-      description: `${g.label} plan: ${g.credits} credits for the month from ${g.start.toISOString().slice(0, 10)}`, expiresAt: g.end, purchaseId: g.purchaseId,
+      description: `${g.label} plan: ${g.credits} credits for the month from ${g.start.toISOString().slice(0, 10)}`, expiresAt: g.expiresAt, purchaseId: g.purchaseId,
     });
   }
 
