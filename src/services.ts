@@ -108,6 +108,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     // Independent: a failing renewal does not hold back expiries.
     await metrics.sweep('renewals', () => planSweep.renewDue()).catch((e) => log.error({ err: e }, 'renewals failed'));
     await metrics.sweep('expiries', () => expiries.expireDue()).catch((e) => log.error({ err: e }, 'expiries failed'));
+    await metrics.sweep('expiryWarnings', () => expiries.warnDue()).catch((e) => log.error({ err: e }, 'expiry warnings failed'));
     await metrics.sweep('intents', () => intents.reconcile()).catch((e) => log.error({ err: e }, 'payment intent reconciliation failed'));
     await metrics.sweep('retention', () => retention.sweep()).catch((e) => log.error({ err: e }, 'retention sweep failed'));
   }

@@ -6,6 +6,7 @@ import { readOnce } from '../../common/events/event-reads';
 import type { BalanceChangedEvent } from '../../common/events/events';
 import { callerId, eventsOf, type Context } from '../../context';
 import { Balance } from './balance.type';
+import { CreditExpiry } from './credit-expiry.type';
 import { CreditLot } from './credit-lot.type';
 
 export const MAX_LOW_CREDIT_THRESHOLD = 1_000_000;
@@ -22,6 +23,12 @@ export class BalanceResolver {
     const read = () => ctx.services.ledger.lots(balance.accountId);
     // A balance event's lots are read once for all its subscribers on this instance (the list is shared, never changed).
     return balance.event ? readOnce(balance.event, 'lots', read) : read();
+  }
+
+  @FieldResolver(_returns => CreditExpiry, { nullable: true, description: 'The soonest instant some of these credits expire, and how many then; null when none will' })
+  nextExpiry(@Root() balance: Balance, @Ctx() ctx: Context): Promise<CreditExpiry | undefined> {
+    const read = () => ctx.services.expiries.nextExpiry(balance.accountId);
+    return balance.event ? readOnce(balance.event, 'nextExpiry', read) : read();
   }
 
   @Authorized()

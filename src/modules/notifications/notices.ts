@@ -61,7 +61,15 @@ const TEMPLATES = {
   },
   planRenewed: {
     kind: NotificationKind.PLAN_RENEWED,
-    text: (p: { plan: string; monthlyCredits: number }) => `Your ${p.plan} plan renewed: ${p.monthlyCredits} fresh ${creditWord(p.monthlyCredits)}; unused ones from last month expired.`,
+    // rolloverMonths: absent in notices kept before rollover (their months expired with them).
+    text: (p: { plan: string; monthlyCredits: number; rolloverMonths?: number }) =>
+      `Your ${p.plan} plan renewed: ${p.monthlyCredits} fresh ${creditWord(p.monthlyCredits)}; ` +
+      (p.rolloverMonths ? `each month's unused credits are kept ${p.rolloverMonths} ${p.rolloverMonths === 1 ? 'month' : 'months'} more.` : 'unused ones from last month expired.'),
+  },
+  creditsExpiring: {
+    kind: NotificationKind.CREDITS_EXPIRING,
+    text: (p: { credits: number; expiresAt: string; days: number }) =>
+      `${credits(p.credits)} expire ${p.days === 1 ? 'tomorrow' : `in ${p.days} days`}, on ${p.expiresAt.slice(0, 10)} at ${p.expiresAt.slice(11, 16)} UTC: use them before then.`,
   },
   planEnded: {
     kind: NotificationKind.PLAN_ENDED,

@@ -9,5 +9,6 @@ export enum NotificationKind {
   PLAN_RENEWED = 'PLAN_RENEWED',
   PLAN_ENDED = 'PLAN_ENDED',
   PAYMENT_REVERSED = 'PAYMENT_REVERSED',
+  CREDITS_EXPIRING = 'CREDITS_EXPIRING',
 }
 registerEnumType(NotificationKind, { name: 'NotificationKind' });

@@ -209,7 +209,7 @@ export function decide(s: PlanState, c: PlanCommand, now: Date, tiers: Tiers): P
         purchase: { id, status: 'COMPLETED', tier: next.code, interval: s.interval, credits: next.monthlyCredits, amountCents: c.invoice.amountPaid, currency: next.currency, ref: c.invoice.id, periodStart: start, periodEnd: end },
         changes: { tier: next.code, status: 'ACTIVE', periodStart: start, periodEnd: end, monthStart: start, monthEnd, pendingTier: null, pendingInterval: null, cancelAtPeriodEnd: false },
         grants: [{ start, end: monthEnd, tier: next.code, credits: next.monthlyCredits, purchaseId: id, label: next.name, expiresAt: allowanceExpiry(anchor, monthEnd, next.rolloverMonths) }],
-        notices: [{ template: 'planRenewed', params: { plan: next.name, monthlyCredits: next.monthlyCredits } }],
+        notices: [{ template: 'planRenewed', params: { plan: next.name, monthlyCredits: next.monthlyCredits, rolloverMonths: next.rolloverMonths } }],
       };
     }
 
