@@ -24,6 +24,8 @@
  *   exists without its month, apart from an upgrade's prorated top-up: at most one lot per
  *   upgrade purchase, of that purchase's credits, made inside an allowance month of the
  *   account and expiring at its end or up to 12 months (a rollover) after it.
+ * Daily spend: account_daily_spend holds, per account and UTC day, exactly the DEBIT and REFUND
+ *   totals of the ledger (what Balance.runway reads).
  */
 import type { Client, Pool, PoolClient } from 'pg';
 
@@ -234,6 +236,20 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
     describe: (r) =>
       `allowance lot ${r.id} (${r.account_id}) of purchase ${r.purchase_id} (${r.kind}, ${r.credits} credits): ` +
       `${r.granted} granted, ${r.lots_of_purchase} lot(s) for that purchase, expiring with an allowance month: ${r.in_a_month}`,
+  },
+  {
+    // What Balance.runway reads is what the ledger says each account spent and got back each UTC day.
+    name: 'daily spend matches the ledger',
+    sql: `
+      WITH ledger AS (
+        SELECT account_id, (created_at AT TIME ZONE 'UTC')::date AS day,
+               coalesce(sum(-amount) FILTER (WHERE kind = 'DEBIT'), 0)::int AS spent, coalesce(sum(amount) FILTER (WHERE kind = 'REFUND'), 0)::int AS refunded
+          FROM ledger_entries WHERE kind IN ('DEBIT', 'REFUND') GROUP BY 1, 2
+      )
+      SELECT coalesce(l.account_id, d.account_id) AS account_id, coalesce(l.day, d.day)::text AS day, l.spent AS ledger_spent, l.refunded AS ledger_refunded, d.spent, d.refunded
+        FROM ledger l FULL JOIN account_daily_spend d ON d.account_id = l.account_id AND d.day = l.day
+       WHERE l.spent IS DISTINCT FROM d.spent OR l.refunded IS DISTINCT FROM d.refunded`,
+    describe: (r) => `account ${r.account_id} on ${r.day}: the ledger has ${r.ledger_spent} spent and ${r.ledger_refunded} refunded, account_daily_spend ${r.spent} and ${r.refunded}`,
   },
 ];
 

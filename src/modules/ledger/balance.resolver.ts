@@ -8,6 +8,8 @@ import { callerId, eventsOf, type Context } from '../../context';
 import { Balance } from './balance.type';
 import { CreditExpiry } from './credit-expiry.type';
 import { CreditLot } from './credit-lot.type';
+import { runwayOf } from './runway';
+import { Runway } from './runway.type';
 
 export const MAX_LOW_CREDIT_THRESHOLD = 1_000_000;
 
@@ -29,6 +31,14 @@ export class BalanceResolver {
   nextExpiry(@Root() balance: Balance, @Ctx() ctx: Context): Promise<CreditExpiry | undefined> {
     const read = () => ctx.services.expiries.nextExpiry(balance.accountId);
     return balance.event ? readOnce(balance.event, 'nextExpiry', read) : read();
+  }
+
+  @FieldResolver(_returns => Runway, { description: 'How far the balance goes at today\'s prices and the last 30 days\' spend' })
+  runway(@Root() balance: Balance, @Ctx() ctx: Context): Promise<Runway> {
+    const { db, clock, quotes } = ctx.services;
+    const read = () => runwayOf(db, clock, quotes, balance.accountId, balance.available);
+    // An event's balance is one value for all its subscribers: one read for them all.
+    return balance.event ? readOnce(balance.event, 'runway', read) : read();
   }
 
   @Authorized()
