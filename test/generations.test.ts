@@ -412,13 +412,14 @@ describe('canceling and reading jobs', () => {
     expect((await state('canceler')).balance).toBe(signup);
   });
 
-  it('refuses to cancel a RUNNING job, which then runs to its end', async () => {
+  it('asks a RUNNING job to stop instead of cancelling it at once; completed anyway, it is charged in full', async () => {
     await openAccount(t.app, 'too-late');
     const id = (await start('too-late', HIGH_IMAGE)).data!.startGeneration.job!.id;
     await claim(id);
     const res = await t.app.gql(CancelGenerationDocument, { jobId: id }, { sub: 'too-late' });
-    expect(res.data!.cancelGeneration.userErrors).toEqual([{ code: 'INVALID_STATE', message: 'The job is already running; it runs to its end', field: ['jobId'] }]);
+    expect(res.data!.cancelGeneration.userErrors).toEqual([]);
     expect(res.data!.cancelGeneration.job!.status).toBe('RUNNING');
+    expect(res.data!.cancelGeneration.balance).toEqual({ available: signup - 3 });
     const done = await t.app.gql(CompleteJobDocument, { jobId: id, resultUrls: [] }, worker());
     expect(done.data!.completeGenerationJob.status).toBe('SUCCEEDED');
     expect((await state('too-late')).balance).toBe(signup - 3);

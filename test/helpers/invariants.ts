@@ -16,8 +16,9 @@
  * Reversals: credits come back only from a won dispute, once, as GRANT entries of its purchase,
  *   never more than what was revoked from the purchase since the dispute opened.
  * Jobs and refunds: a job is debited exactly once, for its price; at most one REFUND per job,
- *   never more than its debit, in the debit's account; a job is refunded exactly when it ended
- *   FAILED or CANCELED.
+ *   never more than its debit, in the debit's account; the refund is exactly what the job's end
+ *   owes — all of it when FAILED or CANCELED before it started, the unrendered share when
+ *   CANCELED while RUNNING, nothing otherwise — and `refunded` says whether there is one.
  * Allowances: one grant per account and period — every allowance month recorded as granting
  *   credits has exactly one MONTHLY_ALLOWANCE lot of its amount expiring when the month said
  *   (its end, or its tier's rollover after it; never before its end); no paid allowance lot
@@ -181,18 +182,24 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
         SELECT job_id, -sum(amount)::bigint AS debited, min(account_id) AS account_id
           FROM ledger_entries WHERE kind = 'DEBIT' AND job_id IS NOT NULL GROUP BY job_id
       ), r AS (
-        SELECT job_id, count(*)::int AS n FROM ledger_entries WHERE kind = 'REFUND' AND job_id IS NOT NULL GROUP BY job_id
+        SELECT job_id, count(*)::int AS n, sum(amount)::bigint AS amount FROM ledger_entries WHERE kind = 'REFUND' AND job_id IS NOT NULL GROUP BY job_id
+      ), j AS (
+        -- What the job's end gives back: all of it (FAILED, or CANCELED before it started), the
+        -- unrendered share (CANCELED while RUNNING: floor(credits × (100 − progress) / 100)), or nothing.
+        SELECT *, CASE WHEN status = 'FAILED' OR (status = 'CANCELED' AND started_at IS NULL) THEN credits
+                       WHEN status = 'CANCELED' THEN (credits * (100 - progress)) / 100 ELSE 0 END AS owed
+          FROM generation_jobs
       )
-      SELECT coalesce(j.id, d.job_id) AS id, j.account_id, j.status, j.credits, j.refunded, d.debited, d.account_id AS debit_account,
-             coalesce(r.n, 0) AS refunds
-        FROM generation_jobs j FULL JOIN d ON d.job_id = j.id LEFT JOIN r ON r.job_id = coalesce(j.id, d.job_id)
+      SELECT coalesce(j.id, d.job_id) AS id, j.account_id, j.status, j.credits, j.progress, j.refunded, j.owed, d.debited, d.account_id AS debit_account,
+             coalesce(r.n, 0) AS refunds, coalesce(r.amount, 0) AS refunded_amount
+        FROM j FULL JOIN d ON d.job_id = j.id LEFT JOIN r ON r.job_id = coalesce(j.id, d.job_id)
        WHERE j.id IS NULL OR d.job_id IS NULL OR d.debited <> j.credits OR d.account_id <> j.account_id
-          OR j.refunded <> (j.status IN ('FAILED', 'CANCELED'))
+          OR coalesce(r.amount, 0) <> j.owed
           OR j.refunded <> (coalesce(r.n, 0) > 0)`,
     describe: (r) =>
       r.status === null
         ? `job ${r.id}: debited ${r.debited} in ${r.debit_account}, but no such job exists`
-        : `job ${r.id} (${r.account_id}, ${r.status}, ${r.credits} credits, refunded ${r.refunded}): debited ${r.debited} in ${r.debit_account}, ${r.refunds} refund entries`,
+        : `job ${r.id} (${r.account_id}, ${r.status} at ${r.progress}%, ${r.credits} credits, refunded ${r.refunded}, owed ${r.owed}): debited ${r.debited} in ${r.debit_account}, ${r.refunds} refund entries of ${r.refunded_amount}`,
   },
   {
     // Allowance months that granted credits (a month recorded after it ended grants nothing)

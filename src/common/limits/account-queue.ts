@@ -52,7 +52,7 @@ export class AccountQueue {
 }
 
 /** Root mutations that are not one account's change: the worker protocol, starts (batched), the test clock. */
-const NOT_QUEUED = new Set(['startGeneration', 'advanceTestClock', 'publishPriceBook', 'claimGenerationJob', 'reportGenerationProgress', 'completeGenerationJob', 'failGenerationJob']);
+const NOT_QUEUED = new Set(['startGeneration', 'advanceTestClock', 'publishPriceBook', 'claimGenerationJob', 'reportGenerationProgress', 'completeGenerationJob', 'failGenerationJob', 'acknowledgeGenerationCancel']);
 
 /** The account a root mutation changes: an admin's adjustment names it; otherwise the caller's own. */
 function accountOf(ctx: Context, args: Record<string, unknown>): string | undefined {

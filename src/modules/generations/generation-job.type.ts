@@ -24,9 +24,18 @@ export interface JobRow {
   result_urls: string[];
   failure_reason: string | null;
   refunded: boolean;
+  cancel_requested: boolean;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+}
+
+/**
+ * What a job stopped while RUNNING gives back: the share it did not render, rounded down —
+ * floor(credits × (100 − progress) / 100), progress as the worker last reported it.
+ */
+export function unrenderedShare(job: Pick<JobRow, 'credits' | 'progress'>): number {
+  return Math.floor((job.credits * (100 - job.progress)) / 100);
 }
 
 @ObjectType({ description: 'One generation: accepted (credits taken) when QUEUED; runs to its end once RUNNING.' })
@@ -48,7 +57,8 @@ export class GenerationJob {
   @Field(_type => Int, { description: '0 to 100' }) progress: number;
   @Field(_type => [String]) resultUrls: string[];
   @Field(_type => String, { nullable: true }) failureReason: string | null;
-  @Field(_type => Boolean, { description: 'Its credits were given back (FAILED or CANCELED)' }) refunded: boolean;
+  @Field(_type => Boolean, { description: 'Credits were given back: all of them (FAILED, or CANCELED while QUEUED) or the unrendered share (CANCELED while RUNNING)' }) refunded: boolean;
+  @Field(_type => Boolean, { description: 'Its owner asked the worker to stop it (cancelGeneration while RUNNING)' }) cancelRequested: boolean;
   @Field(_type => Date) createdAt: Date;
   @Field(_type => Date, { nullable: true }) startedAt: Date | null;
   @Field(_type => Date, { nullable: true }) finishedAt: Date | null;
@@ -57,7 +67,7 @@ export class GenerationJob {
     return Object.assign(new GenerationJob(), {
       id: r.id, accountId: r.account_id, status: r.status, type: r.type, prompt: r.prompt, settings: GenerationSettings.of(r.settings), costClass: r.cost_class,
       credits: r.credits, priceBookVersion: r.price_book_version, quoteId: r.quote_id, queueClass: r.queue_class, queueRank: r.queue_rank,
-      progress: r.progress, resultUrls: r.result_urls, failureReason: r.failure_reason, refunded: r.refunded,
+      progress: r.progress, resultUrls: r.result_urls, failureReason: r.failure_reason, refunded: r.refunded, cancelRequested: r.cancel_requested,
       createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
     });
   }

@@ -93,7 +93,7 @@ export class GenerationResolver {
   }
 
   @Authorized()
-  @Mutation(_returns => CancelGenerationPayload, { description: 'A QUEUED job becomes CANCELED and its credits come back; a RUNNING job runs to its end.' })
+  @Mutation(_returns => CancelGenerationPayload, { description: 'A QUEUED job becomes CANCELED and its credits come back; a RUNNING job is asked to stop (cancelRequested), and gives back its unrendered share when its worker stops it.' })
   async cancelGeneration(@Arg('jobId', _type => ID) jobId: string, @Ctx() ctx: Context): Promise<CancelGenerationPayload> {
     const out = await ctx.services.generations.cancel(callerId(ctx), jobId);
     return {

@@ -271,7 +271,7 @@ export class GenerationService {
       const job: JobRow = {
         id: jobId, account_id: accountId, status: JobStatus.QUEUED, type: priced.settings.type as JobRow['type'], prompt: req.prompt, settings: priced.settings,
         cost_class: costClass, credits, price_book_version: quote?.priceBookVersion ?? priced.priceBookVersion, quote_id: quote?.id ?? null,
-        queue_class: tier.queueClass as JobRow['queue_class'], queue_rank: QUEUE_RANK[tier.queueClass], progress: 0, result_urls: [], failure_reason: null, refunded: false,
+        queue_class: tier.queueClass as JobRow['queue_class'], queue_rank: QUEUE_RANK[tier.queueClass], progress: 0, result_urls: [], failure_reason: null, refunded: false, cancel_requested: false,
         created_at: now, started_at: null, finished_at: null,
       };
       return { jobId, job, quoteId: quote?.id, quote: quote ? await this.quotes.view(quote, r.balance + credits, tier.code, priced) : undefined, balance };
@@ -301,7 +301,11 @@ export class GenerationService {
     return largest ? [largest.code] : [];
   }
 
-  /** A QUEUED job of the caller becomes CANCELED and its credits come back; a RUNNING one runs on. */
+  /**
+   * A QUEUED job of the caller becomes CANCELED and its credits come back. A RUNNING one is asked
+   * to stop (cancelRequested): its worker learns it from its next report or event, and the
+   * unrendered share comes back when it stops (worker.service.ts). Asking again changes nothing.
+   */
   async cancel(accountId: string, jobId: string): Promise<CancelOutcome> {
     if (!isUuid(jobId)) return { error: notFound() };
     return transaction(this.db, async (tx) => {
@@ -314,16 +318,18 @@ export class GenerationService {
         [jobId, accountId, now],
       );
       if (!job) {
+        const [asked] = await tx.query<JobRow>(
+          `WITH c AS (
+             UPDATE generation_jobs SET cancel_requested = true
+              WHERE id = $1 AND account_id = $2 AND status = 'RUNNING' AND NOT cancel_requested RETURNING *
+           ) SELECT c.*, ${jobEventSql('c')} AS notified FROM c`,
+          [jobId, accountId],
+        );
+        if (asked) return { job: asked, balance: await this.ledger.balance(accountId, tx) };
         const [current] = await tx.query<JobRow>('SELECT * FROM generation_jobs WHERE id = $1 AND account_id = $2', [jobId, accountId]);
         if (!current) return { error: notFound() };
-        return {
-          job: current,
-          error: {
-            code: UserErrorCode.INVALID_STATE,
-            message: current.status === JobStatus.RUNNING ? 'The job is already running; it runs to its end' : `The job is already ${current.status}`,
-            field: ['jobId'],
-          },
-        };
+        if (current.status === JobStatus.RUNNING) return { job: current, balance: await this.ledger.balance(accountId, tx) };
+        return { job: current, error: { code: UserErrorCode.INVALID_STATE, message: `The job is already ${current.status}`, field: ['jobId'] } };
       }
       const refund = await this.ledger.refundJob(tx, accountId, jobId, 'Refund: generation canceled before it started');
       if (!refund) throw new Error(`job ${jobId} has no debit to refund`);

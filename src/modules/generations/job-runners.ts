@@ -70,7 +70,12 @@ export class JobRunners {
           continue;
         }
         await this.sleep(step);
-        await this.workers.progress(SIMULATED_WORKER_ID, job.id, 50);
+        // Like a real worker, it learns of a stop request from its report's answer, and stops there.
+        const reported = await this.workers.progress(SIMULATED_WORKER_ID, job.id, 50);
+        if (reported.cancel_requested) {
+          await this.workers.acknowledgeCancel(SIMULATED_WORKER_ID, job.id);
+          continue;
+        }
         await this.sleep(step);
         const n = job.type === 'IMAGE' ? ((job as JobRow & { settings?: { count?: number } }).settings?.count ?? 1) : 1;
         const ext = job.type === 'IMAGE' ? 'png' : 'mp4';

@@ -34,7 +34,13 @@ export class WorkerResolver {
   }
 
   @Authorized(Role.WORKER)
-  @Mutation(_returns => GenerationJob, { description: "Worker: the job failed; its credits go back to the user, once." })
+  @Mutation(_returns => GenerationJob, { description: 'Worker: you stopped a job whose owner asked to stop it (cancelRequested): CANCELED, and its unrendered share, floor(credits × (100 − progress) / 100), goes back.' })
+  async acknowledgeGenerationCancel(@Arg('jobId', _type => ID) jobId: string, @Ctx() ctx: Context): Promise<GenerationJob> {
+    return GenerationJob.fromRow(await ctx.services.workers.acknowledgeCancel(callerId(ctx), jobId));
+  }
+
+  @Authorized(Role.WORKER)
+  @Mutation(_returns => GenerationJob, { description: "Worker: the job failed; its credits go back to the user, once (a job asked to stop ends CANCELED with its unrendered share back)." })
   async failGenerationJob(@Arg('jobId', _type => ID) jobId: string, @Arg('reason', _type => String) reason: string, @Ctx() ctx: Context): Promise<GenerationJob> {
     return GenerationJob.fromRow(await ctx.services.workers.fail(callerId(ctx), jobId, reason));
   }

@@ -1,7 +1,10 @@
 /**
  * The worker protocol. Each transition is one conditional UPDATE of the job row, so a
  * concurrent duplicate (two failure reports, say) waits for the first and then finds the job
- * no longer RUNNING. A failure refunds the job's credits in the same transaction, once.
+ * no longer RUNNING. A failure refunds the job's credits in the same transaction, once. A job
+ * whose owner asked to stop it (cancel_requested) ends CANCELED when the worker stops it —
+ * acknowledgeCancel, a failure report, or its lease running out — and gives back only its
+ * unrendered share; completed anyway, it is SUCCEEDED and charged in full.
  */
 import type { DataSource } from 'typeorm';
 import type { Logger } from 'pino';
@@ -10,7 +13,7 @@ import { transaction, type Tx } from '../../common/db/transaction';
 import { jobEventSql } from '../../common/events/events';
 import type { LedgerService } from '../ledger/ledger.service';
 import { jobError } from './generation.errors';
-import type { JobRow } from './generation-job.type';
+import { unrenderedShare, type JobRow } from './generation-job.type';
 import { isUuid } from '../../common/ids';
 import { JobStatus } from './job-status.enum';
 
@@ -70,16 +73,40 @@ export class WorkerService {
     return this.transition(workerId, jobId, `status = 'SUCCEEDED', progress = 100, result_urls = $3, finished_at = $4, last_report_at = $4`, 'true', [resultUrls, now]);
   }
 
-  /** FAILED, and the credits come back in the same transaction. */
+  /** FAILED, and the credits come back in the same transaction; a job asked to stop is CANCELED instead (its unrendered share back). */
   async fail(workerId: string, jobId: string, reason: string): Promise<JobRow> {
     const text = reason.trim().slice(0, 1000);
     if (!text) throw jobError('BAD_USER_INPUT', 'reason must not be blank');
     if (text.includes('\u0000')) throw jobError('BAD_USER_INPUT', 'reason must not contain NUL characters');
     return transaction(this.db, async (tx) => {
-      const job = await this.transitionIn(tx, workerId, jobId, `status = 'FAILED', failure_reason = $3, finished_at = $4, refunded = true`, 'true', [text, this.clock.now()]);
-      await this.refund(tx, job, `Refund: generation failed (${text.slice(0, 80)})`);
-      return job;
+      const job = await this.transitionIn(
+        tx, workerId, jobId,
+        `status = CASE WHEN cancel_requested THEN 'CANCELED' ELSE 'FAILED' END, failure_reason = CASE WHEN cancel_requested THEN NULL ELSE $3 END,
+         finished_at = $4, refunded = NOT cancel_requested`,
+        'true', [text, this.clock.now()],
+      );
+      return job.status === JobStatus.CANCELED ? this.stopped(tx, job) : (await this.refund(tx, job, `Refund: generation failed (${text.slice(0, 80)})`), job);
     });
+  }
+
+  /** The worker stopped a job its owner asked to stop: CANCELED, and the unrendered share comes back. */
+  async acknowledgeCancel(workerId: string, jobId: string): Promise<JobRow> {
+    return transaction(this.db, async (tx) => {
+      const job = await this.transitionIn(tx, workerId, jobId, `status = 'CANCELED', finished_at = $3, refunded = false`, 'cancel_requested', [this.clock.now()], (j) =>
+        j.status === JobStatus.RUNNING ? 'No one asked to stop this job' : undefined,
+      );
+      return this.stopped(tx, job);
+    });
+  }
+
+  /** Gives back a stopped job's unrendered share (nothing when it was all rendered). */
+  private async stopped(tx: Tx, job: JobRow): Promise<JobRow> {
+    const share = unrenderedShare(job);
+    if (share === 0) return job;
+    const refund = await this.ledger.refundJob(tx, job.account_id, job.id, `Refund: generation stopped at ${job.progress}% (the unrendered ${100 - job.progress}%)`, share);
+    if (!refund) throw new Error(`job ${job.id} has no debit to refund`);
+    await tx.query('UPDATE generation_jobs SET refunded = true WHERE id = $1', [job.id]);
+    return { ...job, refunded: true };
   }
 
   /**
@@ -98,14 +125,19 @@ export class WorkerService {
            SELECT id FROM generation_jobs WHERE status = 'RUNNING' AND last_report_at < $1
             ORDER BY last_report_at LIMIT $3 FOR UPDATE SKIP LOCKED
          ), failed AS (
-           UPDATE generation_jobs j SET status = 'FAILED', finished_at = $2, refunded = true,
-                  failure_reason = 'No report from the worker for ' || $4 || ' s: lease expired'
+           UPDATE generation_jobs j SET status = CASE WHEN j.cancel_requested THEN 'CANCELED' ELSE 'FAILED' END, finished_at = $2,
+                  refunded = NOT j.cancel_requested,
+                  failure_reason = CASE WHEN j.cancel_requested THEN NULL ELSE 'No report from the worker for ' || $4 || ' s: lease expired' END
              FROM stale WHERE j.id = stale.id AND j.status = 'RUNNING' RETURNING j.*
          ), note AS (${finishedNoteSql('failed')})
          SELECT failed.*, ${jobEventSql('failed')} AS notified FROM failed`,
         [cutoff, now, limit, String(this.leaseSeconds)],
       );
-      for (const job of expired) await this.refund(tx, job, 'Refund: the worker stopped reporting (lease expired)');
+      for (const job of expired) {
+        // A job asked to stop whose worker went silent stops as a cancel: its unrendered share comes back.
+        if (job.status === JobStatus.CANCELED) await this.stopped(tx, job);
+        else await this.refund(tx, job, 'Refund: the worker stopped reporting (lease expired)');
+      }
       if (expired.length) this.log.warn({ jobs: expired.map((j) => j.id) }, 'failed and refunded jobs whose lease expired');
       return expired.map((j) => j.id);
     });

@@ -118,10 +118,13 @@ export class LedgerService {
     return written(d.accountId, row);
   }
 
-  /** Gives a job's debit back to the lots it came from. Undefined when the job had no debit. */
-  async refundJob(tx: Tx, accountId: string, jobId: string, description: string): Promise<(EntryWritten & { amount: number }) | undefined> {
-    const [row] = await tx.query<FunctionRow & { amount: number }>(`SELECT * FROM ledger_refund_job($1, $2, $3, $4)`, [
-      accountId, jobId, description, this.clock.now(),
+  /**
+   * Gives a job's debit back to the lots it came from — or only `part` of it (a stopped job's
+   * unrendered share), to the lots taken last first. Undefined when the job had no debit, or `part` is 0.
+   */
+  async refundJob(tx: Tx, accountId: string, jobId: string, description: string, part?: number): Promise<(EntryWritten & { amount: number }) | undefined> {
+    const [row] = await tx.query<FunctionRow & { amount: number }>(`SELECT * FROM ledger_refund_job($1, $2, $3, $4, $5)`, [
+      accountId, jobId, description, this.clock.now(), part ?? null,
     ]);
     return row ? { ...written(accountId, row), amount: row.amount } : undefined;
   }

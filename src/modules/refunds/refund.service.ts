@@ -170,17 +170,17 @@ export class RefundService {
   }
 
   /**
-   * Credits spent on generations since the purchase, not counting generations that were
-   * refunded. "Since" is in ledger order (entry ids, assigned under the account lock), not by
+   * Credits spent on generations since the purchase, net of what their refunds gave back (a job
+   * refunded in full counts nothing; one stopped at 90 % counts what it rendered). "Since" is in ledger order (entry ids, assigned under the account lock), not by
    * clock readings, which can disagree between instances.
    */
   private async creditsUsedSince(tx: Tx, accountId: string, p: PurchaseRow): Promise<number> {
     const [row] = await tx.query<{ used: number }>(
       `WITH mark AS (SELECT min(id) AS id FROM ledger_entries WHERE account_id = $1 AND purchase_id = $2)
-       SELECT coalesce(-sum(d.amount), 0)::int AS used FROM ledger_entries d, mark
+       SELECT coalesce(sum(-d.amount - coalesce(r.amount, 0)), 0)::int AS used
+         FROM mark, ledger_entries d LEFT JOIN ledger_entries r ON r.job_id = d.job_id AND r.kind = 'REFUND'
         WHERE d.account_id = $1 AND d.kind = 'DEBIT'
-          AND (CASE WHEN mark.id IS NOT NULL THEN d.id > mark.id ELSE d.created_at >= $3 END)
-          AND NOT EXISTS (SELECT 1 FROM ledger_entries r WHERE r.job_id = d.job_id AND r.kind = 'REFUND')`,
+          AND (CASE WHEN mark.id IS NOT NULL THEN d.id > mark.id ELSE d.created_at >= $3 END)`,
       [accountId, p.id, p.completed_at],
     );
     return row.used;

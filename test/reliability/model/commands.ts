@@ -18,6 +18,7 @@ import {
   priceOf,
   QUEUE_RANK,
   refundJob,
+  unrenderedShare,
   take,
   tierAllows,
   tierOf,
@@ -168,9 +169,10 @@ class RequestRefund extends Cmd {
       const latest = a.purchases.filter((q) => q.kind === 'PLAN' && q.status === 'COMPLETED').sort((x, y) => y.seq - x.seq)[0];
       if (latest !== p) return { codes: ['INVALID_STATE'] };
     }
-    p.refundRequested = true;
+    // A DENIED request does not block a later one (BILLING.md); an approved one does.
     if (m.hour - p.completedHour >= 24) return { codes: ['REFUND_WINDOW_EXPIRED'], status: 'DENIED' };
     if (creditsUsedSince(a, p) > 0) return { codes: ['CREDITS_ALREADY_USED'], status: 'DENIED' };
+    p.refundRequested = true;
     // Approved: the purchase's unspent credits are withdrawn; a plan ends (an upgrade reverts).
     let revoked = 0;
     for (const lot of a.lots) {
@@ -290,7 +292,7 @@ class StartGeneration extends Cmd {
       expectEq(`${what} job`, { status: out.job?.status, credits: out.job?.credits, queueClass: out.job?.queueClass }, { status: 'QUEUED', credits: price, queueClass: tier.queueClass });
       const takes = take(a, price);
       note(`${this.name}: ok ${tier.queueClass}${takes.length > 1 ? ' (several lots)' : ''}`);
-      a.jobs.push({ id: out.job!.id, account: a.id, credits: price, status: 'QUEUED', refunded: false, queueClass: tier.queueClass, createdAt: out.job!.createdAt, seq: ++m.seq, takes });
+      a.jobs.push({ id: out.job!.id, account: a.id, credits: price, status: 'QUEUED', refunded: false, returned: 0, progress: 0, cancelRequested: false, queueClass: tier.queueClass, createdAt: out.job!.createdAt, seq: ++m.seq, takes });
       expectEq(`${what} balance`, out.balance?.available, available(a));
     }
     await checkAccount(m, r, a, this.toString());
@@ -349,6 +351,12 @@ class CancelGeneration extends Cmd {
     if (!job || job.account !== a.id) {
       expectEq(`${what} userErrors`, codes(out.userErrors), ['NOT_FOUND']);
       expectEq(`${what} job`, out.job, null);
+    } else if (job.status === 'RUNNING') {
+      // Asked to stop: it runs on until its worker stops it (BILLING.md); nothing comes back yet.
+      expectEq(`${what} userErrors`, codes(out.userErrors), []);
+      job.cancelRequested = true;
+      expectEq(`${what} job`, out.job, { status: 'RUNNING', refunded: false });
+      expectEq(`${what} balance`, out.balance?.available, available(a));
     } else if (job.status !== 'QUEUED') {
       expectEq(`${what} userErrors`, codes(out.userErrors), ['INVALID_STATE']);
     } else {
@@ -373,6 +381,15 @@ async function finish(m: Model, r: Real, job: MJob, ending: 'complete' | 'fail',
     );
     job.status = 'SUCCEEDED';
     expectEq(`${what} complete`, d.completeGenerationJob, { status: 'SUCCEEDED', refunded: false });
+  } else if (job.cancelRequested) {
+    // A job asked to stop that the worker fails is stopped: CANCELED, its unrendered share back.
+    const d = await r.data<{ failGenerationJob: { status: string; refunded: boolean } }>(
+      `mutation($id: ID!) { failGenerationJob(jobId: $id, reason: "model test: stopped") { status refunded } }`,
+      { id: job.id },
+      r.worker,
+    );
+    stop(m, job);
+    expectEq(`${what} fail of a job asked to stop`, d.failGenerationJob, { status: 'CANCELED', refunded: job.refunded });
   } else {
     const d = await r.data<{ failGenerationJob: { status: string; refunded: boolean } }>(
       `mutation($id: ID!) { failGenerationJob(jobId: $id, reason: "model test: GPU fault") { status refunded } }`,
@@ -382,6 +399,74 @@ async function finish(m: Model, r: Real, job: MJob, ending: 'complete' | 'fail',
     job.status = 'FAILED';
     refundJob(m, job);
     expectEq(`${what} fail`, d.failGenerationJob, { status: 'FAILED', refunded: true });
+  }
+}
+
+/** A running job asked to stop ends CANCELED, with its unrendered share back. */
+function stop(m: Model, job: MJob): void {
+  job.status = 'CANCELED';
+  refundJob(m, job, unrenderedShare(job));
+}
+
+/** The worker reports progress on a job it holds (never backwards), and learns whether its owner asked to stop it. */
+class ReportProgress extends Cmd {
+  readonly name = 'reportProgress';
+  constructor(readonly pick: number, readonly progress: number) {
+    super();
+  }
+  check(m: Readonly<Model>) {
+    return allJobs(m as Model).some((j) => j.status === 'RUNNING');
+  }
+  toString() {
+    return `ReportProgress(#${this.pick}, ${this.progress})`;
+  }
+  protected async act(m: Model, r: Real) {
+    const running = allJobs(m).filter((j) => j.status === 'RUNNING');
+    const job = running[this.pick % running.length];
+    const res = await r.raw<{ reportGenerationProgress: { progress: number; cancelRequested: boolean } }>(
+      `mutation($id: ID!, $p: Int!) { reportGenerationProgress(jobId: $id, progress: $p) { progress cancelRequested } }`,
+      { id: job.id, p: this.progress },
+      r.worker,
+    );
+    note(`progress: ${this.progress < job.progress ? 'backwards' : job.cancelRequested ? 'asked to stop' : 'forwards'}`);
+    if (this.progress < job.progress) {
+      expectEq(`${this} error`, res.errors?.map((e) => e.extensions?.code), ['INVALID_STATE']);
+    } else {
+      job.progress = this.progress;
+      expectEq(`${this}`, res.data?.reportGenerationProgress, { progress: this.progress, cancelRequested: job.cancelRequested });
+    }
+    await checkAccount(m, r, owner(m, job), this.toString());
+  }
+}
+
+/** The worker stops a running job: CANCELED with its unrendered share back when its owner asked; refused otherwise. */
+class AcknowledgeCancel extends Cmd {
+  readonly name = 'acknowledgeCancel';
+  constructor(readonly pick: number) {
+    super();
+  }
+  check(m: Readonly<Model>) {
+    return allJobs(m as Model).some((j) => j.status === 'RUNNING');
+  }
+  toString() {
+    return `AcknowledgeCancel(#${this.pick})`;
+  }
+  protected async act(m: Model, r: Real) {
+    const running = allJobs(m).filter((j) => j.status === 'RUNNING');
+    const job = running[this.pick % running.length];
+    const res = await r.raw<{ acknowledgeGenerationCancel: { status: string; refunded: boolean } }>(
+      `mutation($id: ID!) { acknowledgeGenerationCancel(jobId: $id) { status refunded } }`,
+      { id: job.id },
+      r.worker,
+    );
+    note(`acknowledge cancel: ${job.cancelRequested ? `asked, at ${job.progress}%` : 'not asked'}`);
+    if (!job.cancelRequested) {
+      expectEq(`${this} error`, res.errors?.map((e) => e.extensions?.code), ['INVALID_STATE']);
+    } else {
+      stop(m, job);
+      expectEq(`${this}`, res.data?.acknowledgeGenerationCancel, { status: 'CANCELED', refunded: job.refunded });
+    }
+    await checkAccount(m, r, owner(m, job), this.toString());
   }
 }
 
@@ -726,6 +811,8 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
       w(4, fc.tuple(fc.constantFrom<Ending>('complete', 'fail', 'fail', 'hold'), bool(1)).map(([e, any]) => new ClaimJob(e, any))),
       w(2, fc.tuple(pick, fc.constantFrom('complete' as const, 'fail' as const)).map(([p, e]) => new FinishRunning(p, e))),
       w(1, pick.map((p) => new WrongWorker(p))),
+      w(2, fc.tuple(pick, fc.integer({ min: 0, max: 100 })).map(([p, n]) => new ReportProgress(p, n))),
+      w(1, pick.map((p) => new AcknowledgeCancel(p))),
       // Mostly the account's own jobs and purchases; sometimes any account's, or an unknown id.
       w(4, fc.tuple(acct, pick, bool(2), bool(6)).map(([a, p, f, q]) => new CancelGeneration(a, p, f, q))),
       w(6, fc.tuple(acct, pick, bool(2)).map(([a, p, f]) => new RequestRefund(a, p, f))),

@@ -85,6 +85,11 @@ export interface MJob {
   credits: number;
   status: JobStatus;
   refunded: boolean;
+  /** Credits its refund gave back (all of them, or a stopped job's unrendered share). */
+  returned: number;
+  /** 0..100 as the worker last reported it. */
+  progress: number;
+  cancelRequested: boolean;
   queueClass: QueueClass;
   createdAt: string;
   seq: number;
@@ -200,16 +205,29 @@ function closed(m: Model, lot: MLot): boolean {
 }
 
 /** A job's credits back to the lots they came from; what lands in a closed lot goes again. */
-export function refundJob(m: Model, job: MJob): void {
+/**
+ * Gives the job's credits back to the lots they came from — or only `part` of them (a stopped
+ * job's unrendered share, BILLING.md), to the lots taken last first.
+ */
+export function refundJob(m: Model, job: MJob, part = job.credits): void {
+  if (part === 0) return;
   job.refunded = true;
-  for (const t of job.takes) {
-    t.lot.remaining += t.amount;
+  job.returned = part;
+  let left = part;
+  for (const t of [...job.takes].reverse()) {
+    const back = Math.min(t.amount, left);
+    if (back === 0) break;
+    left -= back;
+    t.lot.remaining += back;
     if (closed(m, t.lot)) {
       t.lot.remaining = 0;
       m.notes.push('job refund into a closed lot');
     }
   }
 }
+
+/** What a job stopped while RUNNING gives back: floor(credits × (100 − progress) / 100). */
+export const unrenderedShare = (job: MJob): number => Math.floor((job.credits * (100 - job.progress)) / 100);
 
 // ---- prices and tier gates, from the published rules and the API's price book ----
 
@@ -352,5 +370,5 @@ export function endPlan(a: MAccount): void {
 
 /** Credits spent on generations since the purchase, net of generations refunded. */
 export function creditsUsedSince(a: MAccount, p: MPurchase): number {
-  return a.jobs.filter((j) => j.seq > p.seq && !j.refunded).reduce((s, j) => s + j.credits, 0);
+  return a.jobs.filter((j) => j.seq > p.seq).reduce((s, j) => s + j.credits - j.returned, 0);
 }
