@@ -55,6 +55,19 @@ describe('the dashboard', () => {
     await page.close();
   });
 
+  it('shows when the next credits expire and how far the balance goes', async () => {
+    await openAccount(t.app, 'runway-user', { tier: 'CREATOR' });
+    const me = await t.app.raw<{ me: { balance: { available: number; nextExpiry: { credits: number; expiresAt: string } } } }>(
+      '{ me { balance { available nextExpiry { credits expiresAt } } } }', undefined, { sub: 'runway-user' });
+    const { available, nextExpiry } = me.data!.me.balance;
+    const page = await signedIn('runway-user');
+    const expiry = new Date(nextExpiry.expiresAt).toLocaleDateString('en', { dateStyle: 'medium' });
+    expect(await page.getByTestId('next-expiry').textContent()).toBe(`${nextExpiry.credits} credits expire ${expiry}`);
+    // Nothing spent yet: the images it pays for (1 credit each), no days-left estimate.
+    expect(await page.getByTestId('runway').textContent()).toBe(`Enough for ${available.toLocaleString('en')} standard images`);
+    await page.close();
+  });
+
   it('signs in with a token pasted into the sign-in field, and refuses text that is not a token', async () => {
     await openAccount(t.app, 'paster', { balance: 7 });
     const page = await browser.page();

@@ -95,6 +95,7 @@ export type LotSource =
 
 export type NotificationKind =
   | 'CREDITS_DEPLETED'
+  | 'CREDITS_EXPIRING'
   | 'JOB_FINISHED'
   | 'LOW_CREDITS'
   | 'PAYMENT_REVERSED'

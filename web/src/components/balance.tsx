@@ -31,6 +31,19 @@ export function BalancePanel({ balance, plan }: { balance: Balance; plan: MeQuer
         {plan.cancelAtPeriodEnd ? ' (ends then)' : ''}
         {plan.scheduledTier ? ` · moving to ${plan.scheduledTier.name} then` : ''}
       </p>
+      {balance.nextExpiry && (
+        <p data-testid="next-expiry">
+          {credits(balance.nextExpiry.credits)} expire {day(balance.nextExpiry.expiresAt)}
+        </p>
+      )}
+      {balance.runway && (
+        <p class="muted" data-testid="runway">
+          Enough for {balance.runway.standardImages.toLocaleString('en')} standard {balance.runway.standardImages === 1 ? 'image' : 'images'}
+          {balance.runway.daysLeft !== null
+            ? ` · about ${Math.floor(balance.runway.daysLeft).toLocaleString('en')} days at your 30-day pace (${balance.runway.dailySpend.toFixed(1)} a day)`
+            : ''}
+        </p>
+      )}
       <table>
         <caption>Credit lots, spent soonest-expiring first</caption>
         <thead>
