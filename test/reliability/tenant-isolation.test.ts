@@ -40,6 +40,7 @@ const ID_KINDS: Record<string, Kind> = {
   'Mutation.reportGenerationProgress:jobId': 'runningJob',
   'Mutation.completeGenerationJob:jobId': 'runningJob',
   'Mutation.failGenerationJob:jobId': 'runningJob',
+  'Mutation.acknowledgeGenerationCancel:jobId': 'runningJob',
   'Subscription.jobUpdated:jobId': 'job',
 };
 
@@ -57,6 +58,7 @@ const BASE_ARGS: Record<string, Record<string, unknown>> = {
   'Mutation.reportGenerationProgress': { progress: 50 },
   'Mutation.completeGenerationJob': { resultUrls: ['https://cdn.example/iso.png'] },
   'Mutation.failGenerationJob': { reason: 'isolation' },
+  'Mutation.acknowledgeGenerationCancel': {},
   'Subscription.jobUpdated': {},
 };
 
