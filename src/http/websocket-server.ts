@@ -13,9 +13,9 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Identity } from '../common/auth/jwt';
 import type { Identify } from '../common/auth/identify';
-import { Role } from '../common/auth/role.enum';
 import { clientAddressOf } from '../common/limits/client-address';
 import type { OperationGate } from '../common/limits/operation-gate';
+import { callerOf } from '../common/limits/rate-limits';
 import type { Config } from '../config';
 import { buildContext } from '../context';
 import type { Services } from '../services';
@@ -128,10 +128,10 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
         if ('errors' in checked) return [...checked.errors];
         operations.add(id); // before the await: the cap holds for operations sent together
         // A subscription counts against its caller's subscribe limits (mutations count as they run).
-        const limited = getOperationAST(checked.document, payload.operationName)?.operation === 'subscription' && ctx.extra.identity?.role !== Role.WORKER;
-        if (limited) {
+        const caller = getOperationAST(checked.document, payload.operationName)?.operation === 'subscription' ? callerOf(ctx.extra) : undefined;
+        if (caller) {
           try {
-            await services.rateLimits.take('subscribe', { account: ctx.extra.identity?.sub, address: ctx.extra.address });
+            await services.rateLimits.take('subscribe', caller);
           } catch (e) {
             operations.delete(id);
             if (e instanceof GraphQLError) return [e];

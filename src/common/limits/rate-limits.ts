@@ -174,10 +174,10 @@ export function rateLimited(message: string, waitMs: number): GraphQLError {
   return new GraphQLError(`${message}; retry in ${retryAfterSeconds} s`, { extensions: { code: 'RATE_LIMITED', retryAfterSeconds } });
 }
 
-/** Who a request is counted against: workers (the GPU fleet, trusted) are not limited. */
-export function callerOf(ctx: Context): Caller | undefined {
-  if (ctx.identity?.role === Role.WORKER) return undefined;
-  return { account: ctx.identity?.sub, address: ctx.address };
+/** Who a request or a subscription is counted against: workers (the GPU fleet, trusted) are not limited. */
+export function callerOf(who: Pick<Context, 'identity' | 'address'>): Caller | undefined {
+  if (who.identity?.role === Role.WORKER) return undefined;
+  return { account: who.identity?.sub, address: who.address };
 }
 
 /**

@@ -85,7 +85,9 @@ export class WorkerService {
          finished_at = $4, refunded = NOT cancel_requested`,
         'true', [text, this.clock.now()],
       );
-      return job.status === JobStatus.CANCELED ? this.stopped(tx, job) : (await this.refund(tx, job, `Refund: generation failed (${text.slice(0, 80)})`), job);
+      if (job.status === JobStatus.CANCELED) return this.stopped(tx, job);
+      await this.refund(tx, job, `Refund: generation failed (${text.slice(0, 80)})`);
+      return job;
     });
   }
 
