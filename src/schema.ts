@@ -16,6 +16,7 @@ import { WorkerResolver } from './modules/generations/worker.resolver';
 import { QuoteResolver } from './modules/quotes/quote.resolver';
 import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
 import { AccountPurchasesResolver, BillingResolver, PlanResolver } from './modules/billing/billing.resolver';
+import { AccountAutoTopUpResolver, AutoTopUpResolver } from './modules/billing/auto-top-up/auto-top-up.resolver';
 import { TestClockResolver } from './modules/clock/test-clock.resolver';
 import { AccountRefundsResolver, PurchaseRefundResolver, RefundRequestResolver } from './modules/refunds/refund.resolver';
 
@@ -37,6 +38,8 @@ export const resolvers = [
   AccountPurchasesResolver,
   BillingResolver,
   PlanResolver,
+  AccountAutoTopUpResolver,
+  AutoTopUpResolver,
   RefundRequestResolver,
   PurchaseRefundResolver,
   AccountRefundsResolver,

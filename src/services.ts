@@ -24,6 +24,7 @@ import { PlanStore } from './modules/billing/plans/plan-store';
 import { PlanSweep } from './modules/billing/plans/plan-sweep';
 import { SandboxProvider } from './modules/billing/sandbox-provider';
 import { StripeProvider } from './modules/billing/stripe-provider';
+import { AutoTopUpService } from './modules/billing/auto-top-up/auto-top-up.service';
 import { TestClockService } from './modules/clock/test-clock.service';
 import { AccountQueue } from './common/limits/account-queue';
 import { RateLimits } from './common/limits/rate-limits';
@@ -60,6 +61,8 @@ export interface Services {
   /** What the payment provider tells (webhooks, the sandbox's own renewals). */
   paymentEvents: PaymentEvents;
   plans: PlanLifecycle;
+  /** Packs bought by themselves when the balance falls below a level. */
+  autoTopUps: AutoTopUpService;
   planSweep: PlanSweep;
   expiries: ExpiryService;
   testClock: TestClockService;
@@ -101,6 +104,12 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const paymentEvents = new PaymentEvents(db, clock, catalog, plans, billing, intents, payments.name, reversals);
   const planSweep = new PlanSweep(db, clock, catalog, planStore, intents, payments, (e) => paymentEvents.apply(e), log);
   accounts.freeMonth = (tx, accountId, free, start) => plans.freeMonth(tx, accountId, free, start);
+  const autoTopUps = new AutoTopUpService(db, clock, catalog, billing, intents, log);
+  // A fall below the level was committed: every instance is told, one claims it.
+  events.onEvent((e) => {
+    if (e.type === 'autoTopUp') autoTopUps.drive(e.accountId).catch((err) => log.error({ err, account: e.accountId }, 'auto top-up failed to run'));
+  });
+  generations.buyFirst = (accountId, missing) => autoTopUps.buyForStart(accountId, missing);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   const retention = new Retention(db, clock, { idempotencyHours: config.idempotencyRetentionHours, quoteHours: config.quoteRetentionHours });
@@ -109,12 +118,13 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     await metrics.sweep('renewals', () => planSweep.renewDue()).catch((e) => log.error({ err: e }, 'renewals failed'));
     await metrics.sweep('expiries', () => expiries.expireDue()).catch((e) => log.error({ err: e }, 'expiries failed'));
     await metrics.sweep('expiryWarnings', () => expiries.warnDue()).catch((e) => log.error({ err: e }, 'expiry warnings failed'));
+    await metrics.sweep('autoTopUps', () => autoTopUps.sweep()).catch((e) => log.error({ err: e }, 'auto top-up sweep failed'));
     await metrics.sweep('intents', () => intents.reconcile()).catch((e) => log.error({ err: e }, 'payment intent reconciliation failed'));
     await metrics.sweep('retention', () => retention.sweep()).catch((e) => log.error({ err: e }, 'retention sweep failed'));
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
-    refunds, reversals, intents, paymentEvents, plans, planSweep, expiries, testClock, dueWork,
+    refunds, reversals, intents, paymentEvents, plans, autoTopUps, planSweep, expiries, testClock, dueWork,
     accountQueue: new AccountQueue(deps.config.accountQueueMax),
     rateLimits: new RateLimits(db, config.rateLimits, log),
   };

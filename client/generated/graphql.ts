@@ -95,6 +95,8 @@ export type LotSource =
   | 'SIGNUP_BONUS';
 
 export type NotificationKind =
+  | 'AUTO_TOP_UP_COMPLETED'
+  | 'AUTO_TOP_UP_FAILED'
   | 'CREDITS_DEPLETED'
   | 'CREDITS_EXPIRING'
   | 'JOB_FINISHED'

@@ -49,6 +49,12 @@ export interface NotificationEvent {
   notificationId: string;
 }
 
+/** A fall below the auto top-up level asked for a purchase (sent by auto_top_up_request): some instance claims and makes it. */
+export interface AutoTopUpEvent {
+  type: 'autoTopUp';
+  accountId: string;
+}
+
 /** The shared test clock moved (TEST_CLOCK=1). */
 export interface ClockEvent {
   type: 'clock';
@@ -56,7 +62,7 @@ export interface ClockEvent {
   offsetMs: number;
 }
 
-export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | NotificationEvent | ClockEvent;
+export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | NotificationEvent | AutoTopUpEvent | ClockEvent;
 
 export type EventType = DomainEvent['type'];
 

@@ -30,7 +30,7 @@ export interface PoolCounts {
   options?: { max?: number };
 }
 
-export const SWEEP_KINDS = ['leases', 'renewals', 'expiries', 'intents', 'retention', 'expiryWarnings'] as const;
+export const SWEEP_KINDS = ['leases', 'renewals', 'expiries', 'intents', 'retention', 'expiryWarnings', 'autoTopUps'] as const;
 export type SweepKind = (typeof SWEEP_KINDS)[number];
 
 /** The operation of a request refused before its document was read (label "unknown"). */

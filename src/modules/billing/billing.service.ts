@@ -18,9 +18,11 @@ import { keyed, keyFor } from '../../common/idempotency/idempotency';
 import { LedgerEntryKind, LotSource } from '../ledger/ledger.enums';
 import { keepNotice } from '../notifications/notices';
 import type { BalanceSnapshot, LedgerService } from '../ledger/ledger.service';
-import { refusedOr, type PaymentIntents, type Refused } from './payment-intents';
+import { refusedOr, type IntentRow, type PaymentIntents, type Refused } from './payment-intents';
+import { autoTopUpCompleted, autoTopUpFailed } from './auto-top-up/auto-top-up-settle';
+import type { CreditPackEntity } from '../catalog/credit-pack.entity';
 import { awaitCheckout, failPending } from './purchase-writes';
-import type { ChargeResult, PaymentProvider } from './payment-provider';
+import type { ChargeRequest, ChargeResult, PaymentProvider } from './payment-provider';
 import { REFUND_WINDOW_MS } from './plans/plan-store';
 import { PurchaseStatus, type PurchaseRow } from './purchase.type';
 
@@ -32,7 +34,7 @@ export interface PurchaseOutcome {
 }
 
 /** What a keyed purchase keeps: the purchase and the group of its charge intent. */
-interface Kept {
+export interface Kept {
   purchaseId: string;
   groupId: string;
 }
@@ -46,16 +48,16 @@ export class BillingService {
     private readonly provider: PaymentProvider,
     private readonly intents: PaymentIntents,
   ) {
-    intents.register('pack.charge', {
-      call: async (i) => refusedOr(await provider.charge(i.payload.charge as never, i.payload.key)),
-      complete: async (tx, i, result) => {
-        const purchaseId = i.payload.purchaseId as string;
-        if ('refused' in (result as object)) return failPending(tx, purchaseId, (result as Refused).refused);
-        const r = result as Exclude<ChargeResult, { status: 'failed' }>;
-        if (r.status === 'pending') return awaitCheckout(tx, purchaseId, r.ref, r.checkoutUrl);
-        await this.completeIn(tx, i.account_id, purchaseId, r.ref);
-      },
-    });
+    // A pack bought by a person (a checkout page at Stripe) or by auto top-up (off-session): one completion.
+    const complete = async (tx: Tx, i: IntentRow, result: unknown): Promise<void> => {
+      const purchaseId = i.payload.purchaseId as string;
+      if ('refused' in (result as object)) return this.failIn(tx, purchaseId, (result as Refused).refused);
+      const r = result as Exclude<ChargeResult, { status: 'failed' }>;
+      if (r.status === 'pending') return awaitCheckout(tx, purchaseId, r.ref, r.checkoutUrl);
+      await this.completeIn(tx, i.account_id, purchaseId, r.ref);
+    };
+    intents.register('pack.charge', { call: async (i) => refusedOr(await provider.charge(i.payload.charge as never, i.payload.key)), complete });
+    intents.register('pack.charge_saved', { call: async (i) => refusedOr(await provider.chargeSaved(i.payload.charge as never, i.payload.key)), complete });
   }
 
   async purchasePack(accountId: string, req: { packCode: string; idempotencyKey?: string | null }): Promise<PurchaseOutcome> {
@@ -66,17 +68,7 @@ export class BillingService {
     const key = keyFor(accountId, req.idempotencyKey, 'purchaseCreditPack', { packCode: pack.code });
     // Kept under the key: the purchase and its charge, so a retry drives that same charge.
     return keyed<Kept, PurchaseOutcome>(this.db, key, () => this.clock.now(), {
-      work: async (tx) => {
-        const id = randomUUID();
-        await tx.query(
-          `INSERT INTO purchases (id, account_id, kind, status, pack_code, credits, amount_cents, currency, provider, created_at)
-           VALUES ($1, $2, 'CREDIT_PACK', 'PENDING', $3, $4, $5, $6, $7, $8)`,
-          [id, accountId, pack.code, pack.credits, pack.priceCents, pack.currency, this.provider.name, this.clock.now()],
-        );
-        const charge = { purchaseId: id, accountId, amountCents: pack.priceCents, currency: pack.currency.trim(), description: `${pack.credits} credits (${pack.code} pack)` };
-        const groupId = await this.intents.record(tx, accountId, [{ kind: 'pack.charge', payload: { key: `purchase-${id}`, purchaseId: id, charge } }]);
-        return { purchaseId: id, groupId };
-      },
+      work: (tx) => this.recordPack(tx, accountId, pack, false),
       answer: async (fresh) => {
         await this.intents.runGroup(fresh.groupId);
         return this.answer(accountId, fresh.purchaseId);
@@ -86,6 +78,27 @@ export class BillingService {
         return this.answer(accountId, kept.purchaseId);
       },
     });
+  }
+
+  /**
+   * A PENDING purchase of `pack` and the intent to charge it, in the caller's transaction; the
+   * charge is made after commit (runGroup). `automatic`: auto top-up's, charged off-session to
+   * the saved payment method; otherwise the provider may send the buyer to a checkout page
+   * (which saves the card for later off-session payments).
+   */
+  async recordPack(tx: Tx, accountId: string, pack: CreditPackEntity, automatic: boolean): Promise<Kept> {
+    const id = randomUUID();
+    await tx.query(
+      `INSERT INTO purchases (id, account_id, kind, status, pack_code, credits, amount_cents, currency, provider, automatic, created_at)
+       VALUES ($1, $2, 'CREDIT_PACK', 'PENDING', $3, $4, $5, $6, $7, $8, $9)`,
+      [id, accountId, pack.code, pack.credits, pack.priceCents, pack.currency, this.provider.name, automatic, this.clock.now()],
+    );
+    const [account] = await tx.query<{ customer_ref: string | null }>('SELECT customer_ref FROM accounts WHERE id = $1', [accountId]);
+    const charge: ChargeRequest = {
+      purchaseId: id, accountId, amountCents: pack.priceCents, currency: pack.currency.trim(), description: `${pack.credits} credits (${pack.code} pack)`, customerRef: account?.customer_ref ?? null,
+    };
+    const groupId = await this.intents.record(tx, accountId, [{ kind: automatic ? 'pack.charge_saved' : 'pack.charge', payload: { key: `purchase-${id}`, purchaseId: id, charge: { ...charge } } }]);
+    return { purchaseId: id, groupId };
   }
 
   /** Where a purchase stands, as the mutation answers it. */
@@ -130,14 +143,16 @@ export class BillingService {
         purchaseId,
       });
       if (!granted) throw new Error(`account ${accountId} vanished`);
-      await keepNotice(tx, accountId, { template: 'packPurchased', params: { pack: row.pack_code!, credits: row.credits } }, now, { purchaseId });
+      if (row.automatic) await autoTopUpCompleted(tx, row, now);
+      else await keepNotice(tx, accountId, { template: 'packPurchased', params: { pack: row.pack_code!, credits: row.credits } }, now, { purchaseId });
       return { purchase: row, balance: granted.balance };
     }
   }
 
-  /** PENDING → FAILED (a checkout that expired or whose payment failed), inside the caller's transaction. */
+  /** PENDING → FAILED (a checkout that expired or whose payment failed), inside the caller's transaction; auto top-up counts its failures. */
   async failIn(tx: Tx, purchaseId: string, reason: string): Promise<void> {
-    await failPending(tx, purchaseId, reason);
+    const failed = await failPending(tx, purchaseId, reason);
+    if (failed?.automatic) await autoTopUpFailed(tx, failed, reason, this.clock.now());
   }
 
   /** A keyed request seen before: the first one's charge driven to its end (taking over a stalled attempt), then its answer. */

@@ -49,6 +49,8 @@ export class PaymentEvents {
       case 'checkout.paid':
         if (e.mode === 'plan') return this.plans.checkoutPaid(tx, { purchaseId: e.purchaseId, accountId: e.accountId, subscription: e.subscription, customer: e.customer, ref: e.invoice ?? e.checkout }, tiers);
         await this.billing.completeIn(tx, e.accountId, e.purchaseId, e.payment ?? e.checkout, true);
+        // The checkout saved the card on this customer: auto top-up charges it off-session.
+        if (e.customer) await tx.query('UPDATE accounts SET customer_ref = $2 WHERE id = $1 AND customer_ref IS NULL', [e.accountId, e.customer]);
         return null;
       case 'checkout.failed':
         await this.billing.failIn(tx, e.purchaseId, e.reason);

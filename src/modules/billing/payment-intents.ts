@@ -17,6 +17,7 @@ import { transaction, type Tx } from '../../common/db/transaction';
 
 export type IntentKind =
   | 'pack.charge'
+  | 'pack.charge_saved'
   | 'plan.subscribe'
   | 'plan.upgrade'
   | 'subscription.reprice'

@@ -17,7 +17,8 @@ export type { PlanPrice } from './plans/plan-price';
 
 export type ChargeResult =
   | { status: 'succeeded'; ref: string }
-  | { status: 'pending'; ref: string; checkoutUrl: string }
+  /** Waiting: on the checkout page at `checkoutUrl`, or (null) for the provider to finish an off-session payment. */
+  | { status: 'pending'; ref: string; checkoutUrl: string | null }
   | { status: 'failed'; reason: string };
 
 export interface ChargeRequest {
@@ -26,6 +27,8 @@ export interface ChargeRequest {
   amountCents: number;
   currency: string;
   description: string;
+  /** The provider's customer of the account, when it has one (its saved payment method pays off-session). */
+  customerRef: string | null;
 }
 
 /** A subscription's first payment: made at once (`paid`), or on the provider's checkout page (`pending`). */
@@ -47,6 +50,12 @@ export interface PaymentProvider {
   readonly name: string;
   /** A one-off payment (a credit pack). */
   charge(req: ChargeRequest, key: string): Promise<ChargeResult>;
+  /**
+   * The same payment made off-session, with nobody present (auto top-up): charged to the
+   * customer's saved payment method. A customer without one, or a payment that needs the
+   * cardholder (authentication), is `failed`.
+   */
+  chargeSaved(req: ChargeRequest, key: string): Promise<ChargeResult>;
   /** Pays `amountCents` of the payment `ref` (a purchase's provider_ref) back. */
   refund(ref: string, amountCents: number, key: string): Promise<{ ref: string }>;
   subscribe(req: SubscribeRequest, key: string): Promise<SubscribeResult>;

@@ -20,7 +20,8 @@ export interface SubscriptionInvoice {
 
 export type ProviderEvent =
   | { id: string; type: 'checkout.paid'; mode: 'plan'; purchaseId: string; accountId: string; checkout: string; subscription: string; customer: string | null; invoice: string | null }
-  | { id: string; type: 'checkout.paid'; mode: 'pack'; purchaseId: string; accountId: string; checkout: string; payment: string | null }
+  /** A pack paid: at a checkout page (which saved the card on `customer`), or off-session (auto top-up; `checkout` is then the payment). */
+  | { id: string; type: 'checkout.paid'; mode: 'pack'; purchaseId: string; accountId: string; checkout: string; payment: string | null; customer?: string | null }
   | { id: string; type: 'checkout.failed'; purchaseId: string; reason: string }
   | { id: string; type: 'invoice.paid' | 'invoice.failed'; invoice: SubscriptionInvoice }
   | { id: string; type: 'subscription.ended'; subscription: string }

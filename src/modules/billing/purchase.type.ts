@@ -34,6 +34,8 @@ export interface PurchaseRow {
   provider_ref: string | null;
   checkout_url: string | null;
   failure_reason: string | null;
+  /** Bought by auto top-up, not by a person. */
+  automatic: boolean;
   created_at: Date;
   completed_at: Date | null;
   refundable_until: Date | null;
@@ -56,6 +58,7 @@ export class Purchase {
   @Field(_type => Date, { nullable: true }) completedAt: Date | null;
   @Field(_type => Date, { nullable: true, description: 'Refundable in full until then, if no credit was used since' })
   refundableUntil: Date | null;
+  @Field(_type => Boolean, { description: 'Bought by auto top-up (setAutoTopUp), not by a person' }) automatic: boolean;
   /** Not exposed: the row, for the refund fields. */
   row: PurchaseRow;
 
@@ -63,6 +66,7 @@ export class Purchase {
     return Object.assign(new Purchase(), {
       row: r, id: r.id, kind: r.kind, status: r.status, packCode: r.pack_code, tier: r.tier, interval: r.billing_interval, credits: r.credits,
       amountCents: r.amount_cents, currency: r.currency.trim(), createdAt: r.created_at, completedAt: r.completed_at, refundableUntil: r.refundable_until,
+      automatic: r.automatic,
     });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The `sandbox` payment provider (development and tests; production refuses it): a provider like
- * Stripe that answers at once, in-process. Payments always succeed (unless a test asks for
+ * Stripe that answers at once, in-process, and keeps a working saved card for every account (so
+ * off-session payments work). Payments always succeed (unless a test asks for
  * failures with `failNext`); subscriptions renew on their own at their period end (`due`, run
  * with the service's timed work), a failed renewal makes them PAST_DUE, a cancellation ends them.
  * Its side lives in its own tables, keyed by idempotency key as Stripe is: a call repeated with
@@ -51,6 +52,11 @@ export class SandboxProvider implements PaymentProvider {
     if (failed) return { status: 'failed', reason: failed };
     const ref = await this.pay(key, 'charge', req.accountId, req.amountCents, req.description, `sandbox_${req.purchaseId}`);
     return { status: 'succeeded', ref };
+  }
+
+  /** The sandbox keeps a working card for everyone: off-session payments are made like the others (failNext fails them too). */
+  async chargeSaved(req: ChargeRequest, key: string): Promise<ChargeResult> {
+    return this.charge(req, key);
   }
 
   async refund(ref: string, amountCents: number, key: string): Promise<{ ref: string }> {

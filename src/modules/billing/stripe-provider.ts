@@ -33,6 +33,9 @@ function checkoutRefusedOrThrow(e: unknown): { status: 'failed'; reason: string 
  */
 const isPaymentRefusal = (e: unknown): e is { message: string } => isStripeError(e) && (e.type === 'StripeCardError' || e.statusCode === 402);
 
+/** Why an off-session payment the bank wants the cardholder to confirm failed, as the account is told. */
+const NEEDS_AUTHENTICATION = 'your bank asks you to confirm this payment yourself (authentication required): buy a pack by hand once to confirm your card';
+
 export interface StripeSettings {
   secretKey: string;
   webhookSecret: string;
@@ -54,16 +57,51 @@ export class StripeProvider implements PaymentProvider {
     });
   }
 
+  /**
+   * A Checkout Session that also saves the card for off-session payments (auto top-up): on the
+   * account's customer when it has one, on a new customer otherwise (told back by the webhook).
+   */
   async charge(req: ChargeRequest, key: string): Promise<ChargeResult> {
     return this.checkout(
       {
         mode: 'payment',
         client_reference_id: req.purchaseId,
+        ...(req.customerRef ? { customer: req.customerRef } : { customer_creation: 'always' }),
+        payment_intent_data: { setup_future_usage: 'off_session', metadata: { purchaseId: req.purchaseId, accountId: req.accountId } },
         metadata: { purchaseId: req.purchaseId, accountId: req.accountId },
         line_items: [{ quantity: 1, price_data: { currency: req.currency.toLowerCase(), unit_amount: req.amountCents, product_data: { name: req.description } } }],
       },
       key,
     );
+  }
+
+  /**
+   * An off-session PaymentIntent, confirmed at once, on the customer's saved card, under the
+   * purchase's idempotency key. Stripe refusing it — declined, or the bank asking for the
+   * cardholder (`authentication_required`) — is a failed payment; `processing` waits for the
+   * payment_intent webhook.
+   */
+  async chargeSaved(req: ChargeRequest, key: string): Promise<ChargeResult> {
+    const noCard = { status: 'failed' as const, reason: 'no saved card: buy a credit pack by hand once, and the card you pay with is saved for auto top-up' };
+    if (!req.customerRef) return noCard;
+    const cards = await this.client.paymentMethods.list({ customer: req.customerRef, type: 'card', limit: 1 });
+    const card = cards.data[0];
+    if (!card) return noCard;
+    try {
+      const intent = await this.client.paymentIntents.create(
+        {
+          amount: req.amountCents, currency: req.currency.toLowerCase(), customer: req.customerRef, payment_method: card.id, off_session: true, confirm: true,
+          description: req.description, metadata: { purchaseId: req.purchaseId, accountId: req.accountId, automatic: 'true' },
+        },
+        { idempotencyKey: key },
+      );
+      if (intent.status === 'succeeded') return { status: 'succeeded', ref: intent.id };
+      if (intent.status === 'processing') return { status: 'pending', ref: intent.id, checkoutUrl: null };
+      return { status: 'failed', reason: intent.status === 'requires_action' ? NEEDS_AUTHENTICATION : `the payment was not completed (${intent.status})` };
+    } catch (e) {
+      if (isPaymentRefusal(e)) return { status: 'failed', reason: (e as { code?: string }).code === 'authentication_required' ? NEEDS_AUTHENTICATION : e.message };
+      throw e;
+    }
   }
 
   /** A Checkout Session to pay at (pending until its webhook), or the refusal Stripe gave for good. */

@@ -55,7 +55,17 @@ export function translate(event: Stripe.Event): ProviderEvent | undefined {
         if (!subscription) return undefined;
         return { id: event.id, type: 'checkout.paid', mode: 'plan', purchaseId, accountId, checkout: s.id, subscription, customer: idOf(s.customer) ?? null, invoice: idOf(s.invoice) ?? null };
       }
-      return { id: event.id, type: 'checkout.paid', mode: 'pack', purchaseId, accountId, checkout: s.id, payment: idOf(s.payment_intent) ?? null };
+      return { id: event.id, type: 'checkout.paid', mode: 'pack', purchaseId, accountId, checkout: s.id, payment: idOf(s.payment_intent) ?? null, customer: idOf(s.customer) ?? null };
+    }
+    case 'payment_intent.succeeded':
+    case 'payment_intent.payment_failed': {
+      // Only auto top-up's off-session payments are ours to settle here (a checkout's payment is settled by its session).
+      const pi = event.data.object as Stripe.PaymentIntent;
+      const purchaseId = pi.metadata?.purchaseId;
+      const accountId = pi.metadata?.accountId;
+      if (pi.metadata?.automatic !== 'true' || !purchaseId || !accountId) return undefined;
+      if (event.type === 'payment_intent.succeeded') return { id: event.id, type: 'checkout.paid', mode: 'pack', purchaseId, accountId, checkout: pi.id, payment: pi.id };
+      return { id: event.id, type: 'checkout.failed', purchaseId, reason: pi.last_payment_error?.message ?? 'payment failed' };
     }
     case 'checkout.session.async_payment_failed':
     case 'checkout.session.expired': {

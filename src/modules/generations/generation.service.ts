@@ -112,6 +112,11 @@ export class GenerationService {
 
   private readonly sql: Sql;
   /**
+   * Auto top-up's buy-first (auto-top-up.service.ts): a start `missing` credits short asks it to
+   * buy its pack now; true when it was paid, and the start is tried again once.
+   */
+  buyFirst?: (accountId: string, missing: number) => Promise<boolean>;
+  /**
    * The tier and plan status each account's last start saw. A start is decided on it without a
    * read; the database refuses it as stale when the account changed (on any instance), returning
    * the new one, and the start is decided again — so remembering is never wrong, only stale.
@@ -208,6 +213,7 @@ export class GenerationService {
     const costClass = quote?.costClass ?? priced.price.costClass;
     const jobId = randomUUID();
     let account = this.standings.get(accountId) ?? (await this.standing(accountId));
+    let boughtFirst = false;
     for (let tries = 0; ; tries++) {
       const tiers = await this.catalog.tiers();
       let tier = tiers.find((t) => t.code === featureTier(account))!;
@@ -259,6 +265,10 @@ export class GenerationService {
       const balance = { accountId, available: r.balance, lowCreditThreshold: r.threshold };
       if (r.outcome === 'short') {
         const missing = credits - r.balance;
+        if (!boughtFirst && this.buyFirst && (await this.buyFirst(accountId, missing))) {
+          boughtFirst = true;
+          continue;
+        }
         const held = quote ?? (await this.quotes.save(undefined, accountId, priced));
         return {
           balance,

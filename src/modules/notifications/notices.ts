@@ -71,6 +71,19 @@ const TEMPLATES = {
     text: (p: { credits: number; expiresAt: string; days: number }) =>
       `${credits(p.credits)} expire ${p.days === 1 ? 'tomorrow' : `in ${p.days} days`}, on ${p.expiresAt.slice(0, 10)} at ${p.expiresAt.slice(11, 16)} UTC: use them before then.`,
   },
+  autoTopUpCompleted: {
+    kind: NotificationKind.AUTO_TOP_UP_COMPLETED,
+    text: (p: { pack: string; credits: number; cents: number; currency: string }) =>
+      `Auto top-up: ${credits(p.credits)} from the ${p.pack} pack were added for ${money(p.cents, p.currency)}, charged to your saved payment method; they never expire.`,
+  },
+  autoTopUpFailed: {
+    kind: NotificationKind.AUTO_TOP_UP_FAILED,
+    text: (p: { pack: string; reason: string; attempts: number; disabled: boolean }) =>
+      `Auto top-up could not buy the ${p.pack} pack: ${p.reason}. ` +
+      (p.disabled
+        ? `That was ${p.attempts} failures in a row, so auto top-up is now off; turn it on again once your payment method works.`
+        : `It tries again the next time your balance falls below your level (failure ${p.attempts} of 3 before it turns itself off).`),
+  },
   planEnded: {
     kind: NotificationKind.PLAN_ENDED,
     text: (p: { plan: string; how: PlanEnd }) =>

@@ -10,5 +10,7 @@ export enum NotificationKind {
   PLAN_ENDED = 'PLAN_ENDED',
   PAYMENT_REVERSED = 'PAYMENT_REVERSED',
   CREDITS_EXPIRING = 'CREDITS_EXPIRING',
+  AUTO_TOP_UP_COMPLETED = 'AUTO_TOP_UP_COMPLETED',
+  AUTO_TOP_UP_FAILED = 'AUTO_TOP_UP_FAILED',
 }
 registerEnumType(NotificationKind, { name: 'NotificationKind' });
