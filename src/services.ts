@@ -109,7 +109,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   events.onEvent((e) => {
     if (e.type === 'autoTopUp') autoTopUps.drive(e.accountId).catch((err) => log.error({ err, account: e.accountId }, 'auto top-up failed to run'));
   });
-  generations.buyFirst = (accountId, missing) => autoTopUps.buyForStart(accountId, missing);
+  generations.buyFirst = (accountId, credits) => autoTopUps.buyForStart(accountId, credits);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   const retention = new Retention(db, clock, { idempotencyHours: config.idempotencyRetentionHours, quoteHours: config.quoteRetentionHours });

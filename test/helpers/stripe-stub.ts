@@ -34,6 +34,10 @@ export class StripeStub {
   failRefunds = false;
   /** While set, subscription updates get no answer until release() (a slow Stripe). */
   holdUpdates = false;
+  /** Saved cards by customer (GET /v1/payment_methods lists them). */
+  readonly savedCards = new Map<string, string>();
+  /** How an off-session PaymentIntent ends: paid, refused as needing the cardholder, declined, or still processing. */
+  offSession: 'succeeded' | 'authentication_required' | 'declined' | 'processing' = 'succeeded';
   /** Unit amounts of the prices created, and the price each subscription's item is on. */
   readonly prices = new Map<string, number>();
   readonly subscriptionAmount = new Map<string, number>();
@@ -58,7 +62,7 @@ export class StripeStub {
         res.end(JSON.stringify({ error: { type: 'api_error', message: 'An unknown error occurred' } }));
         return;
       }
-      const [status, answer] = this.answer(req.method!, url.pathname, body);
+      const [status, answer] = this.answer(req.method!, url.pathname, body, url.searchParams);
       const send = () => {
         res.statusCode = status;
         res.setHeader('content-type', 'application/json');
@@ -100,6 +104,7 @@ export class StripeStub {
     this.declineUpgrades = false;
     this.failUpgrades = null;
     this.failRefunds = false;
+    this.offSession = 'succeeded';
     this.release();
   }
 
@@ -112,7 +117,7 @@ export class StripeStub {
     return new Promise((r) => this.server.close(() => r()));
   }
 
-  private answer(method: string, path: string, body: Record<string, string>): [number, unknown] {
+  private answer(method: string, path: string, body: Record<string, string>, query: URLSearchParams): [number, unknown] {
     const n = ++this.n;
     let m: RegExpMatchArray | null;
     if (method === 'POST' && path === '/v1/checkout/sessions') {
@@ -146,6 +151,17 @@ export class StripeStub {
     }
     if ((m = path.match(/^\/v1\/invoices\/([^/]+)$/))) {
       return [200, { id: m[1], object: 'invoice', payments: { object: 'list', data: [{ status: 'paid', payment: { type: 'payment_intent', payment_intent: `pi_for_${m[1]}` } }] } }];
+    }
+    if (method === 'GET' && path === '/v1/payment_methods') {
+      const card = this.savedCards.get(query.get('customer') ?? '');
+      return [200, { object: 'list', has_more: false, data: card ? [{ id: card, object: 'payment_method', type: 'card', customer: query.get('customer') }] : [] }];
+    }
+    if (method === 'POST' && path === '/v1/payment_intents') {
+      if (this.offSession === 'authentication_required') {
+        return [402, { error: { type: 'card_error', code: 'authentication_required', message: 'This payment requires authentication.', payment_intent: { id: `pi_test_${n}`, status: 'requires_payment_method' } } }];
+      }
+      if (this.offSession === 'declined') return [402, { error: { type: 'card_error', code: 'card_declined', message: 'Your card was declined.' } }];
+      return [200, { id: `pi_test_${n}`, object: 'payment_intent', status: this.offSession, amount: Number(body.amount), metadata: {} }];
     }
     if (method === 'POST' && path === '/v1/refunds') return [200, { id: `re_test_${n}`, object: 'refund', status: 'succeeded' }];
     return [404, { error: { type: 'invalid_request_error', message: `not stubbed: ${method} ${path}` } }];
@@ -181,10 +197,19 @@ export function stripeEvent(id: string, type: string, object: object) {
   return { id, object: 'event', type, data: { object } };
 }
 
-/** A pack's payment-mode Checkout Session paid with payment intent `intent`. */
-export function packCheckoutCompleted(eventId: string, purchaseId: string, accountId: string, intent: string) {
+/** A pack's payment-mode Checkout Session paid with payment intent `intent` (by `customer`, whose card it saved, when given). */
+export function packCheckoutCompleted(eventId: string, purchaseId: string, accountId: string, intent: string, customer?: string) {
   return stripeEvent(eventId, 'checkout.session.completed', {
     id: `cs_${purchaseId}`, object: 'checkout.session', client_reference_id: purchaseId, payment_status: 'paid', payment_intent: intent, metadata: { purchaseId, accountId },
+    ...(customer ? { customer } : {}),
+  });
+}
+
+/** An off-session PaymentIntent of auto top-up that finished at Stripe after answering `processing`. */
+export function offSessionPaymentEnded(eventId: string, intent: string, purchaseId: string, accountId: string, paid: boolean) {
+  return stripeEvent(eventId, paid ? 'payment_intent.succeeded' : 'payment_intent.payment_failed', {
+    id: intent, object: 'payment_intent', status: paid ? 'succeeded' : 'requires_payment_method', metadata: { purchaseId, accountId, automatic: 'true' },
+    ...(paid ? {} : { last_payment_error: { message: 'Your card was declined.' } }),
   });
 }
 

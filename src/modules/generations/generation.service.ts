@@ -112,10 +112,10 @@ export class GenerationService {
 
   private readonly sql: Sql;
   /**
-   * Auto top-up's buy-first (auto-top-up.service.ts): a start `missing` credits short asks it to
-   * buy its pack now; true when it was paid, and the start is tried again once.
+   * Auto top-up's buy-first (auto-top-up.service.ts): a start of `credits` found short asks it to
+   * buy its pack now; true when the balance may cover it now, and the start is tried again once.
    */
-  buyFirst?: (accountId: string, missing: number) => Promise<boolean>;
+  buyFirst?: (accountId: string, credits: number) => Promise<boolean>;
   /**
    * The tier and plan status each account's last start saw. A start is decided on it without a
    * read; the database refuses it as stale when the account changed (on any instance), returning
@@ -265,7 +265,7 @@ export class GenerationService {
       const balance = { accountId, available: r.balance, lowCreditThreshold: r.threshold };
       if (r.outcome === 'short') {
         const missing = credits - r.balance;
-        if (!boughtFirst && this.buyFirst && (await this.buyFirst(accountId, missing))) {
+        if (!boughtFirst && this.buyFirst && (await this.buyFirst(accountId, credits))) {
           boughtFirst = true;
           continue;
         }

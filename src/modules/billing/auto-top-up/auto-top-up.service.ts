@@ -111,23 +111,28 @@ export class AutoTopUpService {
   }
 
   /**
-   * A start is `missing` credits short: when auto top-up is on, under its cap and its pack covers
-   * that, the pack is bought now (or the purchase in flight is waited for). True when it was paid:
-   * the start is tried again.
+   * A start costing `credits` found the balance short: when auto top-up is on, under its cap and
+   * its pack covers what is missing, the pack is bought now (or the purchase in flight is waited
+   * for). True when the balance may cover the start now (paid, or topped up meanwhile): the
+   * start is tried again.
    */
-  async buyForStart(accountId: string, missing: number): Promise<boolean> {
+  async buyForStart(accountId: string, credits: number): Promise<boolean> {
     const [on] = (await this.db.query('SELECT 1 FROM auto_top_ups WHERE account_id = $1 AND enabled', [accountId])) as unknown[];
     if (!on) return false; // the common case: no lock taken
     const packs = await this.catalog.packs();
     const step = await transaction(this.db, async (tx) => {
       const t = await this.lock(tx, accountId);
-      const pack = t && packs.find((p) => p.code === t.pack_code);
-      if (!t?.enabled || !pack || pack.credits < missing) return null;
-      if (t.purchase_id) return { purchaseId: t.purchase_id, groupId: null as string | null };
+      if (!t?.enabled) return null;
+      const missing = credits - t.available;
+      if (missing <= 0) return { purchaseId: null as string | null, groupId: null as string | null }; // another purchase landed meanwhile
+      const pack = packs.find((p) => p.code === t.pack_code);
+      if (!pack || pack.credits < missing) return null;
+      if (t.purchase_id) return { purchaseId: t.purchase_id, groupId: null };
       if ((await this.bought(tx, accountId)) >= t.max_per_month) return null;
       return this.record(tx, accountId, pack);
     });
     if (!step) return false;
+    if (!step.purchaseId) return true;
     if (step.groupId) await this.run(step.groupId);
     else await this.settled(step.purchaseId, IN_FLIGHT_WAIT_MS);
     const [p] = (await this.db.query('SELECT status FROM purchases WHERE id = $1', [step.purchaseId])) as { status: string }[];
