@@ -25,7 +25,7 @@ export class AutoTopUp1764000019000 implements MigrationInterface {
         purchase_id uuid REFERENCES purchases (id),
         last_purchase_at timestamptz,
         created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL, -- the settings' last change (setAutoTopUp, disableAutoTopUp)
         CHECK (requested_at IS NULL OR purchase_id IS NULL),
         CHECK (failed_attempts < 3 OR NOT enabled)
       )`);

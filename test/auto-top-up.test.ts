@@ -14,6 +14,7 @@ import {
 } from './graphql/generated';
 import { adjustCredits, advanceDays, balanceOf, openAccount } from './helpers/accounts';
 import { notesOf } from './helpers/notices';
+import { ledgerViolations } from './helpers/invariants';
 import { eventually, useTestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1' });
@@ -224,5 +225,24 @@ describe('auto top-up (sandbox provider)', () => {
     }
     expect(await autoTopUp('bad-settings')).toBeNull();
     expect(await t.app.rows('SELECT 1 FROM auto_top_ups WHERE account_id = $1', ['bad-settings'])).toEqual([]);
+  });
+
+  it('the auditor reports an automatic purchase in flight that auto top-up is not waiting for, and a month over its cap', async () => {
+    await openAccount(t.app, 'orphan', { balance: 30 });
+    await setAutoTopUp('orphan', { packCode: 'STARTER', belowCredits: 20, maxPerMonth: 1 });
+    await t.app.audit.query(`UPDATE auto_top_ups SET updated_at = '2024-12-01T00:00:00Z' WHERE account_id = 'orphan'`);
+    const insert = (id: string, status: string) => t.app.audit.query(
+      `INSERT INTO purchases (id, account_id, kind, status, pack_code, credits, amount_cents, currency, provider, automatic, created_at, completed_at)
+       VALUES ($1, 'orphan', 'CREDIT_PACK', $2, 'STARTER', 50, 500, 'USD', 'sandbox', true, '2025-01-31T18:00:00Z', NULL)`, [id, status]);
+    await insert('00000000-0000-4000-8000-00000000a001', 'PENDING');
+    await insert('00000000-0000-4000-8000-00000000a002', 'PENDING');
+    const found = (await ledgerViolations(t.app.audit)).filter((v) => v.includes('orphan')).sort();
+    expect(found).toEqual([
+      'auto top-up in flight: account orphan: automatic purchase 00000000-0000-4000-8000-00000000a001 pending (2 in all), auto top-up waits for (none)',
+      'auto top-up in flight: account orphan: automatic purchase 00000000-0000-4000-8000-00000000a002 pending (2 in all), auto top-up waits for (none)',
+      'auto top-up monthly cap: account orphan, 2025-01: 2 automatic purchases, cap 1',
+    ]);
+    await t.app.audit.query(`UPDATE purchases SET status = 'FAILED', failure_reason = 'test fixture' WHERE account_id = 'orphan'`);
+    expect((await ledgerViolations(t.app.audit)).filter((v) => v.includes('orphan'))).toEqual([]);
   });
 });

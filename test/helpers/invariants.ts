@@ -25,6 +25,9 @@
  *   exists without its month, apart from an upgrade's prorated top-up: at most one lot per
  *   upgrade purchase, of that purchase's credits, made inside an allowance month of the
  *   account and expiring at its end or up to 12 months (a rollover) after it.
+ * Auto top-up: an account has at most one automatic purchase in flight, and it is the one its
+ *   auto top-up says it waits for (and no request is then open); no UTC month has more automatic
+ *   purchases that did not fail than 31, nor than the cap, for months after the settings last changed.
  * Daily spend: account_daily_spend holds, per account and UTC day, exactly the DEBIT and REFUND
  *   totals of the ledger (what Balance.runway reads).
  */
@@ -245,6 +248,27 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
       `${r.granted} granted, ${r.lots_of_purchase} lot(s) for that purchase, expiring with an allowance month: ${r.in_a_month}`,
   },
   {
+    name: 'auto top-up in flight',
+    sql: `
+      SELECT coalesce(p.account_id, t.account_id) AS account_id, p.id AS pending, t.purchase_id AS in_flight, t.requested_at,
+             count(p.id) OVER (PARTITION BY coalesce(p.account_id, t.account_id))::int AS pending_count
+        FROM (SELECT * FROM purchases WHERE automatic AND status = 'PENDING') p
+        FULL JOIN (SELECT * FROM auto_top_ups WHERE purchase_id IS NOT NULL) t ON t.purchase_id = p.id`,
+    describe: (r) =>
+      `account ${r.account_id}: automatic purchase ${r.pending ?? '(none)'} pending (${r.pending_count} in all), auto top-up waits for ${r.in_flight ?? '(none)'}` +
+      (r.requested_at ? `, request open since ${new Date(r.requested_at as string).toISOString()}` : ''),
+  },
+  {
+    name: 'auto top-up monthly cap',
+    sql: `
+      SELECT m.*, to_char(m.month, 'YYYY-MM') AS month_text, t.* FROM (
+        SELECT p.account_id, date_trunc('month', p.created_at AT TIME ZONE 'UTC') AS month, count(*)::int AS n
+          FROM purchases p WHERE p.automatic AND p.status <> 'FAILED' GROUP BY 1, 2
+      ) m LEFT JOIN auto_top_ups t USING (account_id)
+       WHERE m.n > 31 OR t.account_id IS NULL OR (m.month > date_trunc('month', t.updated_at AT TIME ZONE 'UTC') AND m.n > t.max_per_month)`,
+    describe: (r) => `account ${r.account_id}, ${r.month_text}: ${r.n} automatic purchases, cap ${r.max_per_month ?? '(no settings)'}`,
+  },
+  {
     // What Balance.runway reads is what the ledger says each account spent and got back each UTC day.
     name: 'daily spend matches the ledger',
     sql: `
@@ -265,6 +289,11 @@ function upgradeLotBroken(r: Record<string, unknown>): boolean {
   return r.kind !== 'PLAN' || Number(r.lots_of_purchase) > 1 || Number(r.granted) !== Number(r.credits) || r.in_a_month !== true;
 }
 
+/** A purchase in flight is broken unless it is its account's only one, matched both ways, with no request open beside it. */
+function inFlightBroken(r: Record<string, unknown>): boolean {
+  return r.pending === null || r.in_flight === null || Number(r.pending_count) > 1 || r.requested_at !== null;
+}
+
 /** Runs every check on this connection, in one read-only snapshot. */
 export async function ledgerViolationsOn(c: Queryable): Promise<string[]> {
   const violations: string[] = [];
@@ -274,6 +303,7 @@ export async function ledgerViolationsOn(c: Queryable): Promise<string[]> {
       const { rows } = await c.query(check.sql);
       for (const r of rows) {
         if (check.name === 'upgrade top-ups' && !upgradeLotBroken(r)) continue;
+        if (check.name === 'auto top-up in flight' && !inFlightBroken(r)) continue;
         violations.push(`${check.name}: ${check.describe(r)}`);
       }
     }

@@ -13,7 +13,7 @@ export const AUTO_TOP_UP_MAX_FAILURES = 3;
 
 export async function autoTopUpCompleted(tx: Tx, p: PurchaseRow, now: Date): Promise<void> {
   await tx.query(
-    `UPDATE auto_top_ups SET purchase_id = CASE WHEN purchase_id = $2 THEN NULL ELSE purchase_id END, failed_attempts = 0, last_purchase_at = $3, updated_at = $3
+    `UPDATE auto_top_ups SET purchase_id = CASE WHEN purchase_id = $2 THEN NULL ELSE purchase_id END, failed_attempts = 0, last_purchase_at = $3
       WHERE account_id = $1`,
     [p.account_id, p.id, now],
   );
@@ -22,9 +22,9 @@ export async function autoTopUpCompleted(tx: Tx, p: PurchaseRow, now: Date): Pro
 
 export async function autoTopUpFailed(tx: Tx, p: PurchaseRow, reason: string, now: Date): Promise<void> {
   const [row] = await tx.query<{ failed_attempts: number; enabled: boolean }>(
-    `UPDATE auto_top_ups SET purchase_id = NULL, failed_attempts = least(failed_attempts + 1, $3), enabled = enabled AND failed_attempts + 1 < $3, updated_at = $4
+    `UPDATE auto_top_ups SET purchase_id = NULL, failed_attempts = least(failed_attempts + 1, $3), enabled = enabled AND failed_attempts + 1 < $3
       WHERE account_id = $1 AND purchase_id = $2 RETURNING failed_attempts, enabled`,
-    [p.account_id, p.id, AUTO_TOP_UP_MAX_FAILURES, now],
+    [p.account_id, p.id, AUTO_TOP_UP_MAX_FAILURES],
   );
   const attempts = row?.failed_attempts ?? 1;
   await keepNotice(

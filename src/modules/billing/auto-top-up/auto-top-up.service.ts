@@ -155,7 +155,7 @@ export class AutoTopUpService {
   /** The automatic purchase and its charge, recorded as in flight. */
   private async record(tx: Tx, accountId: string, pack: CreditPackEntity): Promise<Kept> {
     const kept = await this.billing.recordPack(tx, accountId, pack, true);
-    await tx.query(`UPDATE auto_top_ups SET requested_at = NULL, purchase_id = $2, updated_at = $3 WHERE account_id = $1`, [accountId, kept.purchaseId, this.clock.now()]);
+    await tx.query(`UPDATE auto_top_ups SET requested_at = NULL, purchase_id = $2 WHERE account_id = $1`, [accountId, kept.purchaseId]);
     return kept;
   }
 
