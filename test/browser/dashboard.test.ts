@@ -178,6 +178,95 @@ describe('the dashboard', () => {
     await page.close();
   });
 
+  it('sets auto top-up from its panel, shows it on with the saved values, refuses a monthly cap over 31, and turns it off', async () => {
+    await openAccount(t.app, 'kai', { balance: 500 });
+    const packs = (await t.app.raw<{ creditPacks: { code: string; name: string }[] }>('{ creditPacks { code name } }')).data!.creditPacks;
+    expect(packs.length).toBeGreaterThan(1);
+    const pack = packs[1]; // not the one the form starts with
+    const saved = async () =>
+      (await t.app.raw<{ me: { autoTopUp: Record<string, unknown> | null } }>(
+        '{ me { autoTopUp { enabled packCode belowCredits maxPerMonth purchasesThisMonth failedAttempts lastPurchaseAt } } }', undefined, { sub: 'kai' })).data!.me.autoTopUp;
+    expect(await saved()).toBeNull();
+
+    const page = await signedIn('kai');
+    const panel = page.getByTestId('auto-top-up');
+    const state = panel.getByTestId('auto-top-up-state');
+    expect(await state.textContent()).toBe('Off: nothing is bought by itself.');
+    expect(await panel.getByTestId('auto-top-up-badge').textContent()).toBe('Off');
+    expect(await panel.getByTestId('disable-auto-top-up').count()).toBe(0);
+
+    await panel.getByLabel('Pack to buy').selectOption(pack.code);
+    await panel.getByLabel('When the balance falls below (credits)').fill('40');
+    await panel.getByLabel('At most this many a month (1 to 31)').fill('3');
+    await panel.getByTestId('save-auto-top-up').click();
+    await panel.getByText('Saved: auto top-up is on.').waitFor();
+    const on = `On: buys ${pack.name} when below 40 credits, at most 3 a month; 0 this month.`;
+    expect(await state.textContent()).toBe(on);
+    expect(await panel.getByTestId('auto-top-up-badge').textContent()).toBe('On');
+    expect(await panel.getAttribute('data-enabled')).toBe('true');
+    expect(await panel.getByTestId('auto-top-up-failures').count()).toBe(0);
+    expect(await panel.getByTestId('auto-top-up-last').count()).toBe(0);
+    const enabled = { enabled: true, packCode: pack.code, belowCredits: 40, maxPerMonth: 3, purchasesThisMonth: 0, failedAttempts: 0, lastPurchaseAt: null };
+    expect(await saved()).toEqual(enabled);
+    expect(await balanceOf(t.app, 'kai')).toBe(500); // above the level: nothing bought
+
+    // A cap the API refuses (BAD_USER_INPUT) is shown as its message, and changes nothing.
+    await panel.getByLabel('At most this many a month (1 to 31)').fill('40');
+    await panel.getByTestId('save-auto-top-up').click();
+    const refused = panel.getByTestId('auto-top-up-error');
+    await refused.waitFor();
+    expect(await refused.textContent()).toBe('input.maxPerMonth must not be greater than 31');
+    expect(await refused.getAttribute('role')).toBe('alert');
+    expect(await state.textContent()).toBe(on);
+    expect(await saved()).toEqual(enabled);
+
+    // What the panel shows is the API's, not the form's: the same after a reload.
+    await page.reload();
+    await page.getByTestId('balance').waitFor();
+    await until(async () => (await state.textContent()) === on);
+    expect(await panel.getByLabel('Pack to buy').inputValue()).toBe(pack.code);
+    expect(await panel.getByLabel('When the balance falls below (credits)').inputValue()).toBe('40');
+    expect(await panel.getByLabel('At most this many a month (1 to 31)').inputValue()).toBe('3');
+
+    await panel.getByTestId('disable-auto-top-up').click();
+    await panel.getByText('Auto top-up is off; your settings are kept.').waitFor();
+    expect(await state.textContent()).toBe('Off: nothing is bought by itself.');
+    expect(await panel.getByTestId('auto-top-up-badge').textContent()).toBe('Off');
+    expect(await panel.getAttribute('data-enabled')).toBe('false');
+    expect(await panel.getByTestId('disable-auto-top-up').count()).toBe(0);
+    expect(await saved()).toEqual({ ...enabled, enabled: false });
+    await page.close();
+  });
+
+  it('shows an automatic purchase live: this month\'s count and last purchase in the panel, an "auto" badge in the purchases', async () => {
+    await openAccount(t.app, 'lena', { balance: 100 });
+    const pack = (await t.app.raw<{ creditPacks: { code: string; name: string; credits: number }[] }>('{ creditPacks { code name credits } }')).data!.creditPacks[0];
+    const page = await signedIn('lena');
+    const panel = page.getByTestId('auto-top-up');
+    await panel.getByLabel('Pack to buy').selectOption(pack.code);
+    await panel.getByLabel('When the balance falls below (credits)').fill('50');
+    await panel.getByLabel('At most this many a month (1 to 31)').fill('2');
+    await panel.getByTestId('save-auto-top-up').click();
+    const state = panel.getByTestId('auto-top-up-state');
+    await until(async () => (await state.textContent()) === `On: buys ${pack.name} when below 50 credits, at most 2 a month; 0 this month.`);
+    expect(await page.getByTestId('auto-badge').count()).toBe(0);
+
+    await adjustCredits(t.app, 'lena', -70); // 30 left, below 50: one pack is bought by itself
+    await until(async () => (await balanceShown(page)) === 30 + pack.credits, 15_000);
+    await until(async () => (await state.textContent()) === `On: buys ${pack.name} when below 50 credits, at most 2 a month; 1 this month.`, 15_000);
+    const me = (await t.app.raw<{ me: { autoTopUp: { purchasesThisMonth: number; lastPurchaseAt: string | null }; purchases: { edges: { node: { packCode: string | null; automatic: boolean; status: string } }[] } } }>(
+      '{ me { autoTopUp { purchasesThisMonth lastPurchaseAt } purchases(first: 5) { edges { node { packCode automatic status } } } } }', undefined, { sub: 'lena' })).data!.me;
+    expect(me.autoTopUp.purchasesThisMonth).toBe(1);
+    expect(me.purchases.edges.map((e) => e.node)).toEqual([{ packCode: pack.code, automatic: true, status: 'COMPLETED' }]);
+    const last = new Date(me.autoTopUp.lastPurchaseAt!).toLocaleString('en', { dateStyle: 'medium', timeStyle: 'short' });
+    expect(await panel.getByTestId('auto-top-up-last').textContent()).toBe(`Last automatic purchase: ${last}`);
+    const row = page.getByTestId('purchase').first();
+    await until(async () => (await row.getByTestId('auto-badge').count()) === 1);
+    expect(await row.getByTestId('auto-badge').textContent()).toBe('auto');
+    await until(async () => (await page.locator('[data-testid="notification"][data-kind="AUTO_TOP_UP_COMPLETED"]').count()) === 1);
+    await page.close();
+  });
+
   it('lets an admin look up an account, adjust its credits, and approve a refund under review', async () => {
     await openAccount(t.app, 'gina', { tier: 'PRO', interval: 'ANNUAL' });
     await t.app.raw('mutation { advanceTestClock(hours: 48) }', undefined, ADMIN);

@@ -2,7 +2,7 @@
  * Model-based test (issue 6, item 2): fast-check generates sequences of commands — buy a pack,
  * a declined card, start generations (affordable, unaffordable, outside the tier), workers
  * claiming, completing and failing jobs, cancels, refund requests, admin adjustments, plan
- * changes and cancellations, the test clock moving across refund windows, period ends and lot
+ * changes and cancellations, auto top-up (set, turned off, and the purchases it makes by itself), the test clock moving across refund windows, period ends and lot
  * expiries — and runs them against the real API (HTTP) and database, over a few accounts at
  * once. After every command the touched accounts must agree with a small in-memory model
  * (model/model.ts): available balance, lots, plan, every job's status and refunded flag, every
@@ -33,7 +33,8 @@ let catalog: Catalog;
 beforeAll(async () => {
   // The lease sweep (which would fail jobs left RUNNING while the clock jumps) and the periodic
   // renewals stay out of the way: advanceTestClock runs what falls due before it returns.
-  app = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '86400' });
+  // The operator adjusts and moves the clock for every run: more than a person's rate limit (not what this test is about).
+  app = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '86400', RATE_LIMIT_ACCOUNT_MUTATIONS: '100000000' });
   catalog = await loadCatalog(app);
 });
 

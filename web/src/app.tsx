@@ -4,6 +4,7 @@ import { BalanceChangedDocument, CatalogDocument, CreditWarningDocument, MeDocum
 import type { Identity } from './auth';
 import type { Connection } from './client';
 import { Admin } from './components/admin';
+import { AutoTopUpPanel } from './components/auto-top-up';
 import { BalancePanel, LowCreditBanner } from './components/balance';
 import { Generate } from './components/generate';
 import { History } from './components/history';
@@ -17,11 +18,14 @@ export function App({ identity, connection, onSignOut }: { identity: Identity; c
   const [catalog] = useQuery({ query: CatalogDocument, requestPolicy: 'cache-first' });
   const [online, setOnline] = useState(true);
   const [notificationTick, setNotificationTick] = useState(0);
+  const [autoTopUpTick, setAutoTopUpTick] = useState(0);
   // Live: the balance (current value first on every (re)connect), warnings, notifications; jobs in <Jobs>.
   useSubscription({ query: BalanceChangedDocument });
   const [warning] = useSubscription({ query: CreditWarningDocument });
   useSubscription({ query: NotificationAddedDocument }, (_prev, data) => {
     setNotificationTick((n) => n + 1);
+    // An automatic purchase ended (bought or failed): its count, failures and date changed.
+    if (data.notificationAdded.kind.startsWith('AUTO_TOP_UP_')) setAutoTopUpTick((n) => n + 1);
     return data;
   });
   useEffect(() => {
@@ -71,6 +75,7 @@ export function App({ identity, connection, onSignOut }: { identity: Identity; c
             </div>
             <Jobs />
             <Shop catalog={catalog.data} plan={account.plan} />
+            <AutoTopUpPanel autoTopUp={account.autoTopUp} packs={packs} suggestedLevel={account.balance.lowCreditThreshold} tick={autoTopUpTick} />
             <History />
             <Notifications unread={account.unreadNotificationCount} tick={notificationTick} />
           </>

@@ -7,12 +7,13 @@ import { cacheExchange, type Cache } from '@urql/exchange-graphcache';
 import { relayPagination } from '@urql/exchange-graphcache/extras';
 import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { AutoTopUpDocument, type AutoTopUpFieldsFragment } from '../../client/generated/graphql';
 
 /** Types without an id of their own: kept inside their parent. */
 const EMBEDDED = ['Plan', 'CostLine', 'GenerationSettings', 'PageInfo', 'UserError', 'PlanChangePreview', 'ReadNotificationsPayload', 'CreditWarning', 'PriceBook', 'PriceClassRule',
   'StartGenerationPayload', 'CancelGenerationPayload', 'PurchasePayload', 'ChangePlanPayload', 'RequestRefundPayload', 'AdjustCreditsPayload', 'PublishPriceBookPayload',
   'LedgerEntryConnection', 'LedgerEntryEdge', 'PurchaseConnection', 'PurchaseEdge', 'GenerationJobConnection', 'GenerationJobEdge', 'NotificationConnection', 'NotificationEdge',
-  'RefundRequestConnection', 'RefundRequestEdge'];
+  'RefundRequestConnection', 'RefundRequestEdge', 'AutoTopUp', 'AutoTopUpPayload'];
 
 const LIST_CHANGING_MUTATIONS = ['purchaseCreditPack', 'changePlan', 'cancelPlan', 'requestRefund', 'startGeneration', 'cancelGeneration', 'adjustCredits', 'reviewRefundRequest'];
 const LISTS = new Set(['ledger', 'purchases', 'refundRequests', 'jobs']);
@@ -21,6 +22,23 @@ function refreshLists(cache: Cache): void {
   const me = cache.resolve('Query', 'me');
   if (typeof me === 'string') for (const f of cache.inspectFields(me)) if (LISTS.has(f.fieldName)) cache.invalidate(me, f.fieldName, f.arguments ?? undefined);
   for (const f of cache.inspectFields('Query')) if (f.fieldName === 'refundRequestsToReview') cache.invalidate('Query', f.fieldName, f.arguments ?? undefined);
+}
+
+/**
+ * AutoTopUp has no id (it is part of its account): a set/disable answer is written into the
+ * signed-in account's `autoTopUp`, so the panel and `me` show the saved settings at once.
+ */
+function writeAutoTopUp(cache: Cache, payload: { autoTopUp?: AutoTopUpFieldsFragment | null } | null | undefined, workspaceId: unknown): void {
+  if (workspaceId != null || !payload?.autoTopUp) return;
+  const autoTopUp = payload.autoTopUp;
+  let written = false;
+  cache.updateQuery({ query: AutoTopUpDocument }, (data) => {
+    if (!data) return data;
+    written = true;
+    return { ...data, me: { ...data.me, autoTopUp } };
+  });
+  const me = cache.resolve('Query', 'me');
+  if (!written && typeof me === 'string') cache.invalidate(me, 'autoTopUp');
 }
 
 export interface Connection {
@@ -54,7 +72,13 @@ export function connect(token: string, onAuthFailed: () => void): Connection {
         keys: { ...Object.fromEntries(EMBEDDED.map((t) => [t, () => null])), FeatureInfo: (f) => String(f.code) },
         // A change to money or jobs refreshes the lists of the signed-in account that show it.
         updates: {
-          Mutation: Object.fromEntries(LIST_CHANGING_MUTATIONS.map((m) => [m, (_r: unknown, _a: unknown, cache: Cache) => refreshLists(cache)])),
+          Mutation: {
+            ...Object.fromEntries(LIST_CHANGING_MUTATIONS.map((m) => [m, (_r: unknown, _a: unknown, cache: Cache) => refreshLists(cache)])),
+            setAutoTopUp: (r: { setAutoTopUp?: { autoTopUp?: AutoTopUpFieldsFragment | null } }, a: { input?: { workspaceId?: unknown } }, cache: Cache) =>
+              writeAutoTopUp(cache, r.setAutoTopUp, a.input?.workspaceId),
+            disableAutoTopUp: (r: { disableAutoTopUp?: { autoTopUp?: AutoTopUpFieldsFragment | null } }, a: { workspaceId?: unknown }, cache: Cache) =>
+              writeAutoTopUp(cache, r.disableAutoTopUp, a.workspaceId),
+          },
           Subscription: { balanceChanged: (_r: unknown, _a: unknown, cache: Cache) => refreshLists(cache) },
         },
         resolvers: {

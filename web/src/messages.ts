@@ -1,5 +1,7 @@
 /** Messages people understand, by error code (the service's own message is the fallback). */
 import type { CombinedError } from '@urql/core';
+import type { AutoTopUpFieldsFragment } from '../../client/generated/graphql';
+import { credits } from './format';
 
 const USER_ERRORS: Record<string, string> = {
   INSUFFICIENT_CREDITS: 'You do not have enough credits for this.',
@@ -42,4 +44,27 @@ export function explainRequest(error: CombinedError | undefined): string | undef
   const code = first?.extensions?.code as string | undefined;
   if (code === 'BAD_USER_INPUT') return first!.message;
   return (code && TOP_LEVEL[code]) ?? first?.message ?? 'Something went wrong.';
+}
+
+/** The dashboard's own sentences (not error codes). */
+export const MESSAGES = {
+  autoTopUpHint: 'When it is on, a generation you cannot afford buys the pack first and then starts. Three failed purchases in a row turn it off.',
+  autoTopUpSaved: 'Saved: auto top-up is on.',
+  autoTopUpTurnedOff: 'Auto top-up is off; your settings are kept.',
+  autoTopUpWholeLevel: 'Enter the level as a whole number of credits.',
+  autoTopUpWholeCap: 'Enter the monthly limit as a whole number.',
+};
+
+/** What auto top-up does now, in one sentence (the AutoTopUp of `me`; null until first set). */
+export function autoTopUpState(a: AutoTopUpFieldsFragment | null | undefined, packName: (code: string) => string): string {
+  if (!a) return 'Off: nothing is bought by itself.';
+  if (!a.enabled) return a.failedAttempts >= 3 ? `Off: turned off after ${a.failedAttempts} failed purchases in a row.` : 'Off: nothing is bought by itself.';
+  return `On: buys ${packName(a.packCode)} when below ${credits(a.belowCredits)}, at most ${a.maxPerMonth} a month; ${a.purchasesThisMonth} this month.`;
+}
+
+/** Consecutive failures while it is on (undefined when there are none). */
+export function autoTopUpFailures(a: AutoTopUpFieldsFragment): string | undefined {
+  if (!a.enabled || a.failedAttempts === 0) return undefined;
+  const n = a.failedAttempts;
+  return `${n} failed ${n === 1 ? 'purchase' : 'purchases'} in a row; the third turns auto top-up off. Check your payment method.`;
 }

@@ -10,9 +10,12 @@ import {
   addLot,
   addMonths,
   available,
+  boughtThisMonth,
+  buyAutomatically,
   creditsUsedSince,
   effectiveTier,
   endPlan,
+  fell,
   floorJustBelow,
   hourOf,
   priceOf,
@@ -31,7 +34,7 @@ import {
   type Settings,
   type TierCode,
 } from './model';
-import { checkAccount, checkAll, type Real } from './system';
+import { checkAccount, checkAll, monthOf, type Real } from './system';
 
 export const ACCOUNTS = 3;
 
@@ -51,6 +54,7 @@ abstract class Cmd implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real): Promise<void> {
     executed.set(this.name, (executed.get(this.name) ?? 0) + 1);
     const t0 = Date.now();
+    m.month = monthOf(r);
     try {
       await this.act(m, r);
     } finally {
@@ -182,6 +186,7 @@ class RequestRefund extends Cmd {
       }
     }
     p.status = 'REFUNDED';
+    // A withdrawal asked for (a refund) is not a fall: it warns of nothing and buys nothing.
     if (p.kind === 'PLAN') {
       const plan = a.plan;
       const previous = plan
@@ -286,16 +291,26 @@ class StartGeneration extends Cmd {
     else if (held && m.hour > held.q.hour) refuse('QUOTE_EXPIRED');
     else if (held && JSON.stringify(settings) !== JSON.stringify(held.q.settings)) refuse('QUOTE_MISMATCH');
     else if (!tierAllows(m.catalog, tier, settings)) refuse('FEATURE_NOT_IN_TIER');
-    else if (available(a) < price) refuse('INSUFFICIENT_CREDITS');
+    else if (available(a) < price && !this.buysFirst(m, a, price)) refuse('INSUFFICIENT_CREDITS');
     else {
+      const before = available(a);
       expectEq(`${what} userErrors`, codes(out.userErrors), []);
       expectEq(`${what} job`, { status: out.job?.status, credits: out.job?.credits, queueClass: out.job?.queueClass }, { status: 'QUEUED', credits: price, queueClass: tier.queueClass });
       const takes = take(a, price);
       note(`${this.name}: ok ${tier.queueClass}${takes.length > 1 ? ' (several lots)' : ''}`);
       a.jobs.push({ id: out.job!.id, account: a.id, credits: price, status: 'QUEUED', refunded: false, returned: 0, progress: 0, cancelRequested: false, queueClass: tier.queueClass, createdAt: out.job!.createdAt, seq: ++m.seq, takes });
       expectEq(`${what} balance`, out.balance?.available, available(a));
+      fell(m, a, before);
     }
     await checkAccount(m, r, a, this.toString());
+  }
+
+  /** Auto top-up's buy-first (API.md): on, under its cap, and its pack covers the shortfall — bought now; true when paid. */
+  private buysFirst(m: Model, a: MAccount, price: number): boolean {
+    const t = a.autoTopUp;
+    if (!t?.enabled || t.pack.credits < price - available(a) || boughtThisMonth(m, t) >= t.maxPerMonth) return false;
+    note(`${this.name}: short, buys first`);
+    return buyAutomatically(m, a);
   }
 }
 
@@ -581,8 +596,10 @@ class AdjustCredits extends Cmd {
       expectEq(`${this} userErrors`, codes(out.userErrors), ['INSUFFICIENT_CREDITS']);
     } else {
       expectEq(`${this} userErrors`, codes(out.userErrors), []);
+      const before = available(a);
       if (this.amount > 0) addLot(m, a, 'ADJUSTMENT', this.amount, null, null, null);
       else take(a, -this.amount);
+      fell(m, a, before);
       expectEq(`${this} balance`, out.balance?.available, available(a));
     }
     await checkAccount(m, r, a, this.toString());
@@ -600,6 +617,7 @@ class AdvanceClock extends Cmd {
   protected async act(m: Model, r: Real) {
     await r.data(`mutation($h: Float!) { advanceTestClock(hours: $h) }`, { h: this.hours }, r.admin);
     m.hour += this.hours;
+    m.month = monthOf(r);
     timePasses(m);
     await checkAll(m, r, this.toString());
   }
@@ -635,6 +653,7 @@ class AdvanceToEdge extends Cmd {
     const hours = this.hours(m);
     await r.data(`mutation($h: Float!) { advanceTestClock(hours: $h) }`, { h: hours }, r.admin);
     m.hour += hours;
+    m.month = monthOf(r);
     timePasses(m);
     await checkAll(m, r, `${this} (${hours} h)`);
   }
@@ -797,6 +816,66 @@ class CancelPlan extends Cmd {
  */
 export const CLOCK_STEPS = [1, 3, 12, 23, 24, 25, 48, 24 * 7, 24 * 20, 24 * 27];
 
+// ---------------------------------------------------------------- auto top-up
+
+interface AutoTopUpAnswer {
+  autoTopUp: { enabled: boolean; packCode: string; belowCredits: number; maxPerMonth: number; purchasesThisMonth: number; failedAttempts: number } | null;
+  userErrors: { code: string }[];
+}
+
+/** Turns auto top-up on (again) with a pack, a level and a monthly cap. */
+class SetAutoTopUp extends Cmd {
+  readonly name = 'setAutoTopUp';
+  constructor(readonly acct: number, readonly pack: number, readonly below: number, readonly max: number) {
+    super();
+  }
+  toString() {
+    return `SetAutoTopUp(${this.acct}, #${this.pack}, below ${this.below}, ${this.max} a month)`;
+  }
+  protected async act(m: Model, r: Real) {
+    const a = m.accounts[this.acct];
+    const pack = m.catalog.packs[this.pack % m.catalog.packs.length];
+    const d = await r.data<{ setAutoTopUp: AutoTopUpAnswer }>(
+      `mutation($p: String!, $b: Int!, $x: Int!) { setAutoTopUp(input: { packCode: $p, belowCredits: $b, maxPerMonth: $x }) {
+         autoTopUp { enabled packCode belowCredits maxPerMonth purchasesThisMonth failedAttempts } userErrors { code } } }`,
+      { p: pack.code, b: this.below, x: this.max },
+      { sub: a.id },
+    );
+    a.autoTopUp = { enabled: true, pack, below: this.below, maxPerMonth: this.max, failed: 0, bought: a.autoTopUp?.bought ?? {}, asked: false };
+    note(`setAutoTopUp${available(a) < this.below ? ' (already below: buys nothing yet)' : ''}`);
+    expectEq(`${this} answer`, d.setAutoTopUp, {
+      autoTopUp: { enabled: true, packCode: pack.code, belowCredits: this.below, maxPerMonth: this.max, purchasesThisMonth: boughtThisMonth(m, a.autoTopUp), failedAttempts: 0 },
+      userErrors: [],
+    });
+    await checkAccount(m, r, a, this.toString());
+  }
+}
+
+class DisableAutoTopUp extends Cmd {
+  readonly name = 'disableAutoTopUp';
+  constructor(readonly acct: number) {
+    super();
+  }
+  toString() {
+    return `DisableAutoTopUp(${this.acct})`;
+  }
+  protected async act(m: Model, r: Real) {
+    const a = m.accounts[this.acct];
+    const d = await r.data<{ disableAutoTopUp: AutoTopUpAnswer }>(
+      `mutation { disableAutoTopUp { autoTopUp { enabled packCode belowCredits maxPerMonth purchasesThisMonth failedAttempts } userErrors { code } } }`,
+      undefined,
+      { sub: a.id },
+    );
+    const t = a.autoTopUp;
+    if (t) t.enabled = false;
+    expectEq(`${this} answer`, d.disableAutoTopUp, {
+      autoTopUp: t && { enabled: false, packCode: t.pack.code, belowCredits: t.below, maxPerMonth: t.maxPerMonth, purchasesThisMonth: boughtThisMonth(m, t), failedAttempts: t.failed },
+      userErrors: [],
+    });
+    await checkAccount(m, r, a, this.toString());
+  }
+}
+
 export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
   const acct = fc.integer({ min: 0, max: ACCOUNTS - 1 });
   const pick = fc.nat({ max: 1000 });
@@ -823,6 +902,8 @@ export function commandArbs(): fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] {
       w(3, fc.tuple(acct, fc.constantFrom<TierCode>('CREATOR', 'CREATOR', 'PRO', 'MAX')).map(([a, t]) => new ChangePlan(a, t))),
       w(2, fc.tuple(acct, bool(2)).map(([a, f]) => new CancelPlan(a, f))),
       w(1, acct.map((a) => new CardDeclines(a))),
+      w(2, fc.tuple(acct, fc.nat({ max: 2 }), fc.constantFrom(5, 10, 20, 40, 80), fc.integer({ min: 1, max: 3 })).map(([a, p, b, x]) => new SetAutoTopUp(a, p, b, x))),
+      w(1, acct.map((a) => new DisableAutoTopUp(a))),
       w(1, fc.constant(new ReadAll())),
     ),
   ];

@@ -111,6 +111,21 @@ export interface MPurchase {
   refundRequested: boolean;
   /** PLAN: the start of the period it paid for (an upgrade: just after its period's start). */
   periodStart: number | null;
+  /** Bought by auto top-up. */
+  automatic?: boolean;
+}
+
+/** Auto top-up as the account set it, and where it stands (API.md, docs/BILLING.md). */
+export interface MAutoTopUp {
+  enabled: boolean;
+  pack: { code: string; credits: number; priceCents: number };
+  below: number;
+  maxPerMonth: number;
+  failed: number;
+  /** Automatic purchases that did not fail, by UTC month (YYYY-MM). */
+  bought: Record<string, number>;
+  /** A fall below the level asked for a purchase, not made yet (the system makes it after commit). */
+  asked: boolean;
 }
 
 export interface MPlan {
@@ -135,6 +150,7 @@ export interface MAccount {
   declines: number;
   /** Prices held by `quote` (10 minutes: any clock step ends them). */
   quotes: { id: string; settings: Settings; credits: number; hour: number }[];
+  autoTopUp: MAutoTopUp | null;
 }
 
 export interface Model {
@@ -144,14 +160,16 @@ export interface Model {
   accounts: MAccount[];
   /** Notable things that happened (coverage counts). */
   notes: string[];
+  /** The system clock's UTC month (YYYY-MM), as the commands read it: auto top-up's monthly cap. */
+  month: string;
 }
 
 export function newModel(catalog: Catalog, ids: string[]): Model {
   const free = tierOf(catalog, 'FREE');
-  const model: Model = { catalog, hour: 0, seq: 0, accounts: [], notes: [] };
+  const model: Model = { catalog, hour: 0, seq: 0, accounts: [], notes: [], month: '' };
   for (const id of ids) {
     const a: MAccount = {
-      id, tier: 'FREE', status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null, plan: null, lots: [], jobs: [], purchases: [], declines: 0, quotes: [],
+      id, tier: 'FREE', status: 'ACTIVE', cancelAtPeriodEnd: false, scheduledTier: null, plan: null, lots: [], jobs: [], purchases: [], declines: 0, quotes: [], autoTopUp: null,
     };
     if (free.signupCredits > 0) addLot(model, a, 'SIGNUP_BONUS', free.signupCredits, null, null, null);
     model.accounts.push(a);
@@ -350,12 +368,67 @@ export function timePasses(m: Model): void {
     }
   }
   for (const a of m.accounts) {
+    const before = available(a);
     for (const lot of a.lots) {
       if (lot.expiresHour !== null && lot.expiresHour <= m.hour && lot.remaining > 0) {
         m.notes.push('lot expired');
         lot.remaining = 0;
       }
     }
+    fell(m, a, before); // the expiry sweep: one transaction
+  }
+}
+
+// ---- auto top-up ----
+
+export const boughtThisMonth = (m: Model, t: MAutoTopUp): number => t.bought[m.month] ?? 0;
+
+/**
+ * A committed change moved the balance from `before` to what it is now: when that is a fall
+ * below the level, with auto top-up on, nothing asked yet and the month under its cap, a
+ * purchase is asked for (made after commit: landTopUps).
+ */
+export function fell(m: Model, a: MAccount, before: number): void {
+  const t = a.autoTopUp;
+  const now = available(a);
+  if (!t || !t.enabled || t.asked || now >= before || now >= t.below || boughtThisMonth(m, t) >= t.maxPerMonth) return;
+  t.asked = true;
+}
+
+/**
+ * One automatic purchase of the account's pack: declined (a decline was due: FAILED, counted,
+ * the third in a row turns auto top-up off) or paid (a pack lot, the count cleared). True when paid.
+ */
+export function buyAutomatically(m: Model, a: MAccount): boolean {
+  const t = a.autoTopUp!;
+  const declined = a.declines > 0;
+  const p: MPurchase = {
+    id: null, kind: 'CREDIT_PACK', status: declined ? 'FAILED' : 'COMPLETED', credits: t.pack.credits, amountCents: t.pack.priceCents, tier: null,
+    completedHour: m.hour, seq: ++m.seq, refundRequested: false, periodStart: null, automatic: true,
+  };
+  a.purchases.push(p);
+  if (declined) {
+    a.declines--;
+    t.failed++;
+    if (t.failed >= 3) t.enabled = false;
+    m.notes.push(`auto top-up declined${t.enabled ? '' : ': turned off'}`);
+    return false;
+  }
+  t.failed = 0;
+  t.bought[m.month] = boughtThisMonth(m, t) + 1;
+  addLot(m, a, 'PACK_PURCHASE', t.pack.credits, null, null, p);
+  m.notes.push('auto top-up bought');
+  return true;
+}
+
+/** The purchases asked for are made (the system made them after the commits that asked). */
+export function landTopUps(m: Model): void {
+  for (const a of m.accounts) {
+    const t = a.autoTopUp;
+    if (!t?.asked) continue;
+    t.asked = false;
+    // Claimed after commit: still due then (on, below the level, under the cap) — nothing in one command changes that meanwhile.
+    buyAutomatically(m, a);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { Role } from '../../../src/common/auth/role.enum';
 import type { GqlResult, TestApp } from '../../helpers/test-app';
-import { available, spendingOrder, type Catalog, type ClassRule, type CostClass, type MAccount, type Model, type QueueClass, type TierCode } from './model';
+import { available, boughtThisMonth, landTopUps, spendingOrder, type Catalog, type ClassRule, type CostClass, type MAccount, type Model, type QueueClass, type TierCode } from './model';
 
 export class Real {
   readonly admin = { sub: 'model-admin', role: Role.ADMIN };
@@ -34,7 +34,8 @@ export const ME = `query {
     balance { available lots { source granted remaining expiresAt } }
     plan { tier { code } status cancelAtPeriodEnd currentPeriodStart currentPeriodEnd scheduledTier { code } }
     jobs(first: 100) { totalCount edges { node { id status refunded credits queueClass } } }
-    purchases(first: 100) { totalCount edges { node { id kind status credits amountCents tier } } }
+    purchases(first: 100) { totalCount edges { node { id kind status credits amountCents tier automatic } } }
+    autoTopUp { enabled packCode belowCredits maxPerMonth purchasesThisMonth failedAttempts }
   }
 }`;
 
@@ -45,9 +46,32 @@ interface MeData {
     jobs: { totalCount: number; edges: { node: { id: string; status: string; refunded: boolean; credits: number; queueClass: QueueClass } }[] };
     purchases: {
       totalCount: number;
-      edges: { node: { id: string; kind: string; status: string; credits: number; amountCents: number; tier: TierCode | null } }[];
+      edges: { node: { id: string; kind: string; status: string; credits: number; amountCents: number; tier: TierCode | null; automatic: boolean } }[];
     };
+    autoTopUp: { enabled: boolean; packCode: string; belowCredits: number; maxPerMonth: number; purchasesThisMonth: number; failedAttempts: number } | null;
   };
+}
+
+/** The system clock's UTC month (YYYY-MM). */
+export function monthOf(real: Real): string {
+  return real.app.server.services.clock.now().toISOString().slice(0, 7);
+}
+
+/**
+ * Waits until no account of the model has an auto top-up asked for or in flight (the system
+ * makes them after the commits that asked, on its own), then makes them in the model.
+ */
+async function topUpsSettled(m: Model, real: Real): Promise<void> {
+  const ids = m.accounts.map((a) => a.id);
+  const until = Date.now() + 15_000;
+  for (;;) {
+    const { rows } = await real.app.audit.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM auto_top_ups WHERE account_id = ANY($1) AND (requested_at IS NOT NULL OR purchase_id IS NOT NULL)', [ids]);
+    if (rows[0].n === 0) break;
+    if (Date.now() > until) throw new Error(`auto top-ups of ${ids.join(', ')} still asked for or in flight after 15 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  landTopUps(m);
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -59,6 +83,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
  * (renewals) get their ids here, in the order they were made.
  */
 export async function checkAccount(m: Model, real: Real, a: MAccount, after: string): Promise<void> {
+  await topUpsSettled(m, real);
   const { me } = await real.data<MeData>(ME, undefined, { sub: a.id });
   const seen = me.purchases.edges.map((e) => e.node);
   const unknown = seen.filter((p) => !a.purchases.some((q) => q.id === p.id)).reverse(); // oldest first
@@ -78,6 +103,7 @@ export async function checkAccount(m: Model, real: Real, a: MAccount, after: str
     },
     jobs: me.jobs.edges.map((e) => e.node).sort((x, y) => x.id.localeCompare(y.id)),
     purchases: seen.map((p) => ({ ...p })).sort((x, y) => x.id.localeCompare(y.id)),
+    autoTopUp: me.autoTopUp,
   };
   const expected = {
     available: available(a),
@@ -94,8 +120,12 @@ export async function checkAccount(m: Model, real: Real, a: MAccount, after: str
       .map((j) => ({ id: j.id, status: j.status, refunded: j.refunded, credits: j.credits, queueClass: j.queueClass }))
       .sort((x, y) => x.id.localeCompare(y.id)),
     purchases: a.purchases
-      .map((p) => ({ id: p.id ?? '(unknown)', kind: p.kind, status: p.status, credits: p.credits, amountCents: p.amountCents, tier: p.tier }))
+      .map((p) => ({ id: p.id ?? '(unknown)', kind: p.kind, status: p.status, credits: p.credits, amountCents: p.amountCents, tier: p.tier, automatic: p.automatic ?? false }))
       .sort((x, y) => x.id.localeCompare(y.id)),
+    autoTopUp: a.autoTopUp && {
+      enabled: a.autoTopUp.enabled, packCode: a.autoTopUp.pack.code, belowCredits: a.autoTopUp.below, maxPerMonth: a.autoTopUp.maxPerMonth,
+      purchasesThisMonth: boughtThisMonth({ ...m, month: monthOf(real) }, a.autoTopUp), failedAttempts: a.autoTopUp.failed,
+    },
   };
   try {
     expect(actual).toEqual(expected);
@@ -154,5 +184,7 @@ export async function cleanup(real: Real, accountIds: string[]): Promise<void> {
       }
     }
     if (me.plan.tier.code !== 'FREE' && me.plan.status !== 'CANCELED') await real.raw(`mutation { cancelPlan { userErrors { code } } }`, undefined, { sub });
+    // Nothing bought for the accounts of a finished run when later runs move the clock.
+    await real.raw(`mutation { disableAutoTopUp { userErrors { code } } }`, undefined, { sub });
   }
 }

@@ -96,7 +96,16 @@ function PurchaseRow({ purchase: p }: { purchase: PurchaseFieldsFragment }) {
   };
   return (
     <li class="purchase" data-testid="purchase" data-status={p.status}>
-      <b>{p.packCode ? `${p.packCode} pack` : `${p.tier} plan`}</b> · {credits(p.credits)} · {money(p.amountCents, p.currency)} · {titleCase(p.status)} · {when(p.createdAt)}
+      <b>{p.packCode ? `${p.packCode} pack` : `${p.tier} plan`}</b>
+      {p.automatic && (
+        <>
+          {' '}
+          <span class="pill" data-testid="auto-badge" title="Bought by auto top-up">
+            auto
+          </span>
+        </>
+      )}{' '}
+      · {credits(p.credits)} · {money(p.amountCents, p.currency)} · {titleCase(p.status)} · {when(p.createdAt)}
       {p.refundRequest && <span class="muted"> · refund {titleCase(p.refundRequest.status)}</span>}
       {p.refundable && (
         <>
