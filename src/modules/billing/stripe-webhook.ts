@@ -3,7 +3,8 @@
  * it does not verify); the event is translated into a provider-neutral ProviderEvent and applied
  * once (payment-events.ts). Events of no interest are recorded and answered 200.
  *
- * Packs: checkout.session.completed / async_payment_succeeded / async_payment_failed / expired.
+ * Packs: checkout.session.completed / async_payment_succeeded / async_payment_failed / expired;
+ * auto top-up's off-session payments still processing: payment_intent.succeeded / payment_failed.
  * Plans: checkout.session.completed (subscription mode); invoice.paid (and
  * invoice.payment_succeeded); invoice.payment_failed; customer.subscription.deleted.
  * Refunds: charge.refunded, refund.created / refund.updated (succeeded) confirm them.
