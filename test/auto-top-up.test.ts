@@ -5,6 +5,7 @@
  */
 import type { SandboxProvider } from '../src/modules/billing/sandbox-provider';
 import {
+  AdvanceTestClockDocument,
   DisableAutoTopUpDocument,
   MyAutoTopUpDocument,
   QuoteDocument,
@@ -12,7 +13,7 @@ import {
   StartGenerationDocument,
   type GenerationSettingsInput,
 } from './graphql/generated';
-import { adjustCredits, advanceDays, balanceOf, openAccount } from './helpers/accounts';
+import { ADMIN, adjustCredits, advanceDays, balanceOf, openAccount } from './helpers/accounts';
 import { notesOf } from './helpers/notices';
 import { ledgerViolations } from './helpers/invariants';
 import { eventually, useTestApp } from './helpers/test-app';
@@ -225,6 +226,27 @@ describe('auto top-up (sandbox provider)', () => {
     }
     expect(await autoTopUp('bad-settings')).toBeNull();
     expect(await t.app.rows('SELECT 1 FROM auto_top_ups WHERE account_id = $1', ['bad-settings'])).toEqual([]);
+  });
+
+  it('the timed work buys a fall that no instance claimed (its instance died between the commits)', async () => {
+    await openAccount(t.app, 'unclaimed', { balance: 30 });
+    await setAutoTopUp('unclaimed', { packCode: 'STARTER', belowCredits: 40, maxPerMonth: 2 });
+    // As a debit's commit leaves it when the instance that would claim it is gone (and the notification with it).
+    await t.app.audit.query(`UPDATE auto_top_ups SET requested_at = '2025-01-31T18:00:00Z' WHERE account_id = 'unclaimed'`);
+    expect(await automatic('unclaimed')).toEqual([]);
+    expect((await t.app.gql(AdvanceTestClockDocument, { hours: 0.1 }, ADMIN)).errors).toBeUndefined();
+    await settled('unclaimed');
+    expect(await automatic('unclaimed')).toEqual([{ status: 'COMPLETED', pack_code: 'STARTER', credits: 50, failure_reason: null }]);
+    expect(await balanceOf(t.app, 'unclaimed')).toBe(80);
+  });
+
+  it('a claimed request that is no longer due (the balance rose meanwhile) buys nothing', async () => {
+    await openAccount(t.app, 'risen', { balance: 100 });
+    await setAutoTopUp('risen', { packCode: 'STARTER', belowCredits: 40, maxPerMonth: 2 });
+    await t.app.audit.query(`UPDATE auto_top_ups SET requested_at = '2025-01-31T18:00:00Z' WHERE account_id = 'risen'`);
+    await t.app.server.services.autoTopUps.drive('risen');
+    expect(await automatic('risen')).toEqual([]);
+    expect(await t.app.one('SELECT requested_at, purchase_id FROM auto_top_ups WHERE account_id = $1', ['risen'])).toEqual({ requested_at: null, purchase_id: null });
   });
 
   it('the auditor reports an automatic purchase in flight that auto top-up is not waiting for, and a month over its cap', async () => {

@@ -173,6 +173,24 @@ describe.each(STEPS)('killed right after the intent %s', (step) => {
     expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe(await signup());
     expect(await openIntents(sub)).toBe(0);
   }, 120000);
+
+  it('auto top-up buys once: one off-session payment, one automatic purchase, one grant, nothing left in flight (nobody retries)', async () => {
+    const sub = `crash-auto-${step}`;
+    await start(`pack.charge_saved:${step}`);
+    const set = await gql(sub, 'mutation { setAutoTopUp(input: { packCode: "STARTER", belowCredits: 1000, maxPerMonth: 2 }) { userErrors { code } } }');
+    expect(set!.setAutoTopUp.userErrors).toEqual([]);
+    // An operator's debit falls below the level: the purchase is made after that commit, and the kill comes in the middle of it.
+    await interrupted(() => gql('crash-admin', `mutation { adjustCredits(input: { accountId: "${sub}", amount: -1, reason: "fall" }) { userErrors { code } } }`, {}, Role.ADMIN));
+    await start();
+    await reconcileLater();
+    const bought = (await db.query(`SELECT id, status FROM purchases WHERE account_id = $1 AND automatic`, [sub])).rows;
+    expect(bought.map((p) => p.status)).toEqual(['COMPLETED']);
+    expect(await n(`sandbox_payments WHERE key = $1`, [`purchase-${bought[0].id}`])).toBe(1);
+    expect(await n(`ledger_entries WHERE account_id = $1 AND kind = 'GRANT' AND purchase_id = $2`, [sub, bought[0].id])).toBe(1);
+    expect((await one('SELECT available FROM accounts WHERE id = $1', [sub])).available).toBe((await signup()) - 1 + 50);
+    expect(await one('SELECT requested_at, purchase_id, failed_attempts FROM auto_top_ups WHERE account_id = $1', [sub])).toEqual({ requested_at: null, purchase_id: null, failed_attempts: 0 });
+    expect(await openIntents(sub)).toBe(0);
+  }, 120000);
 });
 
 it('buys a pack once when the client never comes back after a kill right after the provider answered: the reconciler finishes it', async () => {
