@@ -42,6 +42,9 @@ const ID_KINDS: Record<string, Kind> = {
   'Mutation.failGenerationJob:jobId': 'runningJob',
   'Mutation.acknowledgeGenerationCancel:jobId': 'runningJob',
   'Subscription.jobUpdated:jobId': 'job',
+  // Until workspaces exist (issue 15), a workspace id aimed at is another account's id.
+  'Mutation.setAutoTopUp:input.workspaceId': 'account',
+  'Mutation.disableAutoTopUp:workspaceId': 'account',
 };
 
 /** Complete arguments for each site around the id under test. */
@@ -60,6 +63,8 @@ const BASE_ARGS: Record<string, Record<string, unknown>> = {
   'Mutation.failGenerationJob': { reason: 'isolation' },
   'Mutation.acknowledgeGenerationCancel': {},
   'Subscription.jobUpdated': {},
+  'Mutation.setAutoTopUp': { input: { packCode: 'STARTER', belowCredits: 10, maxPerMonth: 1 } },
+  'Mutation.disableAutoTopUp': {},
 };
 
 interface Answer {
@@ -204,6 +209,7 @@ describe('tenant isolation', () => {
     const p2 = (await must<{ purchaseCreditPack: { purchase: { id: string } } }>(`mutation { purchaseCreditPack(input: { packCode: "STARTER", idempotencyKey: "iso-2" }) { purchase { id } } }`, undefined, B)).purchaseCreditPack.purchase.id;
     const bRefund = (await must<{ requestRefund: { refundRequest: { id: string } } }>(`mutation($p: ID!) { requestRefund(input: { purchaseId: $p }) { refundRequest { id } } }`, { p: p2 }, B)).requestRefund.refundRequest.id;
     await must(`mutation($j: ID!) { completeGenerationJob(jobId: $j, resultUrls: ["https://cdn.example/done.png"]) { id } }`, { j: bJob }, WORKER, Role.WORKER);
+    await must(`mutation { setAutoTopUp(input: { packCode: "STARTER", belowCredits: 5, maxPerMonth: 2 }) { userErrors { code } } }`, undefined, B);
     // B's objects of each kind, in each state worth aiming at (a queued, a running, a finished job).
     const objects: Record<Kind, string[]> = {
       job: [bQueued, bRunning, bJob],
@@ -225,7 +231,8 @@ describe('tenant isolation', () => {
              (SELECT string_agg(id || coalesce(read_at::text, '-'), ',' ORDER BY id) FROM notifications WHERE account_id = $1),
              (SELECT string_agg(id || status, ',' ORDER BY id) FROM refund_requests WHERE account_id = $1),
              (SELECT count(*) || ':' || sum(amount) FROM ledger_entries WHERE account_id = $1),
-             (SELECT available || ':' || low_credit_threshold || tier FROM accounts WHERE id = $1)) AS s`,
+             (SELECT available || ':' || low_credit_threshold || tier FROM accounts WHERE id = $1),
+             (SELECT enabled || pack_code || below_credits || max_per_month || updated_at FROM auto_top_ups WHERE account_id = $1)) AS s`,
           [B],
         )
       ).rows[0].s as string;
