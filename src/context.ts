@@ -1,6 +1,7 @@
 /** One Context shape for HTTP requests and websocket operations. */
 import type { Identity } from './common/auth/jwt';
 import { bounded } from './common/events/bounded';
+import { untilRemoved } from './common/events/until-removed';
 import type { DomainEvent } from './common/events/events';
 import { Role } from './common/auth/role.enum';
 import type { Services } from './services';
@@ -21,9 +22,15 @@ export async function buildContext(services: Services, identity: Identity | unde
   return { identity, services, address, dropConnection };
 }
 
-/** The caller's events of one type, bounded for websocket subscribers (see common/events/bounded). */
-export function eventsOf<T extends DomainEvent['type']>(ctx: Context, type: T): AsyncIterable<Extract<DomainEvent, { type: T }>> {
-  const source = ctx.services.events.subscribe(type, callerId(ctx));
+/**
+ * The caller's events of one type — or, with `holder`, those of the account it names (a
+ * workspace the caller is a member of: ending at once if they are removed) — bounded for
+ * websocket subscribers (see common/events/bounded).
+ */
+export function eventsOf<T extends DomainEvent['type']>(ctx: Context, type: T, holder?: { accountId: string; member: string | null }): AsyncIterable<Extract<DomainEvent, { type: T }>> {
+  const events = ctx.services.events;
+  const raw = events.subscribe(type, holder?.accountId ?? callerId(ctx));
+  const source = holder?.member ? untilRemoved(raw, (l) => events.onEvent(l), holder.accountId, holder.member) : raw;
   if (!ctx.dropConnection) return source;
   // The metrics follow what the operation takes, for the event lag at its send (websocket-server.ts).
   return ctx.services.metrics.taking(ctx, bounded(source, ctx.services.config.wsMaxBufferedBytes, ctx.dropConnection), (e) => ctx.services.events.receivedAt(e));

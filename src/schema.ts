@@ -17,6 +17,7 @@ import { QuoteResolver } from './modules/quotes/quote.resolver';
 import { AccountNotificationsResolver, NotificationResolver } from './modules/notifications/notification.resolver';
 import { AccountPurchasesResolver, BillingResolver, PlanResolver } from './modules/billing/billing.resolver';
 import { AccountAutoTopUpResolver, AutoTopUpResolver } from './modules/billing/auto-top-up/auto-top-up.resolver';
+import { AccountWorkspacesResolver, WorkspaceResolver } from './modules/workspaces/workspace.resolver';
 import { TestClockResolver } from './modules/clock/test-clock.resolver';
 import { AccountRefundsResolver, PurchaseRefundResolver, RefundRequestResolver } from './modules/refunds/refund.resolver';
 
@@ -40,6 +41,8 @@ export const resolvers = [
   PlanResolver,
   AccountAutoTopUpResolver,
   AutoTopUpResolver,
+  WorkspaceResolver,
+  AccountWorkspacesResolver,
   RefundRequestResolver,
   PurchaseRefundResolver,
   AccountRefundsResolver,

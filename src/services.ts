@@ -25,6 +25,7 @@ import { PlanSweep } from './modules/billing/plans/plan-sweep';
 import { SandboxProvider } from './modules/billing/sandbox-provider';
 import { StripeProvider } from './modules/billing/stripe-provider';
 import { AutoTopUpService } from './modules/billing/auto-top-up/auto-top-up.service';
+import { WorkspaceService } from './modules/workspaces/workspace.service';
 import { TestClockService } from './modules/clock/test-clock.service';
 import { AccountQueue } from './common/limits/account-queue';
 import { RateLimits } from './common/limits/rate-limits';
@@ -61,6 +62,8 @@ export interface Services {
   /** What the payment provider tells (webhooks, the sandbox's own renewals). */
   paymentEvents: PaymentEvents;
   plans: PlanLifecycle;
+  /** Shared credit pools and their members. */
+  workspaces: WorkspaceService;
   /** Packs bought by themselves when the balance falls below a level. */
   autoTopUps: AutoTopUpService;
   planSweep: PlanSweep;
@@ -110,6 +113,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
     if (e.type === 'autoTopUp') autoTopUps.drive(e.accountId).catch((err) => log.error({ err, account: e.accountId }, 'auto top-up failed to run'));
   });
   generations.buyFirst = (accountId, credits) => autoTopUps.buyForStart(accountId, credits);
+  const workspaces = new WorkspaceService(db, clock, catalog, accounts);
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   const retention = new Retention(db, clock, { idempotencyHours: config.idempotencyRetentionHours, quoteHours: config.quoteRetentionHours });
@@ -124,7 +128,7 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   }
   return {
     ...deps, catalog, ledger, accounts, adjustments, priceBooks, quotes, generations, workers, runners, notifications, payments, billing,
-    refunds, reversals, intents, paymentEvents, plans, autoTopUps, planSweep, expiries, testClock, dueWork,
+    refunds, reversals, intents, paymentEvents, plans, autoTopUps, workspaces, planSweep, expiries, testClock, dueWork,
     accountQueue: new AccountQueue(deps.config.accountQueueMax),
     rateLimits: new RateLimits(db, config.rateLimits, log),
   };

@@ -1,7 +1,8 @@
 -- Gives a job's debit back to the lots it came from (REFUND entry); a lot that closed since
 -- (expired, or its purchase refunded or disputed) takes it back at once. With p_part, only that
 -- many credits come back (a stopped job's unrendered share), to the lots the debit took last
--- first (the reverse of the spending order); nothing (no entry) when p_part is 0.
+-- first (the reverse of the spending order); nothing (no entry) when p_part is 0. A workspace
+-- member's job counts back in their spending of the job's month.
 CREATE OR REPLACE FUNCTION public.ledger_refund_job(p_account text, p_job uuid, p_description text, p_now timestamp with time zone, p_part integer DEFAULT NULL::integer)
  RETURNS TABLE(ok boolean, balance integer, balance_before integer, threshold integer, account_tier text, out_entry bigint, amount integer)
  LANGUAGE plpgsql
@@ -38,6 +39,8 @@ BEGIN
   )
   UPDATE credit_lots l SET remaining = l.remaining + moved.amount FROM moved WHERE l.id = moved.lot_id;
   PERFORM ledger_balance_event(p_account, v_avail, v_thr, v_before, p_now);
+  PERFORM workspace_member_spent(j.account_id, j.started_by, 0, v_amount, j.created_at, p_now)
+     FROM generation_jobs j WHERE j.id = p_job AND j.started_by <> j.account_id;
   -- Lots that closed since the debit take back what they were given.
   FOR lot IN
     SELECT l.id, l.purchase_id,

@@ -1,6 +1,7 @@
 -- One generation start as the service decided it, field for field the StartCommand of
 -- src/modules/generations/start-command.ts: what to debit, the job to queue, the tier and plan
--- status its tier gate decided for, and the outcome to keep under its idempotency key.
+-- status its tier gate decided for, the outcome to keep under its idempotency key, and who
+-- starts it: the member of a workspace (whose monthly limit is checked), or NULL for oneself.
 CREATE TYPE public.start_command AS (
   account text,
   credits integer,
@@ -19,5 +20,6 @@ CREATE TYPE public.start_command AS (
   key text,
   request_hash text,
   response jsonb,
-  now timestamp with time zone
+  now timestamp with time zone,
+  member text
 );

@@ -17,3 +17,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function isUuid(id: string): boolean {
   return UUID.test(id);
 }
+
+/** Workspace account ids: `workspace:<uuid>` (no token subject may start so: common/auth/jwt.ts). */
+export const WORKSPACE_ID_PREFIX = 'workspace:';
+
+export const isWorkspaceId = (id: string): boolean => id.startsWith(WORKSPACE_ID_PREFIX) && isUuid(id.slice(WORKSPACE_ID_PREFIX.length));

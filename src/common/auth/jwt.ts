@@ -5,6 +5,7 @@
  * without iat); with `issuer` / `audience` set, its `iss` must be that issuer and its `aud` name
  * that audience — so a token the same identity provider minted for another application is refused.
  */
+import { WORKSPACE_ID_PREFIX } from '../ids';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { Role, ROLES } from './role.enum';
 
@@ -93,6 +94,8 @@ function createUncachedVerifier(opts: TokenVerifierOptions): TokenVerifier {
     if (typeof sub !== 'string' || sub.length < 1 || sub.length > 128) {
       throw new InvalidTokenError('The token has no valid `sub` claim (1 to 128 characters)');
     }
+    // Workspaces are accounts too, with ids of their own shape: no person may sign in as one.
+    if (sub.startsWith(WORKSPACE_ID_PREFIX)) throw new InvalidTokenError(`The token's \`sub\` must not start with "${WORKSPACE_ID_PREFIX}" (workspace ids)`);
     if (typeof role !== 'string' || !ROLES.includes(role)) {
       throw new InvalidTokenError(`The token's role must be one of ${ROLES.join(', ')}`);
     }

@@ -55,6 +55,13 @@ export interface AutoTopUpEvent {
   accountId: string;
 }
 
+/** A member left a workspace (accountId: the workspace): their open subscriptions to it end at once. */
+export interface MembershipEvent {
+  type: 'membership';
+  accountId: string;
+  member: string;
+}
+
 /** The shared test clock moved (TEST_CLOCK=1). */
 export interface ClockEvent {
   type: 'clock';
@@ -62,7 +69,7 @@ export interface ClockEvent {
   offsetMs: number;
 }
 
-export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | NotificationEvent | AutoTopUpEvent | ClockEvent;
+export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent | WarningEvent | NotificationEvent | AutoTopUpEvent | MembershipEvent | ClockEvent;
 
 export type EventType = DomainEvent['type'];
 

@@ -1,4 +1,5 @@
-import { Field, InputType, Int, ObjectType } from 'type-graphql';
+import { IsOptional, MaxLength } from 'class-validator';
+import { Field, ID, InputType, Int, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
 import { Plan } from '../accounts/plan.type';
@@ -10,6 +11,11 @@ import { IdempotencyKeyField } from '../../common/idempotency/idempotency-key.fi
 export class ChangePlanInput {
   @Field(_type => TierCode) tier: TierCode;
   @Field(_type => BillingInterval) interval: BillingInterval;
+
+  @Field(_type => ID, { nullable: true, description: "A workspace's plan (its OWNER or an ADMIN)" })
+  @IsOptional()
+  @MaxLength(128)
+  workspaceId?: string | null;
 
   @IdempotencyKeyField()
   idempotencyKey?: string | null;

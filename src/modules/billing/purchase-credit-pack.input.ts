@@ -1,5 +1,5 @@
-import { Length, Matches } from 'class-validator';
-import { Field, InputType, ObjectType } from 'type-graphql';
+import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
+import { Field, ID, InputType, ObjectType } from 'type-graphql';
 import { UserError } from '../../common/errors/user-error.type';
 import { Balance } from '../ledger/balance.type';
 import { Purchase } from './purchase.type';
@@ -11,6 +11,11 @@ export class PurchaseCreditPackInput {
   @Length(1, 64)
   @Matches(/^[^\u0000]*$/, { message: 'packCode must not contain NUL characters' })
   packCode: string;
+
+  @Field(_type => ID, { nullable: true, description: "For a workspace's pool (its OWNER or an ADMIN)" })
+  @IsOptional()
+  @MaxLength(128)
+  workspaceId?: string | null;
 
   @IdempotencyKeyField()
   idempotencyKey?: string | null;

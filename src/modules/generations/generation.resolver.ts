@@ -13,12 +13,14 @@ import { callerId, eventsOf, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { Balance } from '../ledger/balance.type';
 import { GenerationJob, GenerationJobConnection, type JobRow } from './generation-job.type';
-import { isUuid } from '../../common/ids';
+import { isUuid, isWorkspaceId } from '../../common/ids';
+import { jobFor } from '../workspaces/job-access';
 import type { StartOutcome } from './generation.service';
 import { featureTier } from '../quotes/tier-gate';
 import { JobStatus } from './job-status.enum';
 import { StartGenerationInput } from './start-generation.input';
 import { CancelGenerationPayload, StartGenerationPayload } from './start-generation.payload';
+import { holderOf, holderOrThrow } from '../workspaces/holder';
 
 @ArgsType()
 class JobsArgs extends ConnectionArgs {
@@ -32,15 +34,22 @@ class JobUpdatedArgs {
   @IsOptional()
   @MaxLength(64)
   jobId?: string | null;
+
+  @Field(_type => ID, { nullable: true, description: "A workspace's jobs (members only)" })
+  @IsOptional()
+  @MaxLength(128)
+  workspaceId?: string | null;
 }
 
 @Resolver(_of => Account)
 export class AccountJobsResolver {
-  @FieldResolver(_returns => GenerationJobConnection, { description: 'Every job of the account, newest first, whatever the balance.' })
+  @FieldResolver(_returns => GenerationJobConnection, { description: "Every job the account started (its own, and those it started from workspaces' pools), newest first, whatever the balance." })
   jobs(@Root() account: Account, @Args(_type => JobsArgs) args: JobsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<GenerationJob>> {
+    // A person's jobs are those they started; a workspace's (an admin looking it up), those it paid for.
+    const who = isWorkspaceId(account.id) ? 'account_id' : 'started_by';
     return paginate<JobRow & { created_at: Date }, GenerationJob>(ctx.services.db, {
       table: 'generation_jobs',
-      where: args.status ? 'account_id = $1 AND status = $2' : 'account_id = $1',
+      where: args.status ? `${who} = $1 AND status = $2` : `${who} = $1`,
       params: args.status ? [account.id, args.status] : [account.id],
       page: args,
       map: GenerationJob.fromRow,
@@ -67,19 +76,21 @@ export class GenerationResolver {
   @Mutation(_returns => StartGenerationPayload, { description: 'Takes the credits and queues the job, or refuses with userErrors and changes nothing.' })
   async startGeneration(@Arg('input', _type => StartGenerationInput) input: StartGenerationInput, @Ctx() ctx: Context): Promise<StartGenerationPayload> {
     await ctx.services.accounts.ensureOpen(callerId(ctx)); // any role generating for itself has an account
-    const out = await ctx.services.generations.start(callerId(ctx), input);
-    return this.payload(ctx, out);
+    const holder = await holderOf(ctx, input.workspaceId, 'member', ['input', 'workspaceId']);
+    if ('error' in holder) return { job: null, quote: null, balance: null, topUpOptions: [], userErrors: [UserError.of(holder.error.code, holder.error.message, holder.error.field)] };
+    const out = await ctx.services.generations.start(holder.accountId, input, holder.member);
+    return this.payload(ctx, holder.accountId, out);
   }
 
-  private async payload(ctx: Context, out: StartOutcome): Promise<StartGenerationPayload> {
+  private async payload(ctx: Context, accountId: string, out: StartOutcome): Promise<StartGenerationPayload> {
     const { services } = ctx;
-    const job = out.job ?? (out.jobId ? await services.generations.get(callerId(ctx), out.jobId) : undefined);
+    const job = out.job ?? (out.jobId ? await services.generations.get(accountId, out.jobId) : undefined);
     let quote = out.quote;
     if (!quote && out.quoteId) {
       // A replay: show the stored quote as it is now.
-      const q = await services.quotes.find(callerId(ctx), out.quoteId);
-      const b = await services.ledger.balance(callerId(ctx));
-      const account = await services.accounts.get(callerId(ctx));
+      const q = await services.quotes.find(accountId, out.quoteId);
+      const b = await services.ledger.balance(accountId);
+      const account = await services.accounts.get(accountId);
       if (q && b && account) quote = await services.quotes.view(q, b.available, featureTier({ tier: account.tier, plan_status: account.planStatus }), { settings: q.settings, model: (await services.catalog.models()).find((m) => m.code === q.settings.model)! });
     }
     const packs = out.topUpPacks?.length ? (await services.catalog.packs()).filter((p) => out.topUpPacks!.includes(p.code)) : [];
@@ -95,7 +106,9 @@ export class GenerationResolver {
   @Authorized()
   @Mutation(_returns => CancelGenerationPayload, { description: 'A QUEUED job becomes CANCELED and its credits come back; a RUNNING job is asked to stop (cancelRequested), and gives back its unrendered share when its worker stops it.' })
   async cancelGeneration(@Arg('jobId', _type => ID) jobId: string, @Ctx() ctx: Context): Promise<CancelGenerationPayload> {
-    const out = await ctx.services.generations.cancel(callerId(ctx), jobId);
+    // A workspace job is canceled on the workspace's account (the caller may: jobFor); any other id as unknown.
+    const job = await jobFor(ctx, jobId, 'cancel');
+    const out = await ctx.services.generations.cancel(job?.account_id ?? callerId(ctx), jobId);
     return {
       job: out.job ? GenerationJob.fromRow(out.job) : null,
       balance: out.balance ? Balance.of(out.balance) : null,
@@ -104,21 +117,22 @@ export class GenerationResolver {
   }
 
   @Authorized()
-  @Query(_returns => GenerationJob, { nullable: true, description: 'One of your own jobs (null for any other id).' })
+  @Query(_returns => GenerationJob, { nullable: true, description: 'One of your own jobs, or of a workspace you are a member of (null for any other id).' })
   async job(@Arg('id', _type => ID) id: string, @Ctx() ctx: Context): Promise<GenerationJob | null> {
-    const row = await ctx.services.generations.get(callerId(ctx), id);
+    const row = await jobFor(ctx, id, 'see');
     return row ? GenerationJob.fromRow(row) : null;
   }
 
   @Authorized()
   @Subscription(_returns => GenerationJob, {
-    description: "Every state and progress change of the caller's own jobs after commit; with jobId, that job as it is now, then its changes.",
-    subscribe: ({ context, args }) => {
+    description: "Every state and progress change of the caller's own jobs (or, with workspaceId, of the workspace's) after commit; with jobId, that job as it is now, then its changes.",
+    subscribe: async ({ context, args }) => {
       const ctx = context as Context;
-      const source = eventsOf(ctx, 'job');
-      const only = (args as JobUpdatedArgs).jobId;
+      const { jobId: only, workspaceId } = args as JobUpdatedArgs;
+      const holder = await holderOrThrow(ctx, workspaceId, 'member', ['workspaceId']);
+      const source = eventsOf(ctx, 'job', holder);
       if (!only) return source;
-      const accountId = callerId(ctx);
+      const accountId = holder.accountId;
       return currentFirst<JobUpdatedEvent>(
         source,
         async () => {

@@ -153,15 +153,20 @@ export class GenerationService {
     return waited;
   }
 
-  async start(accountId: string, req: StartRequest): Promise<StartOutcome> {
+  /**
+   * Starts a generation paid by `accountId`: the caller's own account, or a workspace that
+   * `member` starts it from (their monthly limit applies; their key is theirs, not the pool's).
+   */
+  async start(accountId: string, req: StartRequest, member: string | null = null): Promise<StartOutcome> {
     const priced = await this.quotes.price(req.settings, 'input.settings');
-    const key = keyFor(accountId, req.idempotencyKey, 'startGeneration', { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null });
+    const input = { settings: priced.settings, prompt: req.prompt, quoteId: req.quoteId ?? null, ...(member ? { workspaceId: accountId } : {}) };
+    const key = keyFor(member ?? accountId, req.idempotencyKey, 'startGeneration', input);
     if (key) {
       const kept = await lookup<KeptStart>(this.db, key);
       if (kept) return answerKept(kept, (k) => this.replay(accountId, k));
     }
     const quote = req.quoteId ? await this.quotes.find(accountId, req.quoteId) : undefined;
-    const outcome = await this.attempt(accountId, req, priced, quote, key);
+    const outcome = await this.attempt(accountId, req, priced, quote, key, member);
     if (outcome !== KEY_TAKEN && !(key && outcome.error)) return this.decided(outcome);
     // Refusals are kept too, so that a retry after a top-up gets the same answer; a key taken
     // meanwhile (a concurrent duplicate that committed first) answers with the first outcome.
@@ -198,7 +203,9 @@ export class GenerationService {
   }
 
   /** The quote's checks, then the tier gate and the start in the database (decided again when stale). */
-  private async attempt(accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, key: IdempotencyKey | undefined): Promise<StartOutcome | typeof KEY_TAKEN> {
+  private async attempt(
+    accountId: string, req: StartRequest, priced: Priced, quote: QuoteEntity | undefined, key: IdempotencyKey | undefined, member: string | null,
+  ): Promise<StartOutcome | typeof KEY_TAKEN> {
     const now = this.clock.now();
     if (req.quoteId) {
       if (!quote) return { error: { code: UserErrorCode.NOT_FOUND, message: 'No quote of yours has this id', field: ['input', 'quoteId'] } };
@@ -252,9 +259,19 @@ export class GenerationService {
         request_hash: key?.hash ?? null,
         response: { jobId } satisfies KeptStart,
         now,
+        member,
       });
       if (!r) throw new Error(`account ${accountId} does not exist`);
       if (r.outcome === 'key_taken') return KEY_TAKEN;
+      if (r.outcome === 'not_member') return { error: { code: UserErrorCode.NOT_FOUND, message: 'No workspace of yours has this id', field: ['input', 'workspaceId'] } };
+      if (r.outcome === 'member_limit') {
+        return {
+          error: {
+            code: UserErrorCode.MEMBER_LIMIT_REACHED,
+            message: `This generation costs ${creditsText(credits)}: with the ${r.balance} you spent this month it would pass your monthly limit of ${r.threshold} in this workspace`,
+          },
+        };
+      }
       if (r.tier) this.remember(accountId, { tier: r.tier, plan_status: r.plan_status });
       // The tier or plan status changed since it was read: decide again on the new one.
       if (r.outcome === 'stale' && tries < MAX_STALE_RETRIES) {
@@ -282,6 +299,7 @@ export class GenerationService {
         id: jobId, account_id: accountId, status: JobStatus.QUEUED, type: priced.settings.type as JobRow['type'], prompt: req.prompt, settings: priced.settings,
         cost_class: costClass, credits, price_book_version: quote?.priceBookVersion ?? priced.priceBookVersion, quote_id: quote?.id ?? null,
         queue_class: tier.queueClass as JobRow['queue_class'], queue_rank: QUEUE_RANK[tier.queueClass], progress: 0, result_urls: [], failure_reason: null, refunded: false, cancel_requested: false,
+        started_by: member ?? accountId,
         created_at: now, started_at: null, finished_at: null,
       };
       return { jobId, job, quoteId: quote?.id, quote: quote ? await this.quotes.view(quote, r.balance + credits, tier.code, priced) : undefined, balance };

@@ -27,6 +27,8 @@ export interface StartCommand {
   /** What the idempotency key keeps when the start is debited. */
   response: unknown;
   now: Date;
+  /** The member starting it, when the account is a workspace (their monthly limit is checked); null for oneself. */
+  member: string | null;
 }
 
 /** The SQL type of each field, in the type's order. */
@@ -49,10 +51,15 @@ export const START_COMMAND_COLUMNS: { [K in keyof StartCommand]-?: string } = {
   request_hash: 'text',
   response: 'jsonb',
   now: 'timestamp with time zone',
+  member: 'text',
 };
 
 /** What start_generation answers for one command. */
 export type StartResult =
   | { outcome: 'debited' | 'short'; balance: number; threshold: number; tier: TierCode; plan_status: string }
+  /** The member's spending this month (`balance`) plus this start would pass their limit (`threshold`). */
+  | { outcome: 'member_limit'; balance: number; threshold: number; tier: TierCode; plan_status: string }
+  /** The starting member is not (or no longer) a member of the workspace. */
+  | { outcome: 'not_member'; balance: null; threshold: null; tier: null; plan_status: null }
   | { outcome: 'stale'; balance: null; threshold: null; tier: TierCode; plan_status: string }
   | { outcome: 'busy' | 'key_taken'; balance: null; threshold: null; tier: null; plan_status: null };

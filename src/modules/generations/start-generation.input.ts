@@ -20,6 +20,11 @@ export class StartGenerationInput {
   @MaxLength(64)
   quoteId?: string | null;
 
+  @Field(_type => ID, { nullable: true, description: "Generate from a workspace's pool (any member; their monthly limit applies)" })
+  @IsOptional()
+  @MaxLength(128)
+  workspaceId?: string | null;
+
   @IdempotencyKeyField()
   idempotencyKey?: string | null;
 }

@@ -9,6 +9,7 @@ import { Balance } from './balance.type';
 import { CreditExpiry } from './credit-expiry.type';
 import { CreditLot } from './credit-lot.type';
 import { runwayOf } from './runway';
+import { holderOrThrow } from '../workspaces/holder';
 import { Runway } from './runway.type';
 
 export const MAX_LOW_CREDIT_THRESHOLD = 1_000_000;
@@ -56,12 +57,13 @@ export class BalanceResolver {
 
   @Authorized()
   @Subscription(_returns => Balance, {
-    description: "The caller's balance as it is now, then after every committed change to it.",
-    subscribe: ({ context }) => {
+    description: "The caller's balance (or, with workspaceId, the workspace's pool: members only) as it is now, then after every committed change to it.",
+    subscribe: async ({ context, args }) => {
       const ctx = context as Context;
-      const accountId = callerId(ctx);
+      const holder = await holderOrThrow(ctx, (args as { workspaceId?: string | null }).workspaceId, 'member', ['workspaceId']);
+      const accountId = holder.accountId;
       return currentFirst<BalanceChangedEvent>(
-        eventsOf(ctx, 'balance'),
+        eventsOf(ctx, 'balance', holder),
         async () => {
           const b = await ctx.services.ledger.balance(accountId);
           return b && { type: 'balance', ...b };
@@ -70,7 +72,10 @@ export class BalanceResolver {
       );
     },
   })
-  balanceChanged(@Root() event: BalanceChangedEvent): Balance {
+  balanceChanged(
+    @Root() event: BalanceChangedEvent,
+    @Arg('workspaceId', _type => ID, { nullable: true, description: "A workspace's pool (members only)" }) _workspaceId: string | null,
+  ): Balance {
     return Balance.of(event, { event });
   }
 }

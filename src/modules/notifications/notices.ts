@@ -84,6 +84,11 @@ const TEMPLATES = {
         ? `That was ${p.attempts} failures in a row, so auto top-up is now off; turn it on again once your payment method works.`
         : `It tries again the next time your balance falls below your level (failure ${p.attempts} of 3 before it turns itself off).`),
   },
+  workspaceMemberLimit: {
+    kind: NotificationKind.WORKSPACE_MEMBER_LIMIT,
+    text: (p: { workspace: string; spent: number; limit: number }) =>
+      `You have spent ${credits(p.spent)} of your ${p.limit}-credit monthly limit in the workspace "${p.workspace}" (${Math.floor((p.spent * 100) / p.limit)} %); generations past the limit are refused until next month.`,
+  },
   planEnded: {
     kind: NotificationKind.PLAN_ENDED,
     text: (p: { plan: string; how: PlanEnd }) =>

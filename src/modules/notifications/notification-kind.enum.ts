@@ -12,5 +12,6 @@ export enum NotificationKind {
   CREDITS_EXPIRING = 'CREDITS_EXPIRING',
   AUTO_TOP_UP_COMPLETED = 'AUTO_TOP_UP_COMPLETED',
   AUTO_TOP_UP_FAILED = 'AUTO_TOP_UP_FAILED',
+  WORKSPACE_MEMBER_LIMIT = 'WORKSPACE_MEMBER_LIMIT',
 }
 registerEnumType(NotificationKind, { name: 'NotificationKind' });

@@ -7,6 +7,9 @@ import { paginate } from '../../common/relay/paginate';
 import { callerId, eventsOf, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { render } from './notices';
+import { holderOrThrow } from '../workspaces/holder';
+import { untilRemoved } from '../../common/events/until-removed';
+import { filterAsync } from '../../common/events/filter-async';
 import { CreditWarning, Notification, NotificationConnection, type NotificationRow, WarningLevel } from './notification.type';
 
 @ArgsType()
@@ -63,10 +66,23 @@ export class NotificationResolver {
 
   @Authorized()
   @Subscription(_returns => Notification, {
-    description: "Each notification of the caller's account as it is kept, after commit (the list's newest entry, and one more unread).",
-    subscribe: ({ context }) => eventsOf(context as Context, 'notification'),
+    description: "Each notification of the caller's account as it is kept, after commit (the list's newest entry, and one more unread); with workspaceId, only those about that workspace.",
+    subscribe: async ({ context, args }) => {
+      const ctx = context as Context;
+      const workspaceId = (args as { workspaceId?: string | null }).workspaceId;
+      if (workspaceId == null) return eventsOf(ctx, 'notification');
+      const holder = await holderOrThrow(ctx, workspaceId, 'member', ['workspaceId']);
+      // The caller's own notifications (their copies of the workspace's, their limit), ending if they are removed.
+      const own = eventsOf(ctx, 'notification', { accountId: callerId(ctx), member: null });
+      const mine = untilRemoved(own, (l) => ctx.services.events.onEvent(l), holder.accountId, callerId(ctx));
+      return filterAsync(mine, async (e) => (await readOnce(e, 'notification', () => ctx.services.notifications.get(e.accountId, e.notificationId)))?.workspace_id === workspaceId);
+    },
   })
-  async notificationAdded(@Root() e: NotificationEvent, @Ctx() ctx: Context): Promise<Notification> {
+  async notificationAdded(
+    @Root() e: NotificationEvent,
+    @Arg('workspaceId', _type => ID, { nullable: true, description: 'Only notifications about this workspace (members only)' }) _workspaceId: string | null,
+    @Ctx() ctx: Context,
+  ): Promise<Notification> {
     // Read once for every subscriber of this event on this instance; fromRow copies it.
     const row = await readOnce(e, 'notification', () => ctx.services.notifications.get(e.accountId, e.notificationId));
     if (!row) throw new Error(`notification ${e.notificationId} vanished`);
@@ -75,10 +91,18 @@ export class NotificationResolver {
 
   @Authorized()
   @Subscription(_returns => CreditWarning, {
-    description: "Low-credit warnings of the caller's own account.",
-    subscribe: ({ context }) => eventsOf(context as Context, 'warning'),
+    description: "Low-credit warnings of the caller's own account (or, with workspaceId, of the workspace's pool: members only).",
+    subscribe: async ({ context, args }) => {
+      const ctx = context as Context;
+      const holder = await holderOrThrow(ctx, (args as { workspaceId?: string | null }).workspaceId, 'member', ['workspaceId']);
+      return eventsOf(ctx, 'warning', holder);
+    },
   })
-  async creditWarning(@Root() e: WarningEvent, @Ctx() ctx: Context): Promise<CreditWarning> {
+  async creditWarning(
+    @Root() e: WarningEvent,
+    @Arg('workspaceId', _type => ID, { nullable: true, description: "A workspace's pool (members only)" }) _workspaceId: string | null,
+    @Ctx() ctx: Context,
+  ): Promise<CreditWarning> {
     return {
       level: e.level as WarningLevel,
       balance: e.balance,

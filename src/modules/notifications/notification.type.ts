@@ -21,6 +21,8 @@ export interface NotificationRow {
   job_id: string | null;
   purchase_id: string | null;
   refund_request_id: string | null;
+  /** The workspace it is about (a copy kept for its OWNER and ADMINs, or a member's limit). */
+  workspace_id: string | null;
   created_at: Date;
   read_at: Date | null;
 }
@@ -33,11 +35,12 @@ export class Notification {
   @Field(_type => ID, { nullable: true, description: 'The job, for JOB_FINISHED' }) jobId: string | null;
   @Field(_type => ID, { nullable: true, description: 'The purchase it is about (purchases, plans, refunds, reversals)' }) purchaseId: string | null;
   @Field(_type => ID, { nullable: true, description: 'The refund request it is about (REFUND_DECIDED)' }) refundRequestId: string | null;
+  @Field(_type => ID, { nullable: true, description: 'The workspace it is about (its OWNER and ADMINs get its notifications; a member, their limit)' }) workspaceId: string | null;
   @Field(_type => Date) createdAt: Date;
   @Field(_type => Date, { nullable: true }) readAt: Date | null;
 
   static fromRow(r: NotificationRow): Notification {
-    return Object.assign(new Notification(), { id: r.id, kind: r.kind, message: render(r.template, r.params), jobId: r.job_id, purchaseId: r.purchase_id, refundRequestId: r.refund_request_id, createdAt: r.created_at, readAt: r.read_at });
+    return Object.assign(new Notification(), { id: r.id, kind: r.kind, message: render(r.template, r.params), jobId: r.job_id, purchaseId: r.purchase_id, refundRequestId: r.refund_request_id, workspaceId: r.workspace_id ?? null, createdAt: r.created_at, readAt: r.read_at });
   }
 }
 

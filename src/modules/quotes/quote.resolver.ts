@@ -1,4 +1,5 @@
-import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { holderOrThrow } from '../workspaces/holder';
 import { Role } from '../../common/auth/role.enum';
 import { UserErrorCode } from '../../common/errors/user-error-code.enum';
 import { UserError } from '../../common/errors/user-error.type';
@@ -29,9 +30,14 @@ export function toPriceBook(b: Book): PriceBook {
 export class QuoteResolver {
   @Authorized()
   @Query(_returns => CostQuote, { description: 'The price of these settings for the caller, held for 10 minutes.' })
-  async quote(@Arg('settings', _type => GenerationSettingsInput) settings: GenerationSettingsInput, @Ctx() ctx: Context): Promise<CostQuote> {
+  async quote(
+    @Arg('settings', _type => GenerationSettingsInput) settings: GenerationSettingsInput,
+    @Arg('workspaceId', _type => ID, { nullable: true, description: "Priced for a workspace's pool, plan and balance (members only)" }) workspaceId: string | null,
+    @Ctx() ctx: Context,
+  ): Promise<CostQuote> {
     await ctx.services.accounts.ensureOpen(callerId(ctx)); // any role quoting for itself has an account
-    return ctx.services.quotes.quote(callerId(ctx), settings);
+    const holder = await holderOrThrow(ctx, workspaceId, 'member', ['workspaceId']);
+    return ctx.services.quotes.quote(holder.accountId, settings);
   }
 
   @Query(_returns => PriceBook, { description: 'The current price book. Public.' })

@@ -63,6 +63,11 @@ export class RequestRefundInput {
   @MaxLength(1000)
   @Matches(/^[^\u0000]*$/, { message: 'reason must not contain NUL characters' })
   reason?: string | null;
+
+  @Field(_type => ID, { nullable: true, description: "A purchase of a workspace's (its OWNER or an ADMIN)" })
+  @IsOptional()
+  @MaxLength(128)
+  workspaceId?: string | null;
 }
 
 @ObjectType()

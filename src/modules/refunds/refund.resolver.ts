@@ -1,3 +1,4 @@
+import { holderOf } from '../workspaces/holder';
 import { Arg, Args, Authorized, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Role } from '../../common/auth/role.enum';
 import { UserError } from '../../common/errors/user-error.type';
@@ -35,7 +36,9 @@ export class RefundRequestResolver {
   @Authorized()
   @Mutation(_returns => RequestRefundPayload, { description: 'Asks for a refund of your purchase; decided at once under the policy (or sent to review).' })
   async requestRefund(@Arg('input', _type => RequestRefundInput) input: RequestRefundInput, @Ctx() ctx: Context): Promise<RequestRefundPayload> {
-    const out = await ctx.services.refunds.request(callerId(ctx), input.purchaseId, input.reason);
+    const holder = await holderOf(ctx, input.workspaceId, 'manager', ['input', 'workspaceId']);
+    if ('error' in holder) return { refundRequest: null, userErrors: [UserError.of(holder.error.code, holder.error.message, holder.error.field)] };
+    const out = await ctx.services.refunds.request(holder.accountId, input.purchaseId, input.reason);
     return {
       refundRequest: out.request ? RefundRequest.fromRow(out.request) : null,
       userErrors: out.error ? [UserError.of(out.error.code, out.error.message, out.error.field)] : [],

@@ -1,13 +1,11 @@
 import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Resolver, Root } from 'type-graphql';
 import { UserError } from '../../../common/errors/user-error.type';
-import { UserErrorCode } from '../../../common/errors/user-error-code.enum';
+import { holderOf } from '../../workspaces/holder';
 import { callerId, type Context } from '../../../context';
 import { Account } from '../../accounts/account.type';
 import type { AutoTopUpOutcome } from './auto-top-up.service';
 import { AutoTopUp, AutoTopUpPayload, SetAutoTopUpInput } from './auto-top-up.type';
 
-/** No workspace is anyone's yet (workspaces are issue 15): any id answers as an unknown one does. */
-const NO_SUCH_WORKSPACE: AutoTopUpOutcome = { error: { code: UserErrorCode.NOT_FOUND, message: 'No workspace of yours has this id', field: ['workspaceId'] } };
 
 @Resolver(_of => Account)
 export class AccountAutoTopUpResolver {
@@ -23,17 +21,19 @@ export class AutoTopUpResolver {
   @Authorized()
   @Mutation(_returns => AutoTopUpPayload, { description: 'Turns auto top-up on (or changes it): a pack is bought when a change leaves the balance below belowCredits.' })
   async setAutoTopUp(@Arg('input', _type => SetAutoTopUpInput) input: SetAutoTopUpInput, @Ctx() ctx: Context): Promise<AutoTopUpPayload> {
-    if (input.workspaceId != null) return payload({ ...NO_SUCH_WORKSPACE, error: { ...NO_SUCH_WORKSPACE.error!, field: ['input', 'workspaceId'] } });
     await ctx.services.accounts.ensureOpen(callerId(ctx));
-    return payload(await ctx.services.autoTopUps.set(callerId(ctx), input));
+    const holder = await holderOf(ctx, input.workspaceId, 'manager', ['input', 'workspaceId']);
+    if ('error' in holder) return payload(holder);
+    return payload(await ctx.services.autoTopUps.set(holder.accountId, input));
   }
 
   @Authorized()
   @Mutation(_returns => AutoTopUpPayload, { description: 'Turns auto top-up off (its settings are kept; a purchase in flight still ends).' })
   async disableAutoTopUp(@Arg('workspaceId', _type => ID, { nullable: true }) workspaceId: string | null, @Ctx() ctx: Context): Promise<AutoTopUpPayload> {
-    if (workspaceId != null) return payload(NO_SUCH_WORKSPACE);
     await ctx.services.accounts.ensureOpen(callerId(ctx));
-    return payload(await ctx.services.autoTopUps.disable(callerId(ctx)));
+    const holder = await holderOf(ctx, workspaceId, 'manager', ['workspaceId']);
+    if ('error' in holder) return payload(holder);
+    return payload(await ctx.services.autoTopUps.disable(holder.accountId));
   }
 }
 
