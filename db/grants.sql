@@ -33,6 +33,8 @@ BEGIN
   -- The retention sweep (src/common/db/retention.ts) deletes what is past its retention; the
   -- rate limiter (src/common/limits/rate-limits.ts) deletes counters an hour past their window.
   GRANT DELETE ON idempotency_keys, quotes, rate_limits TO credits_runtime;
+  -- A member leaving a workspace is a row deleted (workspace_owner_check keeps its one OWNER).
+  GRANT DELETE ON workspace_members TO credits_runtime;
 
   GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO credits_runtime;
   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO credits_runtime;

@@ -25,6 +25,8 @@ export type ChangePlanInput = {
   idempotencyKey?: string | null | undefined;
   interval: BillingInterval;
   tier: TierCode;
+  /** A workspace's plan (its OWNER or an ADMIN) */
+  workspaceId?: string | number | null | undefined;
 };
 
 /** Published ranges per generation: IMAGE_STANDARD 1-2, IMAGE_HIGH 3-4, IMAGE_ULTRA 5-8, VIDEO_SHORT 5-10, VIDEO_STANDARD 10-20, VIDEO_PREMIUM 20+ */
@@ -105,7 +107,8 @@ export type NotificationKind =
   | 'PLAN_ENDED'
   | 'PLAN_RENEWED'
   | 'PURCHASE_COMPLETED'
-  | 'REFUND_DECIDED';
+  | 'REFUND_DECIDED'
+  | 'WORKSPACE_MEMBER_LIMIT';
 
 export type PlanStatus =
   | 'ACTIVE'
@@ -134,6 +137,8 @@ export type PurchaseCreditPackInput = {
   idempotencyKey?: string | null | undefined;
   /** A code from creditPacks */
   packCode: string;
+  /** For a workspace's pool (its OWNER or an ADMIN) */
+  workspaceId?: string | number | null | undefined;
 };
 
 export type PurchaseKind =
@@ -164,6 +169,8 @@ export type RequestRefundInput = {
   purchaseId: string | number;
   /** Why (up to 1000 characters) */
   reason?: string | null | undefined;
+  /** A purchase of a workspace's (its OWNER or an ADMIN) */
+  workspaceId?: string | number | null | undefined;
 };
 
 export type ReviewRefundInput = {
@@ -192,6 +199,8 @@ export type StartGenerationInput = {
   /** Start at the price of this quote (same settings, not expired) */
   quoteId?: string | number | null | undefined;
   settings: GenerationSettingsInput;
+  /** Generate from a workspace's pool (any member; their monthly limit applies) */
+  workspaceId?: string | number | null | undefined;
 };
 
 export type TierCode =
@@ -207,6 +216,7 @@ export type UserErrorCode =
   | 'INSUFFICIENT_CREDITS'
   | 'INVALID_INPUT'
   | 'INVALID_STATE'
+  | 'MEMBER_LIMIT_REACHED'
   | 'NOT_FOUND'
   | 'PAYMENT_FAILED'
   | 'QUOTE_EXPIRED'

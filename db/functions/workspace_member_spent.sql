@@ -7,10 +7,16 @@ CREATE OR REPLACE FUNCTION public.workspace_member_spent(p_workspace text, p_mem
 AS $function$
 DECLARE v_month date := date_trunc('month', p_at AT TIME ZONE 'UTC')::date; s record; v_limit int; v_near boolean;
 BEGIN
-  INSERT INTO workspace_member_spend AS w (workspace_id, account_id, month, spent, refunded)
-  VALUES (p_workspace, p_member, v_month, p_spent, p_refunded)
-  ON CONFLICT (workspace_id, account_id, month) DO UPDATE SET spent = w.spent + p_spent, refunded = w.refunded + p_refunded
-  RETURNING w.spent - w.refunded AS net, w.warned INTO s;
+  IF p_spent > 0 THEN
+    INSERT INTO workspace_member_spend AS w (workspace_id, account_id, month, spent, refunded)
+    VALUES (p_workspace, p_member, v_month, p_spent, p_refunded)
+    ON CONFLICT (workspace_id, account_id, month) DO UPDATE SET spent = w.spent + p_spent, refunded = w.refunded + p_refunded
+    RETURNING w.spent - w.refunded AS net, w.warned INTO s;
+  ELSE -- a refund: its start counted the month's row already
+    UPDATE workspace_member_spend w SET refunded = w.refunded + p_refunded
+     WHERE w.workspace_id = p_workspace AND w.account_id = p_member AND w.month = v_month
+    RETURNING w.spent - w.refunded AS net, w.warned INTO s;
+  END IF;
   SELECT m.monthly_limit INTO v_limit FROM workspace_members m WHERE m.workspace_id = p_workspace AND m.account_id = p_member;
   IF v_limit IS NULL OR v_limit = 0 OR v_month <> date_trunc('month', p_now AT TIME ZONE 'UTC')::date THEN RETURN; END IF;
   v_near := s.net * 100 >= v_limit * 80;

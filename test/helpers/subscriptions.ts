@@ -7,6 +7,8 @@ export interface Subscription<T> {
   events: T[];
   errors: unknown[];
   client: Client;
+  /** The server ended it (complete). */
+  readonly completed: boolean;
   /** Resolves once `n` events arrived. */
   waitFor(n: number, ms?: number): Promise<T[]>;
   /** Ends this subscription only. */
@@ -19,14 +21,18 @@ export interface Subscription<T> {
 export function subscribe<T, V>(client: Client, doc: TypedDocumentNode<T, V>, variables?: V): Subscription<T> {
   const events: T[] = [];
   const errors: unknown[] = [];
+  let completed = false;
   const unsubscribe = client.subscribe<T>(
     { query: print(doc), variables: variables as Record<string, unknown> | undefined },
-    { next: (v) => (v.errors ? errors.push(v.errors) : events.push(v.data as T)), error: (e) => errors.push(e), complete: () => undefined },
+    { next: (v) => (v.errors ? errors.push(v.errors) : events.push(v.data as T)), error: (e) => errors.push(e), complete: () => (completed = true) },
   );
   return {
     events,
     errors,
     client,
+    get completed() {
+      return completed;
+    },
     async waitFor(n, ms = 5000) {
       await eventually(() => events.length >= n || errors.length > 0, ms);
       if (errors.length) throw new Error(`subscription failed: ${JSON.stringify(errors)}`);
