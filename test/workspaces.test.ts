@@ -27,6 +27,7 @@ import {
 import { ADMIN, adjustCredits, balanceOf, openAccount, signupCredits } from './helpers/accounts';
 import { notesOf } from './helpers/notices';
 import { subscribe, untilLive } from './helpers/subscriptions';
+import { ledgerViolations } from './helpers/invariants';
 import { eventually, useTestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1', SIMULATED_WORKER: '0' });
@@ -308,5 +309,16 @@ describe('workspaces', () => {
     const gone = (await removeMember('strict-owner', ws, 'nobody-here')).data!.removeWorkspaceMember;
     expect(gone.userErrors).toEqual([{ code: 'NOT_FOUND', message: 'No member of this workspace has this account id', field: ['input', 'accountId'] }]);
     expect(await t.app.rows('SELECT account_id FROM workspace_members WHERE workspace_id = $1', [ws])).toEqual([{ account_id: 'strict-owner' }]);
+  });
+
+  it('the auditor reports a member\'s spending that differs from their jobs', async () => {
+    const ws = await funded('audited-owner', 10);
+    await start('audited-owner', ws, IMAGES(2));
+    await t.app.audit.query(`UPDATE workspace_member_spend SET spent = spent + 1 WHERE workspace_id = $1`, [ws]);
+    const { month } = await t.app.one<{ month: string }>('SELECT month::text FROM workspace_member_spend WHERE workspace_id = $1', [ws]);
+    expect((await ledgerViolations(t.app.audit)).filter((v) => v.includes(ws))).toEqual([
+      `workspace member spending matches their jobs: workspace ${ws}, member audited-owner, ${month}: jobs debited 2 and got back 0, the member's spending says 3 and 0`,
+    ]);
+    await t.app.audit.query(`UPDATE workspace_member_spend SET spent = spent - 1 WHERE workspace_id = $1`, [ws]);
   });
 });

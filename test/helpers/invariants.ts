@@ -28,6 +28,9 @@
  * Auto top-up: an account has at most one automatic purchase in flight, and it is the one its
  *   auto top-up says it waits for (and no request is then open); no UTC month has more automatic
  *   purchases that did not fail than 31, nor than the cap, for months after the settings last changed.
+ * Workspaces: each member's spending per UTC month is exactly what the jobs they started from the
+ *   pool that month debited and got back; no workspace got sign-up credits; a person's jobs are
+ *   started by that person; a workspace's by someone else (a member at the time).
  * Daily spend: account_daily_spend holds, per account and UTC day, exactly the DEBIT and REFUND
  *   totals of the ledger (what Balance.runway reads).
  */
@@ -267,6 +270,32 @@ const CHECKS: { name: string; sql: string; describe: (r: Record<string, unknown>
       ) m LEFT JOIN auto_top_ups t USING (account_id)
        WHERE m.n > 31 OR t.account_id IS NULL OR (m.month > date_trunc('month', t.updated_at AT TIME ZONE 'UTC') AND m.n > t.max_per_month)`,
     describe: (r) => `account ${r.account_id}, ${r.month_text}: ${r.n} automatic purchases, cap ${r.max_per_month ?? '(no settings)'}`,
+  },
+  {
+    name: 'workspace member spending matches their jobs',
+    sql: `
+      WITH jobs AS (
+        SELECT j.account_id AS workspace_id, j.started_by AS account_id, date_trunc('month', j.created_at AT TIME ZONE 'UTC')::date AS month,
+               sum(j.credits)::int AS spent,
+               coalesce(sum((SELECT sum(e.amount) FROM ledger_entries e WHERE e.job_id = j.id AND e.kind = 'REFUND')), 0)::int AS refunded
+          FROM generation_jobs j WHERE j.account_id LIKE 'workspace:%' GROUP BY 1, 2, 3
+      )
+      SELECT coalesce(j.workspace_id, s.workspace_id) AS workspace_id, coalesce(j.account_id, s.account_id) AS account_id, coalesce(j.month, s.month)::text AS month,
+             j.spent AS job_spent, j.refunded AS job_refunded, s.spent, s.refunded
+        FROM jobs j FULL JOIN workspace_member_spend s ON s.workspace_id = j.workspace_id AND s.account_id = j.account_id AND s.month = j.month
+       WHERE j.spent IS DISTINCT FROM s.spent OR j.refunded IS DISTINCT FROM s.refunded`,
+    describe: (r) => `workspace ${r.workspace_id}, member ${r.account_id}, ${r.month}: jobs debited ${r.job_spent} and got back ${r.job_refunded}, the member's spending says ${r.spent} and ${r.refunded}`,
+  },
+  {
+    name: 'workspace holders',
+    sql: `
+      SELECT 'job' AS what, j.id::text AS id, j.account_id, j.started_by AS detail FROM generation_jobs j
+       WHERE (j.account_id LIKE 'workspace:%') = (j.started_by = j.account_id) OR j.started_by LIKE 'workspace:%'
+      UNION ALL
+      SELECT 'sign-up lot', l.id::text, l.account_id, l.granted::text FROM credit_lots l WHERE l.source = 'SIGNUP_BONUS' AND l.account_id LIKE 'workspace:%'
+      UNION ALL
+      SELECT 'workspace without its row', a.id, a.id, a.kind FROM accounts a WHERE a.kind = 'WORKSPACE' AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = a.id)`,
+    describe: (r) => `${r.what} ${r.id} of ${r.account_id}: ${r.detail}`,
   },
   {
     // What Balance.runway reads is what the ledger says each account spent and got back each UTC day.
