@@ -24,7 +24,7 @@ const ADMIN = 'iso-admin';
 const WORKER = 'iso-worker';
 const IMAGE = { type: 'IMAGE', imageQuality: 'STANDARD' };
 
-type Kind = 'job' | 'runningJob' | 'quote' | 'purchase' | 'notification' | 'account' | 'refundRequest';
+type Kind = 'job' | 'runningJob' | 'quote' | 'purchase' | 'notification' | 'account' | 'refundRequest' | 'workspace' | 'invitee';
 
 /** What each id position names. A new id argument in the schema must be added here (the coverage check says so). */
 const ID_KINDS: Record<string, Kind> = {
@@ -42,9 +42,27 @@ const ID_KINDS: Record<string, Kind> = {
   'Mutation.failGenerationJob:jobId': 'runningJob',
   'Mutation.acknowledgeGenerationCancel:jobId': 'runningJob',
   'Subscription.jobUpdated:jobId': 'job',
-  // Until workspaces exist (issue 15), a workspace id aimed at is another account's id.
-  'Mutation.setAutoTopUp:input.workspaceId': 'account',
-  'Mutation.disableAutoTopUp:workspaceId': 'account',
+  // B's workspace, aimed at by A (no member of it) in every position that takes one.
+  'Query.workspace:id': 'workspace',
+  'Query.quote:workspaceId': 'workspace',
+  'Query.planChangePreview:workspaceId': 'workspace',
+  'Mutation.startGeneration:input.workspaceId': 'workspace',
+  'Mutation.purchaseCreditPack:input.workspaceId': 'workspace',
+  'Mutation.changePlan:input.workspaceId': 'workspace',
+  'Mutation.cancelPlan:workspaceId': 'workspace',
+  'Mutation.requestRefund:input.workspaceId': 'workspace',
+  'Mutation.setAutoTopUp:input.workspaceId': 'workspace',
+  'Mutation.disableAutoTopUp:workspaceId': 'workspace',
+  'Mutation.setWorkspaceMember:input.workspaceId': 'workspace',
+  'Mutation.removeWorkspaceMember:input.workspaceId': 'workspace',
+  'Subscription.balanceChanged:workspaceId': 'workspace',
+  'Subscription.creditWarning:workspaceId': 'workspace',
+  'Subscription.jobUpdated:workspaceId': 'workspace',
+  'Subscription.notificationAdded:workspaceId': 'workspace',
+  // B's account as a member of A's own workspaces: removing B (not a member there) is refused as an
+  // unknown account; adding B is the operation itself (inviting anyone by id: see below).
+  'Mutation.removeWorkspaceMember:input.accountId': 'account',
+  'Mutation.setWorkspaceMember:input.accountId': 'invitee',
 };
 
 /** Complete arguments for each site around the id under test. */
@@ -53,7 +71,7 @@ const BASE_ARGS: Record<string, Record<string, unknown>> = {
   'Query.account': {},
   'Mutation.cancelGeneration': {},
   'Mutation.startGeneration': { input: { settings: IMAGE, prompt: 'isolation' } },
-  'Mutation.requestRefund': { input: { reason: 'isolation' } },
+  'Mutation.requestRefund': { input: { reason: 'isolation', purchaseId: '00000000-0000-4000-8000-00000000cafe' } },
   'Mutation.markNotificationsRead': {},
   'Mutation.readNotifications': {},
   'Mutation.adjustCredits': { input: { amount: 5, reason: 'isolation' } },
@@ -65,6 +83,18 @@ const BASE_ARGS: Record<string, Record<string, unknown>> = {
   'Subscription.jobUpdated': {},
   'Mutation.setAutoTopUp': { input: { packCode: 'STARTER', belowCredits: 10, maxPerMonth: 1 } },
   'Mutation.disableAutoTopUp': {},
+  'Query.workspace': {},
+  'Query.quote': { settings: IMAGE },
+  'Query.planChangePreview': { tier: 'CREATOR', interval: 'MONTHLY' },
+  'Mutation.purchaseCreditPack': { input: { packCode: 'STARTER' } },
+  'Mutation.changePlan': { input: { tier: 'CREATOR', interval: 'MONTHLY' } },
+  'Mutation.cancelPlan': {},
+  'Subscription.balanceChanged': {},
+  'Subscription.creditWarning': {},
+  'Subscription.notificationAdded': {},
+  // Filled in once A's workspaces exist (the test's setup).
+  'Mutation.setWorkspaceMember': {},
+  'Mutation.removeWorkspaceMember': {},
 };
 
 interface Answer {
@@ -210,15 +240,27 @@ describe('tenant isolation', () => {
     const bRefund = (await must<{ requestRefund: { refundRequest: { id: string } } }>(`mutation($p: ID!) { requestRefund(input: { purchaseId: $p }) { refundRequest { id } } }`, { p: p2 }, B)).requestRefund.refundRequest.id;
     await must(`mutation($j: ID!) { completeGenerationJob(jobId: $j, resultUrls: ["https://cdn.example/done.png"]) { id } }`, { j: bJob }, WORKER, Role.WORKER);
     await must(`mutation { setAutoTopUp(input: { packCode: "STARTER", belowCredits: 5, maxPerMonth: 2 }) { userErrors { code } } }`, undefined, B);
+    // B's workspace, with a pack, its auto top-up and a job; and two of A's own, where A aims at B's account.
+    const bWorkspace = (await must<{ createWorkspace: { workspace: { id: string } } }>(`mutation { createWorkspace(input: { name: "B's studio" }) { workspace { id } } }`, undefined, B)).createWorkspace.workspace.id;
+    await must(`mutation($w: ID) { purchaseCreditPack(input: { packCode: "STARTER", workspaceId: $w }) { userErrors { code } } }`, { w: bWorkspace }, B);
+    await must(`mutation($w: ID) { setAutoTopUp(input: { packCode: "STARTER", belowCredits: 5, maxPerMonth: 2, workspaceId: $w }) { userErrors { code } } }`, { w: bWorkspace }, B);
+    const bWorkspaceJob = (await must<{ startGeneration: { job: { id: string } } }>(
+      `mutation($w: ID) { startGeneration(input: { settings: { type: IMAGE, imageQuality: STANDARD }, prompt: "isolation", workspaceId: $w }) { job { id } } }`, { w: bWorkspace }, B,
+    )).startGeneration.job.id;
+    const aWorkspace = async () => (await must<{ createWorkspace: { workspace: { id: string } } }>(`mutation { createWorkspace(input: { name: "A's" }) { workspace { id } } }`, undefined, A)).createWorkspace.workspace.id;
+    BASE_ARGS['Mutation.setWorkspaceMember'] = { input: { workspaceId: await aWorkspace(), accountId: A, role: 'MEMBER' } };
+    BASE_ARGS['Mutation.removeWorkspaceMember'] = { input: { workspaceId: await aWorkspace(), accountId: 'iso-nobody-member' } };
     // B's objects of each kind, in each state worth aiming at (a queued, a running, a finished job).
     const objects: Record<Kind, string[]> = {
-      job: [bQueued, bRunning, bJob],
+      job: [bQueued, bRunning, bJob, bWorkspaceJob],
       runningJob: [bRunning, bQueued, bJob],
       quote: [bQuote],
       purchase: [bPurchase, p2],
       notification: [bNotification],
       account: [B],
       refundRequest: [bRefund],
+      workspace: [bWorkspace],
+      invitee: [B],
     };
 
     /** B's rows, to prove nothing of B's moved. */
@@ -232,7 +274,12 @@ describe('tenant isolation', () => {
              (SELECT string_agg(id || status, ',' ORDER BY id) FROM refund_requests WHERE account_id = $1),
              (SELECT count(*) || ':' || sum(amount) FROM ledger_entries WHERE account_id = $1),
              (SELECT available || ':' || low_credit_threshold || tier FROM accounts WHERE id = $1),
-             (SELECT enabled || pack_code || below_credits || max_per_month || updated_at FROM auto_top_ups WHERE account_id = $1)) AS s`,
+             (SELECT enabled || pack_code || below_credits || max_per_month || updated_at FROM auto_top_ups WHERE account_id = $1),
+             (SELECT string_agg(a.id || a.available || a.tier || coalesce(t.updated_at::text, '-'), ',' ORDER BY a.id)
+                FROM workspace_members m JOIN accounts a ON a.id = m.workspace_id LEFT JOIN auto_top_ups t ON t.account_id = a.id
+               WHERE m.account_id = $1 AND m.role = 'OWNER'),
+             (SELECT string_agg(w.workspace_id || w.account_id || w.role, ',' ORDER BY w.workspace_id, w.account_id)
+                FROM workspace_members w WHERE w.workspace_id IN (SELECT workspace_id FROM workspace_members WHERE account_id = $1 AND role = 'OWNER'))) AS s`,
           [B],
         )
       ).rows[0].s as string;
@@ -251,7 +298,10 @@ describe('tenant isolation', () => {
     // Callers: A as a user for every position; and, for admin and worker operations, the roles that may call them aiming across.
     const differences: string[] = [];
     let compared = 0;
-    const fakeFor = (kind: Kind, r: number) => (kind === 'account' ? `iso-nobody-${r}` : fc.sample(fc.uuid(), { seed: seed + r, numRuns: 1 })[0]);
+    const fakeFor = (kind: Kind, r: number) => {
+      const uuid = fc.sample(fc.uuid(), { seed: seed + r, numRuns: 1 })[0];
+      return kind === 'account' || kind === 'invitee' ? `iso-nobody-${r}` : kind === 'workspace' ? `workspace:${uuid}` : uuid;
+    };
     const normalise = (x: Answer, id: string) => ({ status: x.status, body: x.body.split(id).join('<id>') });
     for (let r = 0; r < rounds; r++) {
       for (const p of positions) {
@@ -280,9 +330,12 @@ describe('tenant isolation', () => {
           compared++;
           const x = normalise(onReal, real);
           const y = normalise(onFake, fake);
-          if (JSON.stringify(x) !== JSON.stringify(y)) differences.push(`${p.key} as ${sub}: B's ${kind} ${JSON.stringify(x)} vs none ${JSON.stringify(y)}`);
+          // Inviting B into A's own workspace is allowed (a workspace adds anyone by id): it answers with
+          // the new membership (its own join time, the member count) and must change nothing of B's.
+          if (kind !== 'invitee' && JSON.stringify(x) !== JSON.stringify(y)) differences.push(`${p.key} as ${sub}: B's ${kind} ${JSON.stringify(x)} vs none ${JSON.stringify(y)}`);
           if ((await stateOfB()) !== before) differences.push(`${p.key} as ${sub}: B's state changed`);
-          if (onReal.status >= 500 || !/"errors"|"userErrors":\[\{|"job":null|"account":null|"markNotificationsRead":0|"readNotifications":\{"notifications":\[\]/.test(onReal.body)) {
+          if (kind === 'invitee') continue;
+          if (onReal.status >= 500 || !/"errors"|"userErrors":\[\{|"job":null|"account":null|"workspace":null|"markNotificationsRead":0|"readNotifications":\{"notifications":\[\]/.test(onReal.body)) {
             differences.push(`${p.key} as ${sub}: not refused: ${onReal.body.slice(0, 200)}`);
           }
         }
