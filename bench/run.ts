@@ -4,6 +4,7 @@
  *   (b) the ceiling of our stack: bench/minimal-server.ts (express + Apollo + the same bearer
  *       check) whose one mutation is the bare debit as one statement;
  *   (c) the database's own limit: pgbench running that debit as BEGIN; UPDATE; INSERT; END.
+ * (a) also runs on one workspace whose 50 members start at once (its pool is the hot row).
  * All at BENCH_CONNECTIONS (32) concurrent connections, on the same database and pool size.
  * Figures are printed as ratios; the machines are shared and noisy, so only ratios compare.
  */
@@ -17,7 +18,7 @@ import autocannon from 'autocannon';
 import { signToken } from '../src/common/auth/jwt';
 import { Role } from '../src/common/auth/role.enum';
 import { freePort } from '../src/common/db/embedded-postgres';
-import { BENCH_PAYMENTS, cpuTicks, database, dropDatabase, postgresTicks, ROOT, SECRET, startChild, stopChild, type Result } from './support';
+import { BENCH_PAYMENTS, benchWorkspace, cpuTicks, database, dropDatabase, postgresTicks, ROOT, SECRET, startChild, stopChild, type Result } from './support';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -25,6 +26,7 @@ const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 200);
 const POOL = Number(process.env.DB_POOL_SIZE ?? 20);
 /** Seconds of load before each server is measured (JIT, caches, pool). */
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 5);
+const WORKSPACE = 'workspace:00000000-0000-4000-8000-00000000be00';
 
 let pgDir: string | undefined; // the embedded cluster, whose processes' CPU is counted
 
@@ -97,6 +99,9 @@ async function main(): Promise<void> {
   pgDir = db.pgDir;
   const spreadTokens = await Promise.all(Array.from({ length: ACCOUNTS }, (_, i) => signToken(SECRET, `bench-${i}`, Role.USER)));
   const hotTokens = [await signToken(SECRET, 'bench-hot', Role.USER)];
+  const members = Array.from({ length: 50 }, (_, i) => `bench-member-${i}`);
+  await benchWorkspace(db.url, WORKSPACE, members);
+  const memberTokens = await Promise.all(members.map((m) => signToken(SECRET, m, Role.USER)));
   const results: Result[] = [];
   const env = { DATABASE_URL: db.url, JWT_SECRET: SECRET, DB_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn', NODE_ENV: 'production', ...BENCH_PAYMENTS };
 
@@ -115,6 +120,9 @@ async function main(): Promise<void> {
   await load('warm-up', url, spreadTokens, start, accepted, WARMUP);
   results.push(await load('(a) startGeneration, spread', url, spreadTokens, start, accepted, SECONDS, server.pid));
   results.push(await load('(a) startGeneration, hot account', url, hotTokens, start, accepted, SECONDS, server.pid));
+  // One workspace, 50 members starting at once (each under a monthly limit it never reaches): the pool's row is the hot one.
+  const startInWorkspace = JSON.stringify({ ...JSON.parse(start), variables: { i: { ...JSON.parse(start).variables.i, workspaceId: WORKSPACE } } });
+  results.push(await load('(a) startGeneration, hot workspace (50 members)', url, memberTokens, startInWorkspace, accepted, SECONDS, server.pid));
   await stopChild(server);
 
   // (b) the minimal server on the same stack
@@ -149,7 +157,8 @@ END;
   }
   const get = (prefix: string) => results.find((r) => r.name.startsWith(prefix));
   const aS = get('(a) startGeneration, spread')!;
-  const aH = get('(a) startGeneration, hot')!;
+  const aH = get('(a) startGeneration, hot account')!;
+  const aW = get('(a) startGeneration, hot workspace')!;
   const bS = get('(b) minimal stack debit, spread')!;
   const bH = get('(b) minimal stack debit, hot')!;
   const cS = get('(c) pgbench BEGIN/UPDATE/INSERT/END, spread');
@@ -158,6 +167,7 @@ END;
   process.stdout.write(`  (a) spread / (b) spread = ${(aS.rps / bS.rps).toFixed(2)}\n`);
   process.stdout.write(`  (a) hot / (b) hot       = ${(aH.rps / bH.rps).toFixed(2)}\n`);
   if (cH) process.stdout.write(`  (a) hot / (c) hot       = ${(aH.rps / cH.rps).toFixed(2)}\n`);
+  if (cH) process.stdout.write(`  (a) hot workspace / (c) hot = ${(aW.rps / cH.rps).toFixed(2)}   (50 members of one workspace)\n`);
   if (cS) process.stdout.write(`  (a) spread / (c) spread = ${(aS.rps / cS.rps).toFixed(2)}\n`);
   process.stdout.write(`  (a) spread p99          = ${fmt(aS.p99, 1)} ms\n`);
 

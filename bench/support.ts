@@ -114,6 +114,25 @@ export async function database(ids: string[]): Promise<BenchDatabase> {
   return { url, embedded, dir, pgDir: dir ? path.join(dir, 'pg') : undefined };
 }
 
+/** A funded workspace whose members are `members` (the first its OWNER): the hot-workspace run. */
+export async function benchWorkspace(url: string, id: string, members: string[]): Promise<void> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(`INSERT INTO accounts (id, kind, tier, plan_status, available, low_credit_threshold, created_at, updated_at) VALUES ($1, 'WORKSPACE', 'FREE', 'ACTIVE', 0, 0, now(), now())`, [id]);
+    await c.query(`INSERT INTO accounts (id, tier, plan_status, available, low_credit_threshold, created_at, updated_at) SELECT m, 'FREE', 'ACTIVE', 0, 0, now(), now() FROM unnest($1::text[]) m`, [members]);
+    await c.query(`INSERT INTO workspaces (id, name, created_by, created_at) VALUES ($1, 'bench', $2, now())`, [id, members[0]]);
+    await c.query(
+      `INSERT INTO workspace_members (workspace_id, account_id, role, monthly_limit, joined_at)
+       SELECT $1, m, CASE WHEN n = 1 THEN 'OWNER' ELSE 'MEMBER' END, 1000000000, now() FROM unnest($2::text[]) WITH ORDINALITY AS u(m, n)`,
+      [id, members],
+    );
+    await c.query(`SELECT ledger_grant($1, 1000000000, 'ADJUSTMENT', 'ADJUSTMENT', 'bench funds', NULL, NULL, NULL, NULL, 'bench', now())`, [id]);
+  } finally {
+    await c.end();
+  }
+}
+
 /** Starts a server as a child process and waits until GET `readyUrl` answers 200. */
 /**
  * Production refuses to start without a real payment provider. The benchmarks buy nothing, so

@@ -217,11 +217,19 @@ describe('workspaces', () => {
     expect(spend).toEqual([{ month: '2025-01-01', spent: 11, refunded: 4 }, { month: '2025-02-01', spent: 8, refunded: 0 }]);
   });
 
+  it('accepts starts of a member with the largest limit (80 % of it is no integer overflow)', async () => {
+    const ws = await funded('big-owner', 10);
+    await setMember('big-owner', ws, 'big-spender', 'MEMBER', 1_000_000_000);
+    expect((await start('big-spender', ws, IMAGES(2))).data!.startGeneration.userErrors).toEqual([]);
+    const member = (await t.app.gql(WorkspaceViewDocument, { id: ws }, { sub: 'big-spender' })).data!.workspace!.members.edges.find((e) => e.node.accountId === 'big-spender')!.node;
+    expect([member.monthlyLimit, member.spentThisMonth]).toEqual([1_000_000_000, 2]);
+  });
+
   it('racing starts of one member never pass the limit, nor the pool', async () => {
     const ws = await funded('race-owner', 100);
     await setMember('race-owner', ws, 'racer-a', 'MEMBER', 20);
     const results = await Promise.all(Array.from({ length: 30 }, () => start('racer-a', ws)));
-    const out = results.map((r) => r.data!.startGeneration.userErrors.map((e) => e.code)[0] ?? 'ok');
+    const out = results.map((r): string => r.data!.startGeneration.userErrors.map((e) => e.code)[0] ?? 'ok');
     expect(out.filter((c) => c === 'ok').length).toBe(20);
     expect(out.filter((c) => c === 'MEMBER_LIMIT_REACHED').length).toBe(10);
     expect(await balanceOf(t.app, ws)).toBe(80);

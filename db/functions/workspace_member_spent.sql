@@ -19,7 +19,7 @@ BEGIN
   END IF;
   SELECT m.monthly_limit INTO v_limit FROM workspace_members m WHERE m.workspace_id = p_workspace AND m.account_id = p_member;
   IF v_limit IS NULL OR v_limit = 0 OR v_month <> date_trunc('month', p_now AT TIME ZONE 'UTC')::date THEN RETURN; END IF;
-  v_near := s.net * 100 >= v_limit * 80;
+  v_near := s.net::bigint * 100 >= v_limit::bigint * 80;
   IF v_near = s.warned THEN RETURN; END IF;
   UPDATE workspace_member_spend SET warned = v_near WHERE workspace_id = p_workspace AND account_id = p_member AND month = v_month;
   IF v_near THEN
