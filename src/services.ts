@@ -114,6 +114,9 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   });
   generations.buyFirst = (accountId, credits) => autoTopUps.buyForStart(accountId, credits);
   const workspaces = new WorkspaceService(db, clock, catalog, accounts);
+  events.onEvent((e) => {
+    if (e.type === 'membership') workspaces.forget(e.accountId, e.member);
+  });
   const expiries = new ExpiryService(db, clock);
   const testClock = new TestClockService(db, clock, events, log);
   const retention = new Retention(db, clock, { idempotencyHours: config.idempotencyRetentionHours, quoteHours: config.quoteRetentionHours });

@@ -55,11 +55,12 @@ export interface AutoTopUpEvent {
   accountId: string;
 }
 
-/** A member left a workspace (accountId: the workspace): their open subscriptions to it end at once. */
+/** A workspace membership changed (accountId: the workspace): removed, its open subscriptions end at once; every instance forgets what it remembered of it. */
 export interface MembershipEvent {
   type: 'membership';
   accountId: string;
   member: string;
+  removed: boolean;
 }
 
 /** The shared test clock moved (TEST_CLOCK=1). */

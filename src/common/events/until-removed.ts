@@ -17,7 +17,7 @@ export function untilRemoved<T>(
   let removed!: () => void;
   const removal = new Promise<void>((r) => (removed = r));
   const stopListening = onEvent((e) => {
-    if (e.type === 'membership' && e.accountId === workspaceId && e.member === member) removed();
+    if (e.type === 'membership' && e.removed && e.accountId === workspaceId && e.member === member) removed();
   });
   const end = async (): Promise<IteratorResult<T>> => {
     if (!done) {

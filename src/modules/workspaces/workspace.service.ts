@@ -49,7 +49,14 @@ export const isManager = (role: WorkspaceRole): boolean => role === WorkspaceRol
 const MEMBER_COLUMNS = `m.*, coalesce((SELECT s.spent - s.refunded FROM workspace_member_spend s
    WHERE s.workspace_id = m.workspace_id AND s.account_id = m.account_id AND s.month = date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC')::date), 0)::int AS spent_this_month`;
 
+/** How long a member's right to generate is remembered without a word from the event bus. */
+const REMEMBER_MS = 5_000;
+const MAX_REMEMBERED = 100_000;
+
 export class WorkspaceService {
+  /** Memberships this instance saw lately, by `workspace|member` (access). */
+  private readonly remembered = new Map<string, { role: WorkspaceRole; until: number }>();
+
   constructor(
     private readonly db: DataSource,
     private readonly clock: Clock,
@@ -66,12 +73,32 @@ export class WorkspaceService {
     return m;
   }
 
-  /** May the caller act on the workspace as `need` asks? Its role, or why not. */
+  /**
+   * May the caller act on the workspace as `need` asks? Its role, or why not. A member's right to
+   * generate and read (`member`) is remembered on this instance — forgotten on every instance at
+   * the commit of any change to it (`forget`, on the membership event), and after a few seconds
+   * anyway — so a start from the pool costs no extra read; start_generation checks the membership
+   * again under the workspace row lock. What only managers may do is always read afresh.
+   */
   async access(caller: string, workspaceId: string, need: Need): Promise<{ role: WorkspaceRole } | { refusal: AccessRefusal }> {
+    const key = `${workspaceId}|${caller}`;
+    const known = need === 'member' ? this.remembered.get(key) : undefined;
+    if (known && known.until > Date.now()) return { role: known.role };
     const m = await this.membership(caller, workspaceId);
     if (!m) return { refusal: 'NOT_FOUND' };
+    this.remember(key, m.role);
     if (need === 'manager' && !isManager(m.role)) return { refusal: 'FORBIDDEN' };
     return { role: m.role };
+  }
+
+  /** A membership changed (on any instance): what this one remembered of it goes. */
+  forget(workspaceId: string, member: string): void {
+    this.remembered.delete(`${workspaceId}|${member}`);
+  }
+
+  private remember(key: string, role: WorkspaceRole): void {
+    if (this.remembered.size >= MAX_REMEMBERED) this.remembered.clear();
+    this.remembered.set(key, { role, until: Date.now() + REMEMBER_MS });
   }
 
   async get(workspaceId: string): Promise<WorkspaceRow | undefined> {
@@ -142,6 +169,7 @@ export class WorkspaceService {
          ON CONFLICT (workspace_id, account_id) DO UPDATE SET role = $3, monthly_limit = $4`,
         [input.workspaceId, target, input.role, input.monthlyLimit ?? null, now],
       );
+      for (const member of new Set([target, caller])) await publishInTx(tx, { type: 'membership', accountId: input.workspaceId, member, removed: false });
       return { member: await this.membership(target, input.workspaceId, tx), workspaceId: input.workspaceId };
     });
   }
@@ -160,7 +188,7 @@ export class WorkspaceService {
         return { error: { code: UserErrorCode.INVALID_STATE, message: 'The OWNER cannot leave: make another member OWNER first', field: ['input', 'accountId'] } };
       }
       await tx.query('DELETE FROM workspace_members WHERE workspace_id = $1 AND account_id = $2', [input.workspaceId, target.account_id]);
-      await publishInTx(tx, { type: 'membership', accountId: input.workspaceId, member: target.account_id });
+      await publishInTx(tx, { type: 'membership', accountId: input.workspaceId, member: target.account_id, removed: true });
       return { member: target, workspaceId: input.workspaceId };
     });
   }
