@@ -21,6 +21,7 @@ import {
   WorkspaceCancelPlanDocument,
   WorkspaceQuoteDocument,
   WorkspaceViewDocument,
+  WorkspaceWarningsDocument,
   type GenerationSettingsInput,
   type WorkspaceRole,
 } from './graphql/generated';
@@ -293,6 +294,26 @@ describe('workspaces', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(personal.events).toEqual([]); // the member's own balance did not move
     for (const s of [member, owner, personal]) await s.dispose();
+  });
+
+  it('warns the pool\'s members live and keeps the warning for its OWNER and ADMINs', async () => {
+    const ws = await funded('warned-owner', 0);
+    const threshold = (await t.app.one<{ low_credit_threshold: number }>('SELECT low_credit_threshold FROM accounts WHERE id = $1', [ws])).low_credit_threshold;
+    await adjustCredits(t.app, ws, threshold + 2, { reason: 'pool' });
+    await setMember('warned-owner', ws, 'warned-admin', 'ADMIN');
+    await setMember('warned-owner', ws, 'warned-member', 'MEMBER');
+    const warnings = subscribe(t.app.ws({ sub: 'warned-member' }), WorkspaceWarningsDocument, { workspaceId: ws });
+    await eventually(() => t.app.server.services.events.subscribers('warning', ws) === 1);
+    await start('warned-member', ws, IMAGES(4)); // threshold − 2: below the level
+    await warnings.waitFor(1);
+    expect(warnings.events).toEqual([{ creditWarning: { level: 'LOW', balance: threshold - 2, threshold } }]);
+    const expected = [{ kind: 'LOW_CREDITS', message: `${threshold - 2} credits left, below your warning level of ${threshold}. Top up with a credit pack to keep generating.` }];
+    expect(await notesOf(t.app, 'warned-owner', ['LOW_CREDITS'])).toEqual(expected);
+    expect(await notesOf(t.app, 'warned-admin', ['LOW_CREDITS'])).toEqual(expected);
+    expect(await notesOf(t.app, 'warned-member', ['LOW_CREDITS'])).toEqual([]);
+    const copies = await t.app.rows('SELECT account_id, workspace_id FROM notifications WHERE kind = $1 AND (account_id = $2 OR workspace_id = $2) ORDER BY account_id', ['LOW_CREDITS', ws]);
+    expect(copies).toEqual([{ account_id: 'warned-admin', workspace_id: ws }, { account_id: 'warned-owner', workspace_id: ws }, { account_id: ws, workspace_id: null }]);
+    await warnings.dispose();
   });
 
   it('OWNER and ADMINs set the workspace\'s auto top-up; the pool buys by itself when it falls below the level', async () => {
