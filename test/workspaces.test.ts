@@ -146,6 +146,23 @@ describe('workspaces', () => {
     expect(job.queueClass).toBe('PRIORITY');
   });
 
+  it('lets whoever started a pool job, and the OWNER and ADMINs, stop it; another MEMBER is FORBIDDEN', async () => {
+    const ws = await funded('stop-owner', 20);
+    await setMember('stop-owner', ws, 'stop-admin', 'ADMIN');
+    await setMember('stop-owner', ws, 'stop-a', 'MEMBER');
+    await setMember('stop-owner', ws, 'stop-b', 'MEMBER');
+    const jobs = await Promise.all([0, 1].map(async () => (await start('stop-a', ws, IMAGES(2))).data!.startGeneration.job!.id));
+    const byOther = await t.app.gql(CancelGenerationDocument, { jobId: jobs[0] }, { sub: 'stop-b' });
+    expect(codes(byOther)).toEqual(['FORBIDDEN']);
+    expect(await balanceOf(t.app, ws)).toBe(16);
+    const byAdmin = (await t.app.gql(CancelGenerationDocument, { jobId: jobs[0] }, { sub: 'stop-admin' })).data!.cancelGeneration;
+    expect([byAdmin.userErrors, byAdmin.job!.status, byAdmin.balance]).toEqual([[], 'CANCELED', { available: 18 }]);
+    const byStarter = (await t.app.gql(CancelGenerationDocument, { jobId: jobs[1] }, { sub: 'stop-a' })).data!.cancelGeneration;
+    expect([byStarter.job!.status, byStarter.balance]).toEqual(['CANCELED', { available: 20 }]);
+    const member = (await t.app.gql(WorkspaceViewDocument, { id: ws }, { sub: 'stop-a' })).data!.workspace!.members.edges.find((e) => e.node.accountId === 'stop-a')!.node;
+    expect(member.spentThisMonth).toBe(0); // both refunds counted back
+  });
+
   it('answers a non-member exactly as an unknown id, in every position', async () => {
     const ws = await funded('private-owner', 10);
     const job = (await start('private-owner', ws)).data!.startGeneration.job!;
