@@ -22,8 +22,9 @@ import { StartGenerationInput } from './start-generation.input';
 import { CancelGenerationPayload, StartGenerationPayload } from './start-generation.payload';
 import { holderOf, holderOrThrow } from '../workspaces/holder';
 
+/** A page of jobs, optionally of one status (an account's, a workspace's). */
 @ArgsType()
-class JobsArgs extends ConnectionArgs {
+export class JobsArgs extends ConnectionArgs {
   @Field(_type => JobStatus, { nullable: true, description: 'Only jobs in this status' })
   status?: JobStatus | null;
 }

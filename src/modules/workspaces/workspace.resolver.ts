@@ -11,7 +11,7 @@ import { planOf } from '../accounts/account.resolver';
 import { AutoTopUp } from '../billing/auto-top-up/auto-top-up.type';
 import { Purchase, PurchaseConnection, type PurchaseRow } from '../billing/purchase.type';
 import { GenerationJob, GenerationJobConnection, type JobRow } from '../generations/generation-job.type';
-import { JobStatus } from '../generations/job-status.enum';
+import { JobsArgs } from '../generations/generation.resolver';
 import { Balance } from '../ledger/balance.type';
 import { LedgerEntry, LedgerEntryConnection } from '../ledger/ledger-entry.type';
 import { Plan } from '../accounts/plan.type';
@@ -27,13 +27,6 @@ import {
   WorkspacePayload,
   WorkspaceRole,
 } from './workspace.type';
-import { ArgsType, Field } from 'type-graphql';
-
-@ArgsType()
-class WorkspaceJobsArgs extends ConnectionArgs {
-  @Field(_type => JobStatus, { nullable: true, description: 'Only jobs in this status' })
-  status?: JobStatus | null;
-}
 
 /** The workspace as `caller` sees it (a member), or null. */
 async function workspaceFor(ctx: Context, id: string, caller = callerId(ctx)): Promise<Workspace | null> {
@@ -108,7 +101,7 @@ export class WorkspaceResolver {
   }
 
   @FieldResolver(_returns => GenerationJobConnection, { description: 'Every job paid by the pool, newest first' })
-  jobs(@Root() w: Workspace, @Args(_type => WorkspaceJobsArgs) args: WorkspaceJobsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<GenerationJob>> {
+  jobs(@Root() w: Workspace, @Args(_type => JobsArgs) args: JobsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<GenerationJob>> {
     return paginate<JobRow & { created_at: Date }, GenerationJob>(ctx.services.db, {
       table: 'generation_jobs',
       where: args.status ? 'account_id = $1 AND status = $2' : 'account_id = $1',
