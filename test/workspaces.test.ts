@@ -175,6 +175,9 @@ describe('workspaces', () => {
       const q = await t.app.gql(WorkspaceQuoteDocument, { settings: IMAGES(1), workspaceId: id }, { sub: 'outsider' });
       expect(q.errors!.map((e) => [e.extensions!.code, e.message])).toEqual([['NOT_FOUND', 'No workspace of yours has this id']]);
     }
+    // A refused invitation changes nothing, not even the invitee's account.
+    expect((await setMember('outsider', ws, 'never-seen-invitee', 'MEMBER')).data!.setWorkspaceMember.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
+    expect(await t.app.rows('SELECT id FROM accounts WHERE id = $1', ['never-seen-invitee'])).toEqual([]);
     const cancel = (await t.app.gql(CancelGenerationDocument, { jobId: job.id }, { sub: 'outsider' })).data!.cancelGeneration;
     expect(cancel.userErrors.map((e) => e.code)).toEqual(['NOT_FOUND']);
     expect(await balanceOf(t.app, ws)).toBe(9);

@@ -348,6 +348,7 @@ function intendedRole(site: { field: { description?: string | null } }, id: stri
 function baseline(site: ArgSite, ctx: ValueContext, seed: number): Record<string, unknown> {
   const known: Record<string, () => Record<string, unknown>> = {
     'Query.quote': () => ({ settings: IMAGE }),
+    'Query.planChangePreview': () => ({ tier: 'CREATOR', interval: 'MONTHLY' }),
     'Query.job': () => ({ id: own.userJob0 }),
     'Query.account': () => ({ id: USER }),
     'Mutation.startGeneration': () => ({ input: { settings: IMAGE, prompt: 'a lighthouse at dusk' } }),

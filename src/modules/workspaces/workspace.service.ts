@@ -148,6 +148,11 @@ export class WorkspaceService {
       return { error: { code: UserErrorCode.INVALID_INPUT, message: 'A workspace cannot be a member of a workspace', field: ['input', 'accountId'] } };
     }
     const target = input.accountId;
+    // Refused callers change nothing, not even the target's account: checked before it is opened.
+    const allowed = await this.access(caller, input.workspaceId, 'manager');
+    if ('refusal' in allowed) {
+      return allowed.refusal === 'NOT_FOUND' ? { error: NOT_FOUND } : { forbidden: 'Only the OWNER or an ADMIN of the workspace manages its members' };
+    }
     if (target !== caller) await this.accounts.ensureOpen(target); // a person not seen yet: their account opens as on their first request
     return transaction(this.db, async (tx) => {
       const me = await this.locked(tx, caller, input.workspaceId);
