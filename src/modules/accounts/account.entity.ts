@@ -6,6 +6,8 @@ import { PlanStatus } from './plan-status.enum';
 export class AccountEntity {
   /** The token subject (`sub`). */
   @PrimaryColumn({ type: 'text' }) id: string;
+  /** A person (their token subject) or a workspace (`workspace:<uuid>`, docs/WORKSPACES.md). */
+  @Column({ type: 'text' }) kind: 'PERSON' | 'WORKSPACE';
   @Column({ type: 'text' }) tier: TierCode;
   @Column({ name: 'billing_interval', type: 'text', nullable: true }) billingInterval: BillingInterval | null;
   @Column({ name: 'plan_status', type: 'text' }) planStatus: PlanStatus;
