@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { Page, WebSocketRoute } from 'playwright-core';
+import type { Locator, Page, WebSocketRoute } from 'playwright-core';
 import { Role } from '../../src/common/auth/role.enum';
 import { webDir } from '../../src/http/web';
 import { ADMIN, adjustCredits, balanceOf, openAccount } from '../helpers/accounts';
@@ -40,6 +40,18 @@ const until = async (f: () => Promise<boolean>, ms = 10_000) => {
     await new Promise((r) => setTimeout(r, 50));
   }
 };
+
+type WorkspaceSeen = { id: string; name: string; myRole: string; balance: { id: string; available: number } };
+type MemberSeen = { accountId: string; role: string; monthlyLimit: number | null; spentThisMonth: number };
+/** `sub`'s workspaces as the API lists them. */
+const workspacesOf = async (sub: string): Promise<WorkspaceSeen[]> =>
+  (await t.app.raw<{ me: { workspaces: WorkspaceSeen[] } }>('{ me { workspaces { id name myRole balance { id available } } } }', undefined, { sub })).data!.me.workspaces;
+/** The members of workspace `id` as `sub` (a member) reads them, newest first. */
+const membersOf = async (sub: string, id: string): Promise<MemberSeen[]> =>
+  (await t.app.raw<{ workspace: { members: { edges: { node: MemberSeen }[] } } }>(
+    'query($id: ID!) { workspace(id: $id) { members(first: 100) { edges { node { accountId role monthlyLimit spentThisMonth } } } } }', { id }, { sub })).data!.workspace.members.edges.map((e) => e.node);
+/** Each table row's cells, as text. */
+const rowsOf = (rows: Locator) => rows.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
 
 describe('the dashboard', () => {
   it('signs in from a #token= link, takes the token out of the address bar, and shows the balance', async () => {
@@ -291,6 +303,138 @@ describe('the dashboard', () => {
     const decided = await t.app.one<{ status: string }>(`SELECT status FROM refund_requests WHERE purchase_id = $1`, [plan]);
     expect(decided.status).toBe('APPROVED');
     await page.close();
+  });
+
+  it('creates a workspace, adds a member with a monthly limit, and shows the member list', async () => {
+    await openAccount(t.app, 'wren', { balance: 25 });
+    const page = await signedIn('wren');
+    const card = page.getByTestId('workspaces');
+    expect(await card.getByTestId('workspaces-empty').textContent()).toBe('You are not in any workspace yet.');
+    expect(await card.getByTestId('workspace-row').count()).toBe(0);
+
+    // A blank name is refused before any request.
+    await card.getByTestId('create-workspace').click();
+    const nameRefused = card.getByTestId('create-workspace-message-error');
+    expect(await nameRefused.textContent()).toBe('Enter a name for the workspace.');
+    expect(await nameRefused.getAttribute('role')).toBe('alert');
+    expect(await workspacesOf('wren')).toEqual([]);
+
+    await card.getByLabel('Workspace name').fill('Studio North');
+    await card.getByTestId('create-workspace').click();
+    expect(await card.getByTestId('create-workspace-message').textContent()).toBe('Created Studio North: you are its owner.');
+    const [created] = await workspacesOf('wren');
+    expect(created).toEqual({ id: expect.stringMatching(/^workspace:[0-9a-f-]{36}$/), name: 'Studio North', myRole: 'OWNER', balance: { id: expect.any(String), available: 0 } });
+    expect(created.balance.id).toBe(created.id);
+    await until(async () => (await card.getByTestId('workspace-row').count()) === 1);
+    expect(await rowsOf(card.getByTestId('workspace-row'))).toEqual([['Studio North', 'Owner', '0 credits', 'Open']]);
+    expect(await card.getByTestId('workspaces-empty').count()).toBe(0);
+
+    // The new workspace is opened: its only member is its owner.
+    const detail = card.getByTestId('workspace-detail');
+    expect(await detail.getAttribute('data-workspace-id')).toBe(created.id);
+    expect(await detail.getByTestId('workspace-title').textContent()).toBe('Studio North');
+    expect(await detail.getByTestId('workspace-summary').textContent()).toBe('Owner · Free plan · pool 0 credits · 1 member');
+    const members = detail.getByTestId('member-row');
+    await members.first().waitFor();
+    expect(await rowsOf(members)).toEqual([['wren', 'Owner', 'No limit', '0 credits']]);
+
+    // A limit that is not a whole number is refused in the form: nothing is sent.
+    const form = detail.getByTestId('add-member');
+    await form.getByLabel('Account id').fill('otto');
+    await form.getByLabel('Monthly limit in credits (empty: no limit)').fill('2.5');
+    await form.getByTestId('save-member').click();
+    expect(await form.getByTestId('member-message-error').textContent()).toBe('Enter the monthly limit as a whole number of credits (0 or more), or leave it empty for no limit.');
+    expect(await membersOf('wren', created.id)).toEqual([{ accountId: 'wren', role: 'OWNER', monthlyLimit: null, spentThisMonth: 0 }]);
+
+    await form.getByLabel('Monthly limit in credits (empty: no limit)').fill('300');
+    expect(await form.getByLabel('Role').inputValue()).toBe('MEMBER');
+    await form.getByTestId('save-member').click();
+    await form.getByTestId('member-message').waitFor();
+    expect(await form.getByTestId('member-message').textContent()).toBe('Saved: otto is a member, with a limit of 300 credits a month.');
+    expect(await form.getByTestId('member-message-error').count()).toBe(0);
+    expect(await form.getByLabel('Account id').inputValue()).toBe('');
+    // Newest first, as the API lists them; the count follows.
+    await until(async () => (await members.count()) === 2);
+    expect(await rowsOf(members)).toEqual([
+      ['otto', 'Member', '300 credits a month', '0 credits'],
+      ['wren', 'Owner', 'No limit', '0 credits'],
+    ]);
+    expect(await detail.getByTestId('workspace-summary').textContent()).toBe('Owner · Free plan · pool 0 credits · 2 members');
+    expect(await membersOf('wren', created.id)).toEqual([
+      { accountId: 'otto', role: 'MEMBER', monthlyLimit: 300, spentThisMonth: 0 },
+      { accountId: 'wren', role: 'OWNER', monthlyLimit: null, spentThisMonth: 0 },
+    ]);
+    expect(await workspacesOf('otto')).toEqual([{ ...created, myRole: 'MEMBER' }]);
+
+    // An admin, with no limit.
+    await form.getByLabel('Account id').fill('ada');
+    await form.getByLabel('Role').selectOption('ADMIN');
+    await form.getByTestId('save-member').click();
+    await form.getByText('Saved: ada is an admin, with no monthly limit.').waitFor();
+    await until(async () => (await members.count()) === 3);
+    expect((await rowsOf(members))[0]).toEqual(['ada', 'Admin', 'No limit', '0 credits']);
+
+    // The owner cannot step down to admin (INVALID_STATE, a user error): shown as an alert, nothing changed.
+    await form.getByLabel('Account id').fill('wren');
+    await form.getByLabel('Role').selectOption('ADMIN');
+    await form.getByTestId('save-member').click();
+    const refused = form.getByTestId('member-message-error');
+    await refused.waitFor();
+    expect(await refused.textContent()).toBe('That is not possible right now. (A workspace always has one OWNER: make another member OWNER to step down)');
+    expect(await refused.getAttribute('role')).toBe('alert');
+    expect((await membersOf('wren', created.id)).find((m) => m.accountId === 'wren')).toEqual({ accountId: 'wren', role: 'OWNER', monthlyLimit: null, spentThisMonth: 0 });
+
+    // The pool's balance is its own (Balance.id is the workspace's): credits to it show live in the
+    // card, and the header keeps the personal balance.
+    await adjustCredits(t.app, created.id, 120, { reason: 'pool' });
+    await until(async () => (await card.getByTestId('workspace-balance').textContent()) === '120 credits');
+    expect(await detail.getByTestId('workspace-summary').textContent()).toBe('Owner · Free plan · pool 120 credits · 3 members');
+    expect(await balanceShown(page)).toBe(25);
+    await card.screenshot({ path: screenshotPath('workspaces'), style: '.top { position: static; }' }); // the sticky header would cover part of the card
+    await page.close();
+  });
+
+  it('shows a member the pool and members without the add-member form, and an admin the FORBIDDEN refusal of changing the owner as an alert', async () => {
+    await openAccount(t.app, 'nell', { balance: 10 });
+    const made = await t.app.raw<{ createWorkspace: { workspace: { id: string } } }>('mutation { createWorkspace(input: { name: "Pool Room" }) { workspace { id } } }', undefined, { sub: 'nell' });
+    const id = made.data!.createWorkspace.workspace.id;
+    for (const [accountId, role, limit] of [['abe', 'ADMIN', 'null'], ['moe', 'MEMBER', '50']] as const) {
+      const r = await t.app.raw<{ setWorkspaceMember: { userErrors: unknown[] } }>(
+        `mutation { setWorkspaceMember(input: { workspaceId: "${id}", accountId: "${accountId}", role: ${role}, monthlyLimit: ${limit} }) { userErrors { code } } }`, undefined, { sub: 'nell' });
+      expect(r.data!.setWorkspaceMember.userErrors).toEqual([]);
+    }
+    await adjustCredits(t.app, id, 40, { reason: 'pool' });
+    const before = await membersOf('nell', id);
+
+    const member = await signedIn('moe');
+    const card = member.getByTestId('workspaces');
+    await card.getByTestId('workspace-row').first().waitFor();
+    expect(await rowsOf(card.getByTestId('workspace-row'))).toEqual([['Pool Room', 'Member', '40 credits', 'Open']]);
+    await card.getByRole('button', { name: 'Open' }).click();
+    const detail = card.getByTestId('workspace-detail');
+    await detail.getByTestId('member-row').first().waitFor();
+    expect(await rowsOf(detail.getByTestId('member-row'))).toEqual([
+      ['moe', 'Member', '50 credits a month', '0 credits'],
+      ['abe', 'Admin', 'No limit', '0 credits'],
+      ['nell', 'Owner', 'No limit', '0 credits'],
+    ]);
+    expect(await detail.getByTestId('add-member').count()).toBe(0);
+    expect(await detail.getByTestId('members-managers-only').textContent()).toBe('Only the owner or an admin of this workspace adds members or changes them.');
+    await member.close();
+
+    // An ADMIN manages members but not the OWNER: the API's FORBIDDEN (a GraphQL error) is shown as an alert.
+    const admin = await signedIn('abe');
+    const adminCard = admin.getByTestId('workspaces');
+    await adminCard.getByRole('button', { name: 'Open' }).click();
+    const form = adminCard.getByTestId('add-member');
+    await form.getByLabel('Account id').fill('nell');
+    await form.getByTestId('save-member').click();
+    const refused = form.getByTestId('member-message-error');
+    await refused.waitFor();
+    expect(await refused.textContent()).toBe('Your role in this workspace does not allow this. (Only the OWNER changes the OWNER)');
+    expect(await refused.getAttribute('role')).toBe('alert');
+    expect(await membersOf('nell', id)).toEqual(before);
+    await admin.close();
   });
 
   it('shows the current balance after a network drop and reconnect, though it changed while the tab was offline', async () => {

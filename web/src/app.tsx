@@ -11,6 +11,7 @@ import { History } from './components/history';
 import { Jobs } from './components/jobs';
 import { Notifications } from './components/notifications';
 import { Shop } from './components/shop';
+import { Workspaces } from './components/workspaces';
 import { explainRequest } from './messages';
 
 export function App({ identity, connection, onSignOut }: { identity: Identity; connection: Connection; onSignOut: () => void }) {
@@ -76,6 +77,7 @@ export function App({ identity, connection, onSignOut }: { identity: Identity; c
             <Jobs />
             <Shop catalog={catalog.data} plan={account.plan} />
             <AutoTopUpPanel autoTopUp={account.autoTopUp} packs={packs} suggestedLevel={account.balance.lowCreditThreshold} tick={autoTopUpTick} />
+            <Workspaces />
             <History />
             <Notifications unread={account.unreadNotificationCount} tick={notificationTick} />
           </>

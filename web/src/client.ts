@@ -13,10 +13,32 @@ import { AutoTopUpDocument, type AutoTopUpFieldsFragment } from '../../client/ge
 const EMBEDDED = ['Plan', 'CostLine', 'GenerationSettings', 'PageInfo', 'UserError', 'PlanChangePreview', 'ReadNotificationsPayload', 'CreditWarning', 'PriceBook', 'PriceClassRule',
   'StartGenerationPayload', 'CancelGenerationPayload', 'PurchasePayload', 'ChangePlanPayload', 'RequestRefundPayload', 'AdjustCreditsPayload', 'PublishPriceBookPayload',
   'LedgerEntryConnection', 'LedgerEntryEdge', 'PurchaseConnection', 'PurchaseEdge', 'GenerationJobConnection', 'GenerationJobEdge', 'NotificationConnection', 'NotificationEdge',
-  'RefundRequestConnection', 'RefundRequestEdge', 'AutoTopUp', 'AutoTopUpPayload'];
+  'RefundRequestConnection', 'RefundRequestEdge', 'AutoTopUp', 'AutoTopUpPayload',
+  // A member has no id of its own (one account, many workspaces): kept inside its workspace's `members`.
+  'WorkspaceMember', 'WorkspaceMemberConnection', 'WorkspaceMemberEdge', 'WorkspacePayload', 'WorkspaceMemberPayload'];
 
 const LIST_CHANGING_MUTATIONS = ['purchaseCreditPack', 'changePlan', 'cancelPlan', 'requestRefund', 'startGeneration', 'cancelGeneration', 'adjustCredits', 'reviewRefundRequest'];
 const LISTS = new Set(['ledger', 'purchases', 'refundRequests', 'jobs']);
+const WORKSPACE_LISTS = new Set(['ledger', 'purchases', 'jobs', 'members']);
+
+/** The workspace a mutation acted for (input.workspaceId, or a workspaceId argument), if any. */
+function workspaceOf(args: { input?: { workspaceId?: unknown }; workspaceId?: unknown }): string | undefined {
+  const id = args.input?.workspaceId ?? args.workspaceId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** A change for a workspace: its lists (and its members' spending) are read again. */
+function refreshWorkspace(cache: Cache, id: string): void {
+  const key = cache.keyOfEntity({ __typename: 'Workspace', id });
+  if (!key) return;
+  for (const f of cache.inspectFields(key)) if (WORKSPACE_LISTS.has(f.fieldName)) cache.invalidate(key, f.fieldName, f.arguments ?? undefined);
+}
+
+/** The signed-in account's list of workspaces is read again. */
+function refreshMyWorkspaces(cache: Cache): void {
+  const me = cache.resolve('Query', 'me');
+  if (typeof me === 'string') cache.invalidate(me, 'workspaces');
+}
 
 function refreshLists(cache: Cache): void {
   const me = cache.resolve('Query', 'me');
@@ -73,16 +95,45 @@ export function connect(token: string, onAuthFailed: () => void): Connection {
         // A change to money or jobs refreshes the lists of the signed-in account that show it.
         updates: {
           Mutation: {
-            ...Object.fromEntries(LIST_CHANGING_MUTATIONS.map((m) => [m, (_r: unknown, _a: unknown, cache: Cache) => refreshLists(cache)])),
+            ...Object.fromEntries(
+              LIST_CHANGING_MUTATIONS.map((m) => [
+                m,
+                (_r: unknown, a: { input?: { workspaceId?: unknown }; workspaceId?: unknown }, cache: Cache) => {
+                  refreshLists(cache);
+                  const ws = workspaceOf(a);
+                  if (ws) refreshWorkspace(cache, ws);
+                },
+              ]),
+            ),
+            createWorkspace: (r: { createWorkspace?: { workspace?: unknown } }, _a: unknown, cache: Cache) => {
+              if (r.createWorkspace?.workspace) refreshMyWorkspaces(cache);
+            },
+            // Members changed; a caller who left gets no workspace back and sees it no more.
+            ...Object.fromEntries(
+              ['setWorkspaceMember', 'removeWorkspaceMember'].map((m) => [
+                m,
+                (r: Record<string, { workspace?: unknown; userErrors?: unknown[] } | undefined>, a: { input: { workspaceId: string } }, cache: Cache) => {
+                  const out = r[m];
+                  if (!out || out.userErrors?.length) return;
+                  refreshWorkspace(cache, a.input.workspaceId);
+                  if (!out.workspace) {
+                    refreshMyWorkspaces(cache);
+                    cache.invalidate({ __typename: 'Workspace', id: a.input.workspaceId });
+                  }
+                },
+              ]),
+            ),
             setAutoTopUp: (r: { setAutoTopUp?: { autoTopUp?: AutoTopUpFieldsFragment | null } }, a: { input?: { workspaceId?: unknown } }, cache: Cache) =>
               writeAutoTopUp(cache, r.setAutoTopUp, a.input?.workspaceId),
             disableAutoTopUp: (r: { disableAutoTopUp?: { autoTopUp?: AutoTopUpFieldsFragment | null } }, a: { workspaceId?: unknown }, cache: Cache) =>
               writeAutoTopUp(cache, r.disableAutoTopUp, a.workspaceId),
           },
-          Subscription: { balanceChanged: (_r: unknown, _a: unknown, cache: Cache) => refreshLists(cache) },
+          // A pool's balance (workspaceId) is its own cached Balance (its id is the workspace's): nothing of the account's to refresh.
+          Subscription: { balanceChanged: (_r: unknown, a: { workspaceId?: unknown }, cache: Cache) => (a.workspaceId == null ? refreshLists(cache) : undefined) },
         },
         resolvers: {
           Account: { ledger: relayPagination(), purchases: relayPagination(), notifications: relayPagination(), refundRequests: relayPagination() },
+          Workspace: { members: relayPagination() },
           Query: { refundRequestsToReview: relayPagination() },
         },
       }),

@@ -16,6 +16,7 @@ const USER_ERRORS: Record<string, string> = {
   NOT_FOUND: 'Nothing was found with that id.',
   INVALID_STATE: 'That is not possible right now.',
   INVALID_INPUT: 'Please check what you entered.',
+  MEMBER_LIMIT_REACHED: 'This would take you past your monthly limit in this workspace. Ask its owner or an admin to raise it.',
 };
 
 const TOP_LEVEL: Record<string, string> = {
@@ -46,6 +47,16 @@ export function explainRequest(error: CombinedError | undefined): string | undef
   return (code && TOP_LEVEL[code]) ?? first?.message ?? 'Something went wrong.';
 }
 
+/**
+ * A refusal of a workspace operation: FORBIDDEN is about the caller's role in the workspace there
+ * (a MEMBER asking what only its OWNER or an ADMIN may), with the service's reason after it.
+ */
+export function explainWorkspaceRequest(error: CombinedError | undefined): string | undefined {
+  const first = error?.graphQLErrors[0];
+  if (first?.extensions?.code === 'FORBIDDEN') return `Your role in this workspace does not allow this. (${first.message})`;
+  return explainRequest(error);
+}
+
 /** The dashboard's own sentences (not error codes). */
 export const MESSAGES = {
   autoTopUpHint: 'When it is on, a generation you cannot afford buys the pack first and then starts. Three failed purchases in a row turn it off.',
@@ -53,7 +64,25 @@ export const MESSAGES = {
   autoTopUpTurnedOff: 'Auto top-up is off; your settings are kept.',
   autoTopUpWholeLevel: 'Enter the level as a whole number of credits.',
   autoTopUpWholeCap: 'Enter the monthly limit as a whole number.',
+  workspacesHint: 'A workspace is a shared credit pool: its members generate from it, each within their own monthly limit.',
+  workspacesNone: 'You are not in any workspace yet.',
+  workspaceMembersOnlyManagers: 'Only the owner or an admin of this workspace adds members or changes them.',
+  workspaceGone: 'This workspace is no longer yours to see.',
+  workspaceWholeLimit: 'Enter the monthly limit as a whole number of credits (0 or more), or leave it empty for no limit.',
+  workspaceNameNeeded: 'Enter a name for the workspace.',
 };
+
+/** A role as people read it. */
+export const roleName = (role: string): string => role.charAt(0) + role.slice(1).toLowerCase();
+
+/** What a member may spend a month. */
+export const limitText = (limit: number | null | undefined): string => (limit == null ? 'No limit' : `${credits(limit)} a month`);
+
+/** What the add-member form did (setWorkspaceMember adds or changes a member). */
+export function memberSaved(accountId: string, role: string, limit: number | null): string {
+  const a = role === 'ADMIN' ? 'an admin' : role === 'OWNER' ? 'the owner' : 'a member';
+  return `Saved: ${accountId} is ${a}, ${limit == null ? 'with no monthly limit' : `with a limit of ${credits(limit)} a month`}.`;
+}
 
 /** What auto top-up does now, in one sentence (the AutoTopUp of `me`; null until first set). */
 export function autoTopUpState(a: AutoTopUpFieldsFragment | null | undefined, packName: (code: string) => string): string {
