@@ -9,6 +9,7 @@ import type http from 'node:http';
 import { GraphQLError, getOperationAST, type ExecutionArgs, type GraphQLSchema, type GraphQLFormattedError } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
+import { sharedSubscribe } from './shared-subscribe';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { Identity } from '../common/auth/jwt';
@@ -17,7 +18,7 @@ import { clientAddressOf } from '../common/limits/client-address';
 import type { OperationGate } from '../common/limits/operation-gate';
 import { callerOf } from '../common/limits/rate-limits';
 import type { Config } from '../config';
-import { buildContext } from '../context';
+import { buildContext, type Context } from '../context';
 import type { Services } from '../services';
 import { corsPolicy, requestOrigin } from './cors';
 
@@ -69,9 +70,15 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
       done(false, 403, 'Forbidden: origin not allowed');
     },
   });
+  // One execution per event for all subscribers of one operation and caller (shared-subscribe.ts).
+  const subscribe = sharedSubscribe((c) => {
+    const id = (c as Context | undefined)?.identity;
+    return id ? `${id.role}:${id.sub}` : undefined;
+  });
   const wsCleanup = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
       schema,
+      subscribe,
       connectionInitWaitTimeout: config.wsInitTimeoutMs,
       onConnect: async (ctx) => {
         const who = await deps.identify(ctx.connectionParams?.authorization);

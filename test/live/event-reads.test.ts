@@ -1,11 +1,13 @@
 /**
  * One read per live event per instance, whatever the number of subscribers: every local
  * subscriber of an account is handed the very same event object, and what its payload needs
- * from the database (the job row, the lots, the notification row) is read once for that event.
+ * from the database (the job row, the lots, the notification row) is read once for that event;
+ * subscribers of one operation and caller share one execution of it (src/http/shared-subscribe.ts).
  */
 import { parse } from 'graphql';
 import { readOnce } from '../../src/common/events/event-reads';
 import { Balance } from '../../src/modules/ledger/balance.type';
+import { BalanceResolver } from '../../src/modules/ledger/balance.resolver';
 import { adjustCredits, openAccount } from '../helpers/accounts';
 import { subscribe, type Subscription } from '../helpers/subscriptions';
 import { eventually, useTestApp } from '../helpers/test-app';
@@ -181,5 +183,27 @@ describe('readOnce', () => {
       throw new Error('at once');
     });
     await expect(p).rejects.toThrow('at once');
+  });
+
+  it('runs an event\'s selection once for all subscribers of one operation and caller; other variables or callers run their own', async () => {
+    const acct = 'crowd-shared';
+    await openAccount(t.app, acct, { balance: 30 });
+    await openAccount(t.app, 'crowd-shared-admin-view');
+    const { services } = t.app.server;
+    const same = many(acct, BALANCES);
+    // The same selection under another variable set (an operation of its own).
+    const other = subscribe<any, any>(t.app.ws({ sub: acct }), parse('subscription($w: ID) { balanceChanged(workspaceId: $w) { available lots { id source granted remaining } } }') as never, { w: null });
+    await eventually(() => services.events.subscribers('balance', acct) === SUBSCRIBERS + 1);
+    await all([...same, other], 1); // each one's current balance first (its own read and execution)
+    for (const s of [...same, other]) s.events.length = 0;
+    const executions = jest.spyOn(BalanceResolver.prototype, 'balanceChanged');
+    await adjustCredits(t.app, acct, 4);
+    await all([...same, other], 1);
+    await pause(100);
+    const expected = { balanceChanged: { available: 34, lots: await lotsOf(acct) } };
+    for (const s of [...same, other]) expect([s.events, s.errors]).toEqual([[expected], []]);
+    // One execution for the ten, one for the other operation.
+    expect(executions).toHaveBeenCalledTimes(2);
+    await Promise.all([...same, other].map((s) => s.dispose()));
   });
 });
