@@ -72,6 +72,8 @@ export interface Config {
   /** Open websockets of one account on an instance. */
   wsMaxSocketsPerAccount: number;
   wsMaxBufferedBytes: number;
+  /** Run a live event's selection once for all subscribers of one operation and caller (src/http/shared-subscribe.ts); off only to measure what it saves. */
+  wsSharedExecution: boolean;
   /** Serve GET /metrics on this port instead of the API's (0: on the API's port). */
   metricsPort: number;
 }
@@ -277,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxSubscriptions: int(env, 'WS_MAX_SUBSCRIPTIONS', 25, 1, 1000),
     wsMaxSocketsPerAccount: int(env, 'WS_MAX_SOCKETS_PER_ACCOUNT', 50, 1, 100_000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
+    wsSharedExecution: flag(env, 'WS_SHARED_EXECUTION', true),
     metricsPort,
   };
 }

@@ -73,7 +73,7 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
   // One execution per event for all subscribers of one operation and caller (shared-subscribe.ts).
   const subscribe = sharedSubscribe((c) => {
     const id = (c as Context | undefined)?.identity;
-    return id ? `${id.role}:${id.sub}` : undefined;
+    return id && config.wsSharedExecution ? `${id.role}:${id.sub}` : undefined;
   });
   const wsCleanup = useServer<Record<string, unknown> | undefined, WsExtra>(
     {
