@@ -45,6 +45,9 @@ export interface Config {
   paymentProvider: PaymentProviderName;
   stripe?: { secretKey: string; webhookSecret: string; successUrl: string; cancelUrl: string; apiBase?: string };
   simulatedWorker: boolean;
+  /** Jobs the simulated worker runs at a time, and how long each of its two steps takes. */
+  simulatedWorkerConcurrency: number;
+  simulatedWorkerStepMs: number;
   testClock: boolean;
   /** Development and tests: the clock starts from this instant instead of the real time (and runs on from it). */
   clockStart?: Date;
@@ -259,6 +262,8 @@ export function loadConfig(env: Env = process.env): Config {
     paymentProvider,
     stripe: paymentProvider === 'stripe' ? stripeSettings(env) : undefined,
     simulatedWorker: flag(env, 'SIMULATED_WORKER', databaseUrl === undefined),
+    simulatedWorkerConcurrency: int(env, 'SIMULATED_WORKER_CONCURRENCY', 1, 1, 256),
+    simulatedWorkerStepMs: int(env, 'SIMULATED_WORKER_STEP_MS', 500, 0, 60_000),
     testClock,
     clockStart,
     jobLeaseSeconds: int(env, 'JOB_LEASE_SECONDS', 300, 5, 86400),

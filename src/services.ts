@@ -89,6 +89,8 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   const workers = new WorkerService(db, clock, ledger, config.jobLeaseSeconds, log);
   const runners = new JobRunners(workers, log, {
     simulatedWorker: config.simulatedWorker,
+    simulatedWorkers: config.simulatedWorkerConcurrency,
+    stepMs: config.simulatedWorkerStepMs,
     sweepIntervalMs: config.jobSweepIntervalMs,
     metrics,
     dueWork: () => dueWork(),

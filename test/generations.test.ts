@@ -16,7 +16,7 @@ import {
 } from './graphql/generated';
 import { openAccount, signupCredits } from './helpers/accounts';
 import { subscribe } from './helpers/subscriptions';
-import { startTestApp, useTestApp, type TestApp } from './helpers/test-app';
+import { eventually, startTestApp, useTestApp, type TestApp } from './helpers/test-app';
 
 const t = useTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000', JOB_LEASE_SECONDS: '60' });
 const worker = (sub = 'gpu-1') => ({ sub, role: Role.WORKER });
@@ -534,6 +534,34 @@ describe('the simulated worker', () => {
       await sim.stop();
     }
   });
+});
+
+describe('the simulated worker with SIMULATED_WORKER_CONCURRENCY', () => {
+  it('runs that many jobs at a time, and all of them to SUCCEEDED', async () => {
+    const sim = await startTestApp({ SIMULATED_WORKER: '1', SIMULATED_WORKER_CONCURRENCY: '4', SIMULATED_WORKER_STEP_MS: '1500' });
+    try {
+      await openAccount(sim, 'busy-demo', { balance: 20 });
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await sim.gql(StartGenerationDocument, { input: { settings: { type: 'IMAGE', imageQuality: 'STANDARD' }, prompt: `p${i}` } }, { sub: 'busy-demo' })).data!.startGeneration.job!.id);
+      const counts = async () => (await sim.rows<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM generation_jobs WHERE account_id = 'busy-demo' GROUP BY status ORDER BY status`));
+      let most = 0;
+      await eventually(async () => {
+        const running = (await counts()).find((c) => c.status === 'RUNNING')?.n ?? 0;
+        most = Math.max(most, running);
+        return running === 4;
+      }, 30_000);
+      await eventually(async () => {
+        const c = await counts();
+        most = Math.max(most, c.find((x) => x.status === 'RUNNING')?.n ?? 0);
+        return c.length === 1 && c[0].status === 'SUCCEEDED';
+      }, 60_000);
+      expect(most).toBe(4); // never more than four at a time
+      expect(await counts()).toEqual([{ status: 'SUCCEEDED', n: 6 }]);
+      await sim.checkInvariants();
+    } finally {
+      await sim.stop();
+    }
+  }, 90_000);
 });
 
 describe('refunds into lots that closed meanwhile', () => {

@@ -14,12 +14,13 @@ export class JobRunners {
   private stopped = false;
   private readonly loops: Promise<void>[] = [];
   private readonly sleepers = new Set<() => void>();
-  private wakeWorker?: () => void;
+  /** The simulated workers' sleeps while the queue was empty: a queued job cuts them short. */
+  private readonly idleWorkers = new Set<() => void>();
 
   constructor(
     private readonly workers: WorkerService,
     private readonly log: Logger,
-    private readonly opts: { simulatedWorker: boolean; sweepIntervalMs: number; stepMs?: number; dueWork?: () => Promise<void>; metrics: Metrics },
+    private readonly opts: { simulatedWorker: boolean; simulatedWorkers?: number; sweepIntervalMs: number; stepMs?: number; dueWork?: () => Promise<void>; metrics: Metrics },
   ) {}
 
   start(): void {
@@ -29,12 +30,13 @@ export class JobRunners {
         await this.opts.dueWork?.();
       }),
     );
-    if (this.opts.simulatedWorker) this.loops.push(this.simulate());
+    // SIMULATED_WORKER_CONCURRENCY jobs at a time, each a loop of its own (as that many GPU workers).
+    if (this.opts.simulatedWorker) for (let i = 0; i < (this.opts.simulatedWorkers ?? 1); i++) this.loops.push(this.simulate());
   }
 
   /** Called when a job was queued on this instance, so the simulated worker need not wait. */
   nudge(): void {
-    this.wakeWorker?.();
+    for (const wake of [...this.idleWorkers]) wake();
   }
 
   /** A sleep that stop() (and, for the worker, nudge()) cuts short. */
@@ -43,11 +45,12 @@ export class JobRunners {
       const done = () => {
         clearTimeout(timer);
         this.sleepers.delete(done);
+        this.idleWorkers.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.sleepers.add(done);
-      if (worker) this.wakeWorker = done;
+      if (worker) this.idleWorkers.add(done);
     });
   }
 
