@@ -75,6 +75,8 @@ export interface Config {
   /** Open websockets of one account on an instance. */
   wsMaxSocketsPerAccount: number;
   wsMaxBufferedBytes: number;
+  /** How live events travel (common/events/event-transport.ts): logical decoding messages when the database allows (auto), or pg_notify. */
+  eventsTransport: 'auto' | 'notify' | 'logical';
   /** Run a live event's selection once for all subscribers of one operation and caller (src/http/shared-subscribe.ts); off only to measure what it saves. */
   wsSharedExecution: boolean;
   /** Serve GET /metrics on this port instead of the API's (0: on the API's port). */
@@ -285,6 +287,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxSocketsPerAccount: int(env, 'WS_MAX_SOCKETS_PER_ACCOUNT', 50, 1, 100_000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
     wsSharedExecution: flag(env, 'WS_SHARED_EXECUTION', true),
+    eventsTransport: oneOf(env, 'EVENTS_TRANSPORT', ['auto', 'notify', 'logical'] as const, 'auto'),
     metricsPort,
   };
 }

@@ -43,9 +43,9 @@ export interface RunningServer {
 }
 
 export async function createServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
-  const { db, url: databaseUrl, embedded } = await openDatabase(config, log);
+  const { db, url: databaseUrl, ownerUrl, events: transport, embedded } = await openDatabase(config, log);
   const clock = new Clock(config.testClock, config.clockStart);
-  const events = new EventBus(databaseUrl, log);
+  const events = new EventBus(databaseUrl, log, transport === 'logical' ? { ownerUrl } : undefined);
   await events.start();
   const metrics = new Metrics();
   metrics.watchPool(() => (db.driver as unknown as { master?: PoolCounts }).master);

@@ -13,5 +13,5 @@ BEGIN
    WHERE account_id = p_account AND enabled AND requested_at IS NULL AND purchase_id IS NULL AND p_available < below_credits;
   IF NOT FOUND OR auto_top_up_bought(p_account, p_now) >= v_max THEN RETURN; END IF;
   UPDATE auto_top_ups SET requested_at = p_now WHERE account_id = p_account;
-  PERFORM pg_notify('credits_events', json_build_object('type', 'autoTopUp', 'accountId', p_account)::text);
+  PERFORM event_send(json_build_object('type', 'autoTopUp', 'accountId', p_account)::text);
 END $function$

@@ -4,6 +4,6 @@ CREATE OR REPLACE FUNCTION public.job_event(p_account text, p_job uuid, p_status
  RETURNS void
  LANGUAGE sql
 AS $function$
-  SELECT pg_notify('credits_events', json_build_object('type', 'job', 'accountId', p_account, 'jobId', p_job,
+  SELECT event_send(json_build_object('type', 'job', 'accountId', p_account, 'jobId', p_job,
     'status', p_status, 'progress', p_progress)::text);
 $function$

@@ -6,7 +6,7 @@ CREATE OR REPLACE FUNCTION public.ledger_balance_event(p_account text, p_availab
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-  PERFORM pg_notify('credits_events', json_build_object(
+  PERFORM event_send(json_build_object(
     'type', 'balance', 'accountId', p_account, 'available', p_available, 'lowCreditThreshold', p_threshold)::text);
   IF p_available <> p_before THEN PERFORM ledger_warnings(p_account, p_before, p_available, p_now); END IF;
   IF p_available < p_before THEN PERFORM auto_top_up_request(p_account, p_available, p_now); END IF;

@@ -187,6 +187,10 @@ export async function startEmbeddedPostgres(opts: {
       '-c', 'unix_socket_directories=',
       '-c', 'max_connections=300',
       '-c', 'fsync=on',
+      // Live events are logical decoding messages read from temporary slots (common/events/event-transport.ts).
+      '-c', 'wal_level=logical',
+      '-c', 'max_replication_slots=200',
+      '-c', 'max_wal_senders=10',
     ],
     onLog: pgLog,
     onError: (e: unknown) => log.error({ err: e }, 'embedded postgres'),

@@ -12,8 +12,9 @@ import { createDataSource } from '../../../ormconfig';
 import type { Config } from '../../config';
 import { RUNTIME_GROUP, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres';
 import { migrate } from './migrate';
+import { chooseEventTransport, type EventTransport } from '../events/event-transport';
 
-export async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSource; url: string; embedded?: EmbeddedDatabase }> {
+export async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSource; url: string; ownerUrl: string; events: EventTransport; embedded?: EmbeddedDatabase }> {
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
   let ownerUrl = config.databaseOwnerUrl;
@@ -31,10 +32,13 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ db: D
   // limits (a migration may rightly take longer); then the service's pool, with them.
   const migrator = createDataSource(ownerUrl, 1, 'credits-migrate');
   const db = createDataSource(url, config.dbPoolSize, 'credits-service', { lockTimeoutMs: config.dbLockTimeoutMs, statementTimeoutMs: config.dbStatementTimeoutMs });
+  let events: EventTransport = 'notify';
   try {
     await migrator.initialize();
     const applied = await migrate(migrator);
     if (applied.functions.length || applied.migrations.length) log.info(applied, 'database functions and migrations applied');
+    // Before the pool connects: its sessions take the database's setting of how events are sent.
+    events = await chooseEventTransport(migrator, config.eventsTransport, log);
     await migrator.destroy();
     await db.initialize();
     if (ownerUrl !== url) {
@@ -51,5 +55,5 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ db: D
     await embedded?.stop();
     throw e;
   }
-  return { db, url, embedded };
+  return { db, url, ownerUrl: ownerUrl!, events, embedded };
 }

@@ -1,7 +1,8 @@
 /**
- * Each instance holds one dedicated connection that LISTENs on the events channel and fans
- * events out, in the order PostgreSQL delivered them, to the local subscribers of the account.
- * On a lost connection it reconnects with backoff.
+ * Each instance holds one dedicated connection that receives the events — decoding them from a
+ * temporary logical replication slot of its own, or LISTENing on the events channel, as the
+ * database sends them (event-transport.ts) — and fans them out, in commit order, to the local
+ * subscribers of the account. On a lost connection it reconnects with backoff.
  *
  * Notifications sent while no connection listened (the database restarted, the network
  * dropped) are gone for good. So once it listens again, the bus tells every local balance
@@ -9,6 +10,7 @@
  * notifications that arrive meanwhile are held and delivered after it, so the newest value
  * is the last one a subscriber sees.
  */
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { createPubSub, type PubSubEventTarget } from '@graphql-yoga/subscription';
@@ -52,6 +54,23 @@ class TopicTarget extends EventTarget {
 
 const BALANCE_TOPIC = 'balance:';
 
+/** What the slot decoded since the last read: pgoutput, messages only (the publication has no tables). */
+const DECODE_SQL = `SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, 10000,
+  'proto_version', '1', 'publication_names', 'credits_events', 'messages', 'true')`;
+
+/**
+ * The content of a pgoutput logical message of ours, or undefined for anything else (begin,
+ * commit, another prefix). Layout (protocol 1): 'M', flags (1 byte), LSN (8), prefix (a C
+ * string), content length (4, big-endian), content.
+ */
+export function messageOf(data: Buffer): string | undefined {
+  if (data[0] !== 0x4d) return undefined;
+  const end = data.indexOf(0, 10);
+  if (end < 0 || data.toString('utf8', 10, end) !== EVENTS_CHANNEL) return undefined;
+  const length = data.readInt32BE(end + 1);
+  return data.toString('utf8', end + 5, end + 5 + length);
+}
+
 export class EventBus {
   private readonly topics = new TopicTarget();
   private readonly pubSub = createPubSub<Topics>({ eventTarget: this.topics as unknown as PubSubEventTarget<Topics> });
@@ -66,7 +85,15 @@ export class EventBus {
   /** Resolves once LISTEN is in place. */
   readonly ready: Promise<void>;
 
-  constructor(private readonly url: string, private readonly log: Logger) {
+  /**
+   * `url`: where to LISTEN (notify); with `logical`, the owner's connection that may create a
+   * replication slot (the slot is temporary: it goes with the connection).
+   */
+  constructor(
+    private readonly url: string,
+    private readonly log: Logger,
+    private readonly logical?: { ownerUrl: string },
+  ) {
     this.ready = new Promise((r) => (this.readyResolve = r));
   }
 
@@ -74,19 +101,23 @@ export class EventBus {
     await this.connect();
   }
 
+  /** An event as it arrived (a notification's or a logical message's payload). */
+  private receive(payload: string): void {
+    try {
+      const event = JSON.parse(payload) as DomainEvent;
+      this.received.set(event, performance.now());
+      if (this.held) this.held.push(event);
+      else this.dispatch(event);
+    } catch (e) {
+      this.log.error({ err: e }, 'dropping a malformed event');
+    }
+  }
+
   private async connect(attempt = 0): Promise<void> {
     if (this.stopped) return;
-    const client = new Client({ connectionString: this.url, application_name: 'credits-events' });
+    const client = new Client({ connectionString: this.logical?.ownerUrl ?? this.url, application_name: 'credits-events' });
     client.on('notification', (msg) => {
-      if (msg.channel !== EVENTS_CHANNEL || !msg.payload) return;
-      try {
-        const event = JSON.parse(msg.payload) as DomainEvent;
-        this.received.set(event, performance.now());
-        if (this.held) this.held.push(event);
-        else this.dispatch(event);
-      } catch (e) {
-        this.log.error({ err: e }, 'dropping a malformed event');
-      }
+      if (msg.channel === EVENTS_CHANNEL && msg.payload) this.receive(msg.payload);
     });
     client.on('error', (err) => {
       this.log.warn({ err: err.message }, 'event listener connection lost');
@@ -95,8 +126,15 @@ export class EventBus {
     client.on('end', () => this.scheduleReconnect(client, 0));
     try {
       await client.connect();
-      await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      let slot: string | undefined;
+      if (this.logical) {
+        slot = `credits_events_${randomBytes(6).toString('hex')}`;
+        await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput', true)`, [slot]);
+      } else {
+        await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      }
       this.client = client;
+      if (slot) void this.decode(client, slot);
       this.readyResolve?.();
       if (attempt > 0) this.log.info('event listener reconnected');
       if (this.listened) await this.resync(client);
@@ -121,6 +159,36 @@ export class EventBus {
       this.reconnectTimer = undefined;
       this.connect(Math.max(1, attempt)).catch(() => this.scheduleReconnect(from, attempt + 1));
     }, delay);
+  }
+
+  /**
+   * Reads the slot's messages as they commit, until the connection is lost or the bus stops: at
+   * once again while there were some, else after a pause that grows from 1 to 20 ms.
+   */
+  private async decode(client: Client, slot: string): Promise<void> {
+    let pause = 1;
+    while (!this.stopped && this.client === client) {
+      let rows: { data: Buffer }[];
+      try {
+        rows = (await client.query<{ data: Buffer }>(DECODE_SQL, [slot])).rows;
+      } catch (e) {
+        if (this.stopped || this.client !== client) return;
+        this.log.warn({ err: (e as Error).message }, 'event reader lost its slot');
+        this.scheduleReconnect(client, 0);
+        return;
+      }
+      for (const [i, r] of rows.entries()) {
+        const payload = messageOf(r.data);
+        if (payload !== undefined) this.receive(payload);
+        // A read may bring thousands: subscribers take theirs between slices (their queues are bounded).
+        if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+      }
+      if (rows.length) pause = 1;
+      else {
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 20);
+      }
+    }
   }
 
   /** After a reconnect: each local balance subscriber gets its account's current balance. */

@@ -1,6 +1,7 @@
 /**
- * Events leave through pg_notify inside the writing transaction: PostgreSQL delivers them at
- * commit, in commit order, to every instance that listens, and drops them on rollback.
+ * Events leave inside the writing transaction (the database function event_send: a logical
+ * decoding message, or pg_notify — src/common/events/event-transport.ts): delivered at commit,
+ * in commit order, to every instance, and dropped on rollback.
  * Payloads carry ids and small numbers only (NOTIFY payloads must stay under 8000 bytes).
  */
 import type { Tx } from '../db/transaction';
@@ -75,7 +76,7 @@ export type DomainEvent = BalanceChangedEvent | JobUpdatedEvent | PriceBookEvent
 export type EventType = DomainEvent['type'];
 
 export async function publishInTx(tx: Tx, event: DomainEvent): Promise<void> {
-  await tx.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, JSON.stringify(event)]);
+  await tx.query('SELECT event_send($1)', [JSON.stringify(event)]);
 }
 
 /** SQL that publishes a JobUpdatedEvent for the generation_jobs row aliased `t` (use in a SELECT): the database function job_event builds it. */
