@@ -3,7 +3,8 @@
  *   (a) startGeneration through the real server, spread over 200 accounts and on one hot account;
  *   (b) the ceiling of our stack: bench/minimal-server.ts (express + Apollo + the same bearer
  *       check) whose one mutation is the bare debit as one statement;
- *   (c) the database's own limit: pgbench running that debit as BEGIN; UPDATE; INSERT; END.
+ *   (c) the database's own limit: pgbench running that debit as BEGIN; UPDATE; INSERT; END;
+ *   (d) pgbench on the ledger's own debit function (prepared): lots, entry and event, as a start runs it.
  * (a) also runs on one workspace whose 50 members start at once (its pool is the hot row).
  * All at BENCH_CONNECTIONS (32) concurrent connections, on the same database and pool size.
  * Figures are printed as ratios; the machines are shared and noisy, so only ratios compare.
@@ -62,7 +63,7 @@ async function load(name: string, url: string, tokens: string[], body: string, o
   };
 }
 
-function pgbench(name: string, url: string, file: string): Result | undefined {
+function pgbench(name: string, url: string, file: string, prepared = false): Result | undefined {
   const bin = ['pgbench', ...['18', '17', '16', '15'].map((v) => `/usr/lib/postgresql/${v}/bin/pgbench`)].find(
     (b) => b === 'pgbench' ? spawnSync('pgbench', ['--version']).status === 0 : existsSync(b),
   );
@@ -71,7 +72,7 @@ function pgbench(name: string, url: string, file: string): Result | undefined {
     return undefined;
   }
   const u = new URL(url);
-  const r = spawnSync(bin, ['-n', '-c', String(CONNECTIONS), '-j', '2', '-T', String(SECONDS), '-f', file, '-r', u.pathname.slice(1)], {
+  const r = spawnSync(bin, ['-n', ...(prepared ? ['-M', 'prepared'] : []), '-c', String(CONNECTIONS), '-j', '2', '-T', String(SECONDS), '-f', file, '-r', u.pathname.slice(1)], {
     env: { ...process.env, PGHOST: u.hostname, PGPORT: u.port, PGUSER: decodeURIComponent(u.username), PGPASSWORD: decodeURIComponent(u.password) },
     encoding: 'utf8',
   });
@@ -148,7 +149,13 @@ END;
   await writeFile(path.join(dir, 'hot.sql'), script('').replace(/:aid/g, `'bench-hot'`));
   const c1 = pgbench('(c) pgbench BEGIN/UPDATE/INSERT/END, spread', db.url, path.join(dir, 'spread.sql'));
   const c2 = pgbench('(c) pgbench BEGIN/UPDATE/INSERT/END, hot account', db.url, path.join(dir, 'hot.sql'));
-  for (const c of [c1, c2]) if (c) results.push(c);
+  // (d) the ledger's own debit function, prepared, with its lots, entry and event (what a start runs under its lock).
+  const ledger = (account: string) => `${account}\nSELECT ok FROM ledger_debit(:aid, 1, 'DEBIT', 'bench', NULL, NULL, NULL, NULL, now());\n`;
+  await writeFile(path.join(dir, 'ledger-spread.sql'), ledger(`\\set n random(0, ${ACCOUNTS - 1})`).replace(/:aid/g, `'bench-' || :n`));
+  await writeFile(path.join(dir, 'ledger-hot.sql'), ledger('').replace(/:aid/g, `'bench-hot'`));
+  const d1 = pgbench('(d) pgbench ledger_debit (prepared), spread', db.url, path.join(dir, 'ledger-spread.sql'), true);
+  const d2 = pgbench('(d) pgbench ledger_debit (prepared), hot account', db.url, path.join(dir, 'ledger-hot.sql'), true);
+  for (const c of [c1, c2, d1, d2]) if (c) results.push(c);
   await rm(dir, { recursive: true, force: true });
 
   process.stdout.write('\n| measurement | per second | p50 ms | p99 ms | errors | server CPU ms/req | PostgreSQL CPU ms/req |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n');
@@ -169,6 +176,10 @@ END;
   if (cH) process.stdout.write(`  (a) hot / (c) hot       = ${(aH.rps / cH.rps).toFixed(2)}\n`);
   if (cH) process.stdout.write(`  (a) hot workspace / (c) hot = ${(aW.rps / cH.rps).toFixed(2)}   (50 members of one workspace)\n`);
   if (cS) process.stdout.write(`  (a) spread / (c) spread = ${(aS.rps / cS.rps).toFixed(2)}\n`);
+  const dS = get('(d) pgbench ledger_debit (prepared), spread');
+  const dH = get('(d) pgbench ledger_debit (prepared), hot');
+  if (dS) process.stdout.write(`  (a) spread / (d) spread = ${(aS.rps / dS.rps).toFixed(2)}   (the ledger function itself, prepared)\n`);
+  if (dH) process.stdout.write(`  (a) hot / (d) hot       = ${(aH.rps / dH.rps).toFixed(2)}\n`);
   process.stdout.write(`  (a) spread p99          = ${fmt(aS.p99, 1)} ms\n`);
 
   await dropDatabase(db);
