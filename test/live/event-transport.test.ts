@@ -1,16 +1,15 @@
 /**
- * How live events travel (src/common/events/event-transport.ts): by pg_notify (the default), or
- * as transactional logical decoding messages where the database allows it (the embedded one
- * does: wal_level=logical), read by each instance from a temporary slot of its own
- * (EVENTS_TRANSPORT=auto or logical). Either way a committed change reaches its subscriber, and
- * a rolled-back one never does.
+ * How live events travel (src/common/events/event-transport.ts): as transactional logical
+ * decoding messages wherever the database allows it (the embedded one does: wal_level=logical),
+ * streamed by each instance from a temporary slot of its own; else, or when told, by pg_notify.
+ * Either way a committed change reaches its subscriber, and a rolled-back one never does.
  */
 import { BalanceChangedDocument } from '../graphql/generated';
 import { adjustCredits, openAccount } from '../helpers/accounts';
 import { subscribe } from '../helpers/subscriptions';
 import { eventually, startTestApp, useTestApp } from '../helpers/test-app';
 
-const t = useTestApp({ EVENTS_TRANSPORT: 'auto' });
+const t = useTestApp();
 
 async function walLevel(): Promise<string> {
   return (await t.app.one<{ wal_level: string }>('SHOW wal_level')).wal_level;
@@ -43,8 +42,8 @@ describe('event transport', () => {
     await sub.dispose();
   });
 
-  it('uses pg_notify by default (and when told: EVENTS_TRANSPORT=notify), and delivers the same', async () => {
-    const app = await startTestApp({});
+  it('uses pg_notify when told (EVENTS_TRANSPORT=notify), and delivers the same', async () => {
+    const app = await startTestApp({ EVENTS_TRANSPORT: 'notify' });
     try {
       expect(await transportSeen(app)).toEqual({ setting: null, slots: 0 });
       await openAccount(app, 'notified', { balance: 3 });

@@ -190,7 +190,7 @@ export async function startEmbeddedPostgres(opts: {
       // Live events are logical decoding messages read from temporary slots (common/events/event-transport.ts).
       '-c', 'wal_level=logical',
       '-c', 'max_replication_slots=200',
-      '-c', 'max_wal_senders=10',
+      '-c', 'max_wal_senders=100',
     ],
     onLog: pgLog,
     onError: (e: unknown) => log.error({ err: e }, 'embedded postgres'),

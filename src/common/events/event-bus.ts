@@ -54,9 +54,14 @@ class TopicTarget extends EventTarget {
 
 const BALANCE_TOPIC = 'balance:';
 
-/** What the slot decoded since the last read: pgoutput, messages only (the publication has no tables). */
-const DECODE_SQL = `SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, 10000,
-  'proto_version', '1', 'publication_names', 'credits_events', 'messages', 'true')`;
+/** PostgreSQL's epoch (2000-01-01) in Unix milliseconds: replication messages count time from it. */
+const PG_EPOCH_MS = 946_684_800_000;
+
+/** The parts of pg's connection a replication stream uses. */
+interface StreamConnection {
+  on(event: 'copyData', listener: (msg: { chunk: Buffer }) => void): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+}
 
 /**
  * The content of a pgoutput logical message of ours, or undefined for anything else (begin,
@@ -115,7 +120,9 @@ export class EventBus {
 
   private async connect(attempt = 0): Promise<void> {
     if (this.stopped) return;
-    const client = new Client({ connectionString: this.logical?.ownerUrl ?? this.url, application_name: 'credits-events' });
+    const client = this.logical
+      ? new Client({ connectionString: this.logical.ownerUrl, application_name: 'credits-events', replication: 'database' } as ConstructorParameters<typeof Client>[0])
+      : new Client({ connectionString: this.url, application_name: 'credits-events' });
     client.on('notification', (msg) => {
       if (msg.channel === EVENTS_CHANNEL && msg.payload) this.receive(msg.payload);
     });
@@ -128,16 +135,19 @@ export class EventBus {
       await client.connect();
       let slot: string | undefined;
       if (this.logical) {
+        // A replication connection: the slot is temporary (it goes with this connection) and is streamed, decoded once.
         slot = `credits_events_${randomBytes(6).toString('hex')}`;
-        await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput', true)`, [slot]);
+        await client.query(`CREATE_REPLICATION_SLOT ${slot} TEMPORARY LOGICAL pgoutput`);
       } else {
         await client.query(`LISTEN ${EVENTS_CHANNEL}`);
       }
       this.client = client;
-      if (slot) void this.decode(client, slot);
-      this.readyResolve?.();
       if (attempt > 0) this.log.info('event listener reconnected');
+      // The current balances first (SQL on this connection), then the stream: the slot holds
+      // what committed meanwhile, so nothing between them is lost, and nothing comes before them.
       if (this.listened) await this.resync(client);
+      if (slot) this.stream(client, slot);
+      this.readyResolve?.();
       this.listened = true;
     } catch (e) {
       client.removeAllListeners('end');
@@ -162,41 +172,64 @@ export class EventBus {
   }
 
   /**
-   * Reads the slot's messages as they commit, until the connection is lost or the bus stops: at
-   * once again while there were some, else after a pause that grows from 1 to 20 ms.
+   * Streams the slot (START_REPLICATION): PostgreSQL sends each transaction's messages at its
+   * commit, in commit order, decoding the WAL once. The position received is confirmed back
+   * (standby status updates: when the server asks, and every few seconds), so the slot lets go
+   * of the WAL behind it.
    */
-  private async decode(client: Client, slot: string): Promise<void> {
-    let pause = 1;
-    while (!this.stopped && this.client === client) {
-      let rows: { data: Buffer }[];
-      try {
-        rows = (await client.query<{ data: Buffer }>(DECODE_SQL, [slot])).rows;
-      } catch (e) {
-        if (this.stopped || this.client !== client) return;
-        this.log.warn({ err: (e as Error).message }, 'event reader lost its slot');
-        this.scheduleReconnect(client, 0);
-        return;
-      }
-      for (const [i, r] of rows.entries()) {
-        const payload = messageOf(r.data);
+  private stream(client: Client, slot: string): void {
+    const connection = (client as unknown as { connection: StreamConnection }).connection;
+    let received = 0n;
+    const confirm = (reply = false) => {
+      const b = Buffer.alloc(34);
+      b.write('r', 0);
+      for (const at of [1, 9, 17]) b.writeBigUInt64BE(received, at);
+      b.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+      b.writeUInt8(reply ? 1 : 0, 33);
+      connection.sendCopyFromChunk(b);
+    };
+    connection.on('copyData', ({ chunk }: { chunk: Buffer }) => {
+      if (chunk[0] === 0x77) {
+        // XLogData: 'w', start, end, send time (8 bytes each), then the pgoutput message.
+        const end = chunk.readBigUInt64BE(9);
+        if (end > received) received = end;
+        const payload = messageOf(chunk.subarray(25));
         if (payload !== undefined) this.receive(payload);
-        // A read may bring thousands: subscribers take theirs between slices (their queues are bounded).
-        if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+      } else if (chunk[0] === 0x6b) {
+        // Keepalive: 'k', the server's WAL end, its time, and whether it wants an answer now.
+        const end = chunk.readBigUInt64BE(1);
+        if (end > received) received = end;
+        if (chunk[17] === 1) confirm();
       }
-      if (rows.length) pause = 1;
-      else {
-        await new Promise((r) => setTimeout(r, pause));
-        pause = Math.min(pause * 2, 20);
+    });
+    const timer = setInterval(() => {
+      if (this.client !== client) return clearInterval(timer);
+      try {
+        confirm();
+      } catch {
+        clearInterval(timer);
       }
-    }
+    }, 5_000);
+    timer.unref();
+    client
+      .query(`START_REPLICATION SLOT ${slot} LOGICAL 0/0 (proto_version '1', publication_names 'credits_events', messages 'true')`)
+      .catch((e: Error) => {
+        clearInterval(timer);
+        if (this.stopped || this.client !== client) return;
+        this.log.warn({ err: e.message }, 'event stream ended');
+        this.scheduleReconnect(client, 0);
+      });
   }
 
   /** After a reconnect: each local balance subscriber gets its account's current balance. */
-  private async resync(client: Client): Promise<void> {
+  private async resync(listener: Client): Promise<void> {
+    // A replication connection takes no parameterised SQL: the read goes on a connection of its own.
+    const client = this.logical ? new Client({ connectionString: this.url, application_name: 'credits-events-resync' }) : listener;
     const accounts = this.topics.topics().filter((t) => t.startsWith(BALANCE_TOPIC)).map((t) => t.slice(BALANCE_TOPIC.length));
     if (!accounts.length) return;
     this.held = [];
     try {
+      if (client !== listener) await client.connect();
       const { rows } = await client.query<{ id: string; available: number; low_credit_threshold: number }>(
         'SELECT id, available, low_credit_threshold FROM accounts WHERE id = ANY($1)',
         [accounts],
@@ -208,6 +241,7 @@ export class EventBus {
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not send current balances after the event listener reconnected');
     } finally {
+      if (client !== listener) await client.end().catch(() => undefined);
       const held = this.held;
       this.held = undefined;
       for (const e of held) this.dispatch(e);

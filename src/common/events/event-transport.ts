@@ -2,17 +2,14 @@
  * How live events travel from the writing transaction to every instance, chosen once per
  * database at start, as its owner:
  * - `logical`: the database function event_send writes a transactional logical decoding message
- *   (pg_logical_emit_message): no lock at commit; each instance decodes them, in commit order,
- *   from a temporary slot of its own (pgoutput, the publication `credits_events` of no tables).
+ *   (pg_logical_emit_message): no lock at commit; each instance streams them, in commit order,
+ *   from a temporary slot of its own over a replication connection (START_REPLICATION, pgoutput,
+ *   the publication `credits_events` of no tables).
  *   Needs `wal_level = logical`, an owner with REPLICATION (or superuser) and the publication.
  *   The embedded database is set up so.
  * - `notify`: pg_notify in the transaction, LISTEN on each instance. PostgreSQL takes one
  *   server-wide lock for every notifying commit (docs/PERFORMANCE.md, "Events and commits").
- * EVENTS_TRANSPORT=notify is the default for now: the reader reads its slot with
- * pg_logical_slot_get_binary_changes, which decodes again from the slot's restart point on every
- * read, and under load that costs PostgreSQL more CPU than the notify lock costs the commits
- * (docs/PERFORMANCE.md, "Events and commits"); a streaming reader (START_REPLICATION) is the
- * step that makes `logical` the default. `auto` takes `logical` when the database allows it. The choice is
+ * EVENTS_TRANSPORT=auto (the default) takes `logical` when the database allows it. The choice is
  * the database's (`ALTER DATABASE … SET credits.events`), so every connection's writers — the
  * service's, an operator's psql — send the same way; all instances of one database must read the
  * same way too (a rolling switch loses the live events of the switch, not the ledger).
