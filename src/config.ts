@@ -75,7 +75,7 @@ export interface Config {
   /** Open websockets of one account on an instance. */
   wsMaxSocketsPerAccount: number;
   wsMaxBufferedBytes: number;
-  /** How live events travel (common/events/event-transport.ts): logical decoding messages where the database allows (auto, the default), or pg_notify. */
+  /** How live events travel (common/events/event-transport.ts): pg_notify (the default for now), logical decoding messages (logical; auto: where the database allows). */
   eventsTransport: 'auto' | 'notify' | 'logical';
   /** Run a live event's selection once for all subscribers of one operation and caller (src/http/shared-subscribe.ts); off only to measure what it saves. */
   wsSharedExecution: boolean;
@@ -287,7 +287,8 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxSocketsPerAccount: int(env, 'WS_MAX_SOCKETS_PER_ACCOUNT', 50, 1, 100_000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
     wsSharedExecution: flag(env, 'WS_SHARED_EXECUTION', true),
-    eventsTransport: oneOf(env, 'EVENTS_TRANSPORT', ['auto', 'notify', 'logical'] as const, 'auto'),
+    // notify until the logical reader waits for a commit to be visible before it hands its events on (event-transport.ts).
+    eventsTransport: oneOf(env, 'EVENTS_TRANSPORT', ['auto', 'notify', 'logical'] as const, 'notify'),
     metricsPort,
   };
 }

@@ -30,7 +30,7 @@ export async function buildContext(services: Services, identity: Identity | unde
 export function eventsOf<T extends DomainEvent['type']>(ctx: Context, type: T, holder?: { accountId: string; member: string | null }): AsyncIterable<Extract<DomainEvent, { type: T }>> {
   const events = ctx.services.events;
   const raw = events.subscribe(type, holder?.accountId ?? callerId(ctx));
-  const source = holder?.member ? untilRemoved(raw, (l) => events.onEvent(l), holder.accountId, holder.member) : raw;
+  const source = holder?.member ? untilRemoved(raw, events.subscribe('membership', holder.accountId), holder.member) : raw;
   if (!ctx.dropConnection) return source;
   // The metrics follow what the operation takes, for the event lag at its send (websocket-server.ts).
   return ctx.services.metrics.taking(ctx, bounded(source, ctx.services.config.wsMaxBufferedBytes, ctx.dropConnection), (e) => ctx.services.events.receivedAt(e));

@@ -9,7 +9,7 @@ import { adjustCredits, openAccount } from '../helpers/accounts';
 import { subscribe } from '../helpers/subscriptions';
 import { eventually, startTestApp, useTestApp } from '../helpers/test-app';
 
-const t = useTestApp();
+const t = useTestApp({ EVENTS_TRANSPORT: 'auto' });
 
 async function walLevel(): Promise<string> {
   return (await t.app.one<{ wal_level: string }>('SHOW wal_level')).wal_level;
@@ -42,8 +42,8 @@ describe('event transport', () => {
     await sub.dispose();
   });
 
-  it('uses pg_notify when told (EVENTS_TRANSPORT=notify), and delivers the same', async () => {
-    const app = await startTestApp({ EVENTS_TRANSPORT: 'notify' });
+  it('uses pg_notify by default (and when told: EVENTS_TRANSPORT=notify), and delivers the same', async () => {
+    const app = await startTestApp({});
     try {
       expect(await transportSeen(app)).toEqual({ setting: null, slots: 0 });
       await openAccount(app, 'notified', { balance: 3 });

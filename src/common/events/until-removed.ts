@@ -1,30 +1,38 @@
 /**
  * A workspace subscription that ends the moment its member is removed from the workspace (the
  * `membership` event of the removal's commit, on every instance): a removed member loses access
- * at once, open subscriptions included. An iterator object, so that an unsubscribe lets go of
- * the source and the listener at once.
+ * at once, open subscriptions included. It listens on the workspace's own membership topic, so
+ * an event costs nothing to the subscriptions of other workspaces. An iterator object, so that
+ * an unsubscribe lets go of the source and of that topic at once.
  */
-import type { DomainEvent } from './events';
+import type { MembershipEvent } from './events';
 
 export function untilRemoved<T>(
   source: AsyncIterable<T>,
-  onEvent: (listener: (e: DomainEvent) => void) => () => void,
-  workspaceId: string,
+  memberships: AsyncIterable<MembershipEvent>,
   member: string,
 ): AsyncIterableIterator<T> {
   const it = source[Symbol.asyncIterator]();
+  const changes = memberships[Symbol.asyncIterator]();
   let done = false;
   let removed!: () => void;
   const removal = new Promise<void>((r) => (removed = r));
-  const stopListening = onEvent((e) => {
-    if (e.type === 'membership' && e.removed && e.accountId === workspaceId && e.member === member) removed();
-  });
+  void (async () => {
+    try {
+      for (;;) {
+        const r = await changes.next();
+        if (r.done) return;
+        if (r.value.removed && r.value.member === member) return removed();
+      }
+    } catch {
+      /* the topic ended: nothing to watch */
+    }
+  })();
   const end = async (): Promise<IteratorResult<T>> => {
     if (!done) {
       done = true;
-      stopListening();
       removed();
-      await it.return?.();
+      await Promise.all([it.return?.(), changes.return?.()]);
     }
     return { value: undefined, done: true };
   };

@@ -74,7 +74,7 @@ export class NotificationResolver {
       const holder = await holderOrThrow(ctx, workspaceId, 'member', ['workspaceId']);
       // The caller's own notifications (their copies of the workspace's, their limit), ending if they are removed.
       const own = eventsOf(ctx, 'notification', { accountId: callerId(ctx), member: null });
-      const mine = untilRemoved(own, (l) => ctx.services.events.onEvent(l), holder.accountId, callerId(ctx));
+      const mine = untilRemoved(own, ctx.services.events.subscribe('membership', holder.accountId), callerId(ctx));
       return filterAsync(mine, async (e) => (await readOnce(e, 'notification', () => ctx.services.notifications.get(e.accountId, e.notificationId)))?.workspace_id === workspaceId);
     },
   })
