@@ -287,7 +287,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxSocketsPerAccount: int(env, 'WS_MAX_SOCKETS_PER_ACCOUNT', 50, 1, 100_000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
     wsSharedExecution: flag(env, 'WS_SHARED_EXECUTION', true),
-    // notify until the logical reader waits for a commit to be visible before it hands its events on (event-transport.ts).
+    // notify: where the API, not PostgreSQL's commits, is the limit, logical gains nothing (docs/PERFORMANCE.md).
     eventsTransport: oneOf(env, 'EVENTS_TRANSPORT', ['auto', 'notify', 'logical'] as const, 'notify'),
     metricsPort,
   };

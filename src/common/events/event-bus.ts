@@ -54,6 +54,67 @@ class TopicTarget extends EventTarget {
 
 const BALANCE_TOPIC = 'balance:';
 
+/**
+ * A transaction's commit record is decoded and streamed a moment before the transaction leaves
+ * the running set, so a payload reading the row an event announces could miss it. Committed
+ * transactions wait here, in commit order, until no new snapshot counts them as running (one
+ * query per batch, on a connection of its own), and their events then go on in that order.
+ */
+class VisibleCommits {
+  private readonly pending: { xid: number; payloads: string[] }[] = [];
+  private client?: Client;
+  private flushing = false;
+  private closed = false;
+
+  constructor(private readonly url: string, private readonly deliver: (payload: string) => void, private readonly log: Logger) {}
+
+  add(xid: number, payloads: string[]): void {
+    this.pending.push({ xid, payloads });
+    if (!this.flushing) void this.flush();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.client?.end().catch(() => undefined);
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length && !this.closed) {
+        const batch = this.pending.splice(0);
+        await this.untilVisible(batch.map((t) => t.xid));
+        for (const t of batch) for (const p of t.payloads) this.deliver(p);
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Waits (up to a second, then goes on) until none of `xids` is running for a new snapshot. */
+  private async untilVisible(xids: number[]): Promise<void> {
+    const until = Date.now() + 1000;
+    try {
+      if (!this.client) {
+        this.client = new Client({ connectionString: this.url, application_name: 'credits-events-visibility' });
+        this.client.on('error', () => (this.client = undefined));
+        await this.client.connect();
+      }
+      for (;;) {
+        const { rows } = await this.client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_snapshot_xip(pg_current_snapshot()) r WHERE (r::text::bigint % 4294967296) = ANY($1::bigint[])`,
+          [xids],
+        );
+        if (rows[0].n === 0 || Date.now() > until) return;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not check that committed events are visible; sending them as they are');
+      this.client = undefined;
+    }
+  }
+}
+
 /** PostgreSQL's epoch (2000-01-01) in Unix milliseconds: replication messages count time from it. */
 const PG_EPOCH_MS = 946_684_800_000;
 
@@ -188,13 +249,26 @@ export class EventBus {
       b.writeUInt8(reply ? 1 : 0, 33);
       connection.sendCopyFromChunk(b);
     };
+    const visible = new VisibleCommits(this.url, (payload) => this.receive(payload), this.log);
+    let current: { xid: number; payloads: string[] } | undefined;
     connection.on('copyData', ({ chunk }: { chunk: Buffer }) => {
       if (chunk[0] === 0x77) {
         // XLogData: 'w', start, end, send time (8 bytes each), then the pgoutput message.
         const end = chunk.readBigUInt64BE(9);
         if (end > received) received = end;
-        const payload = messageOf(chunk.subarray(25));
-        if (payload !== undefined) this.receive(payload);
+        const data = chunk.subarray(25);
+        if (data[0] === 0x42) current = { xid: data.readUInt32BE(17), payloads: [] }; // Begin: final LSN, commit time, xid
+        else if (data[0] === 0x43) {
+          // Commit: its events go on once the transaction is visible to other sessions.
+          if (current?.payloads.length) visible.add(current.xid, current.payloads);
+          current = undefined;
+        } else {
+          const payload = messageOf(data);
+          if (payload !== undefined) {
+            if (current) current.payloads.push(payload);
+            else this.receive(payload);
+          }
+        }
       } else if (chunk[0] === 0x6b) {
         // Keepalive: 'k', the server's WAL end, its time, and whether it wants an answer now.
         const end = chunk.readBigUInt64BE(1);
@@ -215,6 +289,7 @@ export class EventBus {
       .query(`START_REPLICATION SLOT ${slot} LOGICAL 0/0 (proto_version '1', publication_names 'credits_events', messages 'true')`)
       .catch((e: Error) => {
         clearInterval(timer);
+        void visible.close();
         if (this.stopped || this.client !== client) return;
         this.log.warn({ err: e.message }, 'event stream ended');
         this.scheduleReconnect(client, 0);

@@ -9,13 +9,14 @@
  *   The embedded database is set up so.
  * - `notify`: pg_notify in the transaction, LISTEN on each instance. PostgreSQL takes one
  *   server-wide lock for every notifying commit (docs/PERFORMANCE.md, "Events and commits").
- * EVENTS_TRANSPORT=notify is the default for now: a logical message can reach the reader a
- * moment before its transaction is visible to other sessions (the commit record is written and
- * streamed before the transaction leaves the running set), so a payload that reads the row it
- * announces (jobUpdated's job, notificationAdded's notification) may not find it yet — seen once
- * in the tenant-isolation suite. pg_notify delivers after the commit is visible. Until the reader
- * waits for visibility before handing a transaction's events on, `logical` and `auto` (logical
- * where the database allows it) are opt-in. The choice is
+ * A logical message can reach the reader a moment before its transaction is visible to other
+ * sessions (the commit record is written and streamed before the transaction leaves the running
+ * set), so the reader holds each transaction's events until a new snapshot no longer counts it
+ * as running (event-bus.ts, VisibleCommits) — without that, a payload reading the row it
+ * announces missed it once in the tenant-isolation suite. EVENTS_TRANSPORT=notify is the
+ * default: on the 2-core machine measured, the API is the limit and `logical` gives no more
+ * starts per second and a higher push p99 (docs/PERFORMANCE.md); it pays where PostgreSQL's
+ * commits are the limit. `auto` takes `logical` where the database allows it. The choice is
  * the database's (`ALTER DATABASE … SET credits.events`), so every connection's writers — the
  * service's, an operator's psql — send the same way; all instances of one database must read the
  * same way too (a rolling switch loses the live events of the switch, not the ledger).
