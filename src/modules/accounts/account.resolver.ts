@@ -2,10 +2,10 @@ import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Query, Resolver, Root } 
 import { Role } from '../../common/auth/role.enum';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
-import { paginate } from '../../common/relay/paginate';
 import { callerId, type Context } from '../../context';
 import { Balance } from '../ledger/balance.type';
 import { LedgerEntry, LedgerEntryConnection } from '../ledger/ledger-entry.type';
+import { ledgerPage } from './holder-pages';
 import { Account } from './account.type';
 import type { AccountEntity } from './account.entity';
 import { Plan } from './plan.type';
@@ -36,18 +36,12 @@ export class AccountResolver {
 
   @FieldResolver(_returns => Balance)
   balance(@Root() account: Account): Balance {
-    return Balance.of({ accountId: account.id, available: account.row.available, lowCreditThreshold: account.row.lowCreditThreshold });
+    return Balance.ofRow(account.row);
   }
 
   @FieldResolver(_returns => LedgerEntryConnection, { description: 'Every change to the balance, newest first.' })
   ledger(@Root() account: Account, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<LedgerEntry>> {
-    return paginate(ctx.services.db, {
-      table: 'ledger_entries',
-      where: 'account_id = $1',
-      params: [account.id],
-      page,
-      map: LedgerEntry.fromRow,
-    });
+    return ledgerPage(ctx.services.db, account.id, page);
   }
 }
 

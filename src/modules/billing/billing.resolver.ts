@@ -2,12 +2,12 @@ import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolve
 import { UserError } from '../../common/errors/user-error.type';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
-import { paginate } from '../../common/relay/paginate';
+import { purchasesPage } from '../accounts/holder-pages';
 import { callerId, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { Balance } from '../ledger/balance.type';
 import { PurchaseCreditPackInput, PurchasePayload } from './purchase-credit-pack.input';
-import { Purchase, PurchaseConnection, type PurchaseRow } from './purchase.type';
+import { Purchase, PurchaseConnection } from './purchase.type';
 import { planOf } from '../accounts/account.resolver';
 import { BillingInterval, TierCode } from '../catalog/catalog.enums';
 import { ChangePlanInput, ChangePlanPayload, PlanChangePreview } from './change-plan.input';
@@ -23,13 +23,7 @@ function refused(e: { code: UserError['code']; message: string; field: string[] 
 export class AccountPurchasesResolver {
   @FieldResolver(_returns => PurchaseConnection, { description: 'Packs and plans bought, newest first.' })
   purchases(@Root() account: Account, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<Purchase>> {
-    return paginate<PurchaseRow, Purchase>(ctx.services.db, {
-      table: 'purchases',
-      where: 'account_id = $1',
-      params: [account.id],
-      page,
-      map: Purchase.fromRow,
-    });
+    return purchasesPage(ctx.services.db, account.id, page);
   }
 }
 

@@ -5,7 +5,6 @@ import { CostClass } from '../quotes/cost-class.enum';
 import type { NormalizedSettings } from '../quotes/generation-settings';
 import { GenerationSettings } from './generation-settings.type';
 import { JobStatus } from './job-status.enum';
-import { WORKSPACE_ID_PREFIX } from '../../common/ids';
 
 /** A generation_jobs row as SQL returns it. */
 export interface JobRow {
@@ -63,8 +62,6 @@ export class GenerationJob {
   @Field(_type => Boolean, { description: 'Credits were given back: all of them (FAILED, or CANCELED while QUEUED) or the unrendered share (CANCELED while RUNNING)' }) refunded: boolean;
   @Field(_type => Boolean, { description: 'Its owner asked the worker to stop it (cancelGeneration while RUNNING)' }) cancelRequested: boolean;
   @Field(_type => ID, { description: 'Who started it: the account itself, or the workspace member who did' }) startedBy: string;
-  /** Not exposed: the workspace that pays for it, when it is a workspace's. */
-  workspaceId: string | null;
   @Field(_type => Date) createdAt: Date;
   @Field(_type => Date, { nullable: true }) startedAt: Date | null;
   @Field(_type => Date, { nullable: true }) finishedAt: Date | null;
@@ -75,7 +72,7 @@ export class GenerationJob {
       credits: r.credits, priceBookVersion: r.price_book_version, quoteId: r.quote_id, queueClass: r.queue_class, queueRank: r.queue_rank,
       progress: r.progress, resultUrls: r.result_urls, failureReason: r.failure_reason, refunded: r.refunded, cancelRequested: r.cancel_requested,
       createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at,
-      startedBy: r.started_by, workspaceId: r.account_id.startsWith(WORKSPACE_ID_PREFIX) ? r.account_id : null,
+      startedBy: r.started_by,
     });
   }
 }

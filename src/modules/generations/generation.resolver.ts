@@ -8,13 +8,13 @@ import { jobCharges } from './job-charges';
 import type { JobUpdatedEvent } from '../../common/events/events';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
-import { paginate } from '../../common/relay/paginate';
 import { callerId, eventsOf, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { Balance } from '../ledger/balance.type';
-import { GenerationJob, GenerationJobConnection, type JobRow } from './generation-job.type';
+import { GenerationJob, GenerationJobConnection } from './generation-job.type';
 import { isUuid, isWorkspaceId } from '../../common/ids';
 import { jobFor } from '../workspaces/job-access';
+import { jobsPage } from '../accounts/holder-pages';
 import type { StartOutcome } from './generation.service';
 import { featureTier } from '../quotes/tier-gate';
 import { JobStatus } from './job-status.enum';
@@ -47,14 +47,7 @@ export class AccountJobsResolver {
   @FieldResolver(_returns => GenerationJobConnection, { description: "Every job the account started (its own, and those it started from workspaces' pools), newest first, whatever the balance." })
   jobs(@Root() account: Account, @Args(_type => JobsArgs) args: JobsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<GenerationJob>> {
     // A person's jobs are those they started; a workspace's (an admin looking it up), those it paid for.
-    const who = isWorkspaceId(account.id) ? 'account_id' : 'started_by';
-    return paginate<JobRow & { created_at: Date }, GenerationJob>(ctx.services.db, {
-      table: 'generation_jobs',
-      where: args.status ? `${who} = $1 AND status = $2` : `${who} = $1`,
-      params: args.status ? [account.id, args.status] : [account.id],
-      page: args,
-      map: GenerationJob.fromRow,
-    });
+    return jobsPage(ctx.services.db, isWorkspaceId(account.id) ? 'account_id' : 'started_by', account.id, args);
   }
 }
 

@@ -16,6 +16,11 @@ export class Balance {
    */
   declare readonly event?: object;
 
+  /** A holder's balance as its account row has it (a person's or a workspace's). */
+  static ofRow(row: { id: string; available: number; lowCreditThreshold: number }): Balance {
+    return Balance.of({ accountId: row.id, available: row.available, lowCreditThreshold: row.lowCreditThreshold });
+  }
+
   static of(b: { accountId: string; available: number; lowCreditThreshold: number }, from: { event?: object } = {}): Balance {
     const balance = Object.assign(new Balance(), {
       accountId: b.accountId,

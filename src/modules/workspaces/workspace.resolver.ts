@@ -4,13 +4,13 @@ import { UserError } from '../../common/errors/user-error.type';
 import { ConnectionArgs } from '../../common/relay/connection.args';
 import type { ConnectionShape } from '../../common/relay/connection.type';
 import { decodeCursor, encodeCursor } from '../../common/relay/cursor';
-import { paginate } from '../../common/relay/paginate';
+import { jobsPage, ledgerPage, purchasesPage } from '../accounts/holder-pages';
 import { callerId, type Context } from '../../context';
 import { Account } from '../accounts/account.type';
 import { planOf } from '../accounts/account.resolver';
 import { AutoTopUp } from '../billing/auto-top-up/auto-top-up.type';
-import { Purchase, PurchaseConnection, type PurchaseRow } from '../billing/purchase.type';
-import { GenerationJob, GenerationJobConnection, type JobRow } from '../generations/generation-job.type';
+import { Purchase, PurchaseConnection } from '../billing/purchase.type';
+import { GenerationJob, GenerationJobConnection } from '../generations/generation-job.type';
 import { JobsArgs } from '../generations/generation.resolver';
 import { Balance } from '../ledger/balance.type';
 import { LedgerEntry, LedgerEntryConnection } from '../ledger/ledger-entry.type';
@@ -74,7 +74,7 @@ export class WorkspaceResolver {
 
   @FieldResolver(_returns => Balance)
   balance(@Root() w: Workspace): Balance {
-    return Balance.of({ accountId: w.id, available: w.account.available, lowCreditThreshold: w.account.lowCreditThreshold });
+    return Balance.ofRow(w.account);
   }
 
   @FieldResolver(_returns => AutoTopUp, { nullable: true })
@@ -97,23 +97,17 @@ export class WorkspaceResolver {
 
   @FieldResolver(_returns => LedgerEntryConnection, { description: 'Every change to the pool, newest first' })
   ledger(@Root() w: Workspace, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<LedgerEntry>> {
-    return paginate(ctx.services.db, { table: 'ledger_entries', where: 'account_id = $1', params: [w.id], page, map: LedgerEntry.fromRow });
+    return ledgerPage(ctx.services.db, w.id, page);
   }
 
   @FieldResolver(_returns => GenerationJobConnection, { description: 'Every job paid by the pool, newest first' })
   jobs(@Root() w: Workspace, @Args(_type => JobsArgs) args: JobsArgs, @Ctx() ctx: Context): Promise<ConnectionShape<GenerationJob>> {
-    return paginate<JobRow & { created_at: Date }, GenerationJob>(ctx.services.db, {
-      table: 'generation_jobs',
-      where: args.status ? 'account_id = $1 AND status = $2' : 'account_id = $1',
-      params: args.status ? [w.id, args.status] : [w.id],
-      page: args,
-      map: GenerationJob.fromRow,
-    });
+    return jobsPage(ctx.services.db, 'account_id', w.id, args);
   }
 
   @FieldResolver(_returns => PurchaseConnection, { description: 'Packs and plans bought for the pool, newest first' })
   purchases(@Root() w: Workspace, @Args(_type => ConnectionArgs) page: ConnectionArgs, @Ctx() ctx: Context): Promise<ConnectionShape<Purchase>> {
-    return paginate<PurchaseRow, Purchase>(ctx.services.db, { table: 'purchases', where: 'account_id = $1', params: [w.id], page, map: Purchase.fromRow });
+    return purchasesPage(ctx.services.db, w.id, page);
   }
 }
 
