@@ -7,7 +7,7 @@
 import { MyAutoTopUpDocument, PurchaseCreditPackDocument, SetAutoTopUpDocument } from './graphql/generated';
 import { adjustCredits, balanceOf, openAccount } from './helpers/accounts';
 import { notesOf } from './helpers/notices';
-import { deliverEvent, offSessionPaymentEnded, packCheckoutCompleted, useStripeApp } from './helpers/stripe-stub';
+import { deliverEvent, offSessionPaymentEnded, packCheckoutCompleted, useStripeApp, type StripeStub } from './helpers/stripe-stub';
 import { eventually } from './helpers/test-app';
 
 const t = useStripeApp();
@@ -25,6 +25,16 @@ async function buyByHand(sub: string, customer: string, event: string) {
 async function setUp(sub: string) {
   const r = await t.app.gql(SetAutoTopUpDocument, { input: { packCode: 'CREATOR', belowCredits: 100, maxPerMonth: 5 } }, { sub });
   expect(r.data!.setAutoTopUp.userErrors).toEqual([]);
+}
+
+/** An account with 150 credits, a pack bought by hand (its card saved on `cus_<name>`), auto top-up on, and Stripe answering `offSession`; then the balance falls to `to`. */
+async function fallWithSavedCard(sub: string, name: string, offSession: StripeStub['offSession'], to: number) {
+  await openAccount(t.app, sub, { balance: 150 });
+  await buyByHand(sub, `cus_${name}`, `evt_${name}_first`);
+  stub.savedCards.set(`cus_${name}`, `pm_card_${name}`);
+  await setUp(sub);
+  stub.offSession = offSession;
+  await adjustCredits(t.app, sub, to - (await balanceOf(t.app, sub)));
 }
 
 async function automatic(sub: string) {
@@ -72,13 +82,7 @@ describe('auto top-up with stripe', () => {
   });
 
   it('fails the attempt when the bank asks for the cardholder, counts it and tells the user', async () => {
-    await openAccount(t.app, 'stripe-3ds', { balance: 150 });
-    await buyByHand('stripe-3ds', 'cus_3ds', 'evt_3ds_first');
-    stub.savedCards.set('cus_3ds', 'pm_card_3ds');
-    await setUp('stripe-3ds');
-    stub.offSession = 'authentication_required';
-    const before = await balanceOf(t.app, 'stripe-3ds');
-    await adjustCredits(t.app, 'stripe-3ds', 90 - before);
+    await fallWithSavedCard('stripe-3ds', '3ds', 'authentication_required', 90);
     await settled('stripe-3ds');
     expect((await automatic('stripe-3ds')).map((p) => [p.status, p.failure_reason])).toEqual([['FAILED', NEEDS_AUTHENTICATION]]);
     expect(await balanceOf(t.app, 'stripe-3ds')).toBe(90);
@@ -102,13 +106,7 @@ describe('auto top-up with stripe', () => {
   });
 
   it('an off-session payment still processing stays in flight until its webhook, then completes once', async () => {
-    await openAccount(t.app, 'stripe-slow', { balance: 150 });
-    await buyByHand('stripe-slow', 'cus_slow', 'evt_slow_first');
-    stub.savedCards.set('cus_slow', 'pm_card_slow');
-    await setUp('stripe-slow');
-    stub.offSession = 'processing';
-    const before = await balanceOf(t.app, 'stripe-slow');
-    await adjustCredits(t.app, 'stripe-slow', 50 - before);
+    await fallWithSavedCard('stripe-slow', 'slow', 'processing', 50);
     await eventually(async () => (await automatic('stripe-slow'))[0]?.provider_ref != null);
     const [pending] = await automatic('stripe-slow');
     expect(pending.status).toBe('PENDING');
