@@ -4,6 +4,7 @@ import { bounded } from './common/events/bounded';
 import { untilRemoved } from './common/events/until-removed';
 import type { DomainEvent } from './common/events/events';
 import { Role } from './common/auth/role.enum';
+import { isDatabaseUnavailable, unavailableError } from './common/errors/format-error';
 import type { Services } from './services';
 
 export interface Context {
@@ -18,7 +19,14 @@ export interface Context {
 
 /** Builds the context for a verified identity; opens the account of a new user on first sight. */
 export async function buildContext(services: Services, identity: Identity | undefined, address: string | undefined, dropConnection?: () => void): Promise<Context> {
-  if (identity && identity.role === Role.USER) await services.accounts.ensureOpen(identity.sub);
+  if (identity && identity.role === Role.USER) {
+    try {
+      await services.accounts.ensureOpen(identity.sub);
+    } catch (e) {
+      if (isDatabaseUnavailable(e)) throw unavailableError();
+      throw e;
+    }
+  }
   return { identity, services, address, dropConnection };
 }
 

@@ -130,6 +130,7 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
   const extra: ExtraEntry[] = [{ account: leasedAccount, kind: 'REFUND', amount: leased.credits, jobId: leased.id }];
 
   const outages: Outage[] = [];
+  const newCallers: string[] = [];
   let probeSeq = 0;
   const keyed = (account: string, amount: number): Op => ({ client: -1, kind: 'adjust', account, key: `p${seed}-probe-${probeSeq++}`, amount, attempts: 0, failures: [] });
   for (let i = 0; i < RESTARTS; i++) {
@@ -141,9 +142,15 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
     const readyz: number[] = [];
     const downUntil = Date.now() + DOWN_MS;
     while (Date.now() < downUntil) {
-      const [h, r] = await Promise.all([probe(api.base, '/healthz'), probe(api.base, '/readyz')]);
+      const [h, r, fresh] = await Promise.all([
+        probe(api.base, '/healthz'),
+        probe(api.base, '/readyz'),
+        // A caller this process has not seen yet: opening its account needs the database too.
+        post(api.base, '{ me { id } }', {}, `pgr-new-${i}-${readyz.length}`, Role.USER),
+      ]);
       healthz.push(h);
       readyz.push(r);
+      newCallers.push(`${fresh.status} ${fresh.errors?.[0]?.extensions?.code ?? 'answered'}`);
       await sleep(200);
     }
     expect(api.alive()).toBe(true);
@@ -195,6 +202,9 @@ it(`keeps the API up through ${RESTARTS} PostgreSQL restart(s) under keyed load:
   // answered with an internal error.
   const coded = load.ops.flatMap((o) => o.failures).filter((f) => f.startsWith('graphql:'));
   expect(coded.filter((f) => f !== 'graphql: SERVICE_UNAVAILABLE')).toEqual([]);
+  // A caller's first request (its account opened in the request's context) is told the same.
+  expect(newCallers.length).toBeGreaterThanOrEqual(5 * RESTARTS);
+  expect(newCallers.filter((c) => c !== '503 SERVICE_UNAVAILABLE')).toEqual([]);
   for (const o of outages) {
     expect(o.healthz.every((s) => s === 200)).toBe(true);
     expect(o.readyz.length).toBeGreaterThanOrEqual(5);

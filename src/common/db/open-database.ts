@@ -12,6 +12,7 @@ import { createDataSource } from '../../../ormconfig';
 import type { Config } from '../../config';
 import { RUNTIME_GROUP, startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres';
 import { migrate } from './migrate';
+import { guardPoolErrors } from './pool-errors';
 import { chooseEventTransport, type EventTransport } from '../events/event-transport';
 
 export async function openDatabase(config: Config, log: Logger): Promise<{ db: DataSource; url: string; ownerUrl: string; events: EventTransport; embedded?: EmbeddedDatabase }> {
@@ -41,6 +42,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<{ db: D
     events = await chooseEventTransport(migrator, config.eventsTransport, log);
     await migrator.destroy();
     await db.initialize();
+    guardPoolErrors(db, log);
     if (ownerUrl !== url) {
       // A runtime role without the grants would fail every request: say so at start instead.
       const [{ member }] = (await db.query(

@@ -21,6 +21,17 @@ export function isDatabaseUnavailable(e: unknown): boolean {
   return [e, driver].some((x) => x instanceof Error && UNAVAILABLE_MESSAGES.test(x.message));
 }
 
+export const UNAVAILABLE_MESSAGE = 'The service cannot reach its database right now. Retry shortly; a mutation retried with the same idempotencyKey is applied at most once';
+
+/**
+ * The error for a request that could not start because the database is away (opening a new
+ * caller's account in the request's context): SERVICE_UNAVAILABLE with HTTP 503, as for an
+ * operation that found it away.
+ */
+export function unavailableError(): GraphQLError {
+  return new GraphQLError(UNAVAILABLE_MESSAGE, { extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } } });
+}
+
 const FORBIDDEN_TO_FORBIDDEN: Record<string, string> = { UNAUTHORIZED: 'FORBIDDEN' };
 
 export function createErrorFormatter(production: boolean, log: Logger) {
@@ -79,7 +90,7 @@ export function createErrorFormatter(production: boolean, log: Logger) {
       // replays the mutation once the database is back.
       log.warn({ err: (original as Error)?.message, sqlState, path: formatted.path }, 'database unavailable');
       return {
-        message: 'The service cannot reach its database right now. Retry shortly; a mutation retried with the same idempotencyKey is applied at most once',
+        message: UNAVAILABLE_MESSAGE,
         path: formatted.path,
         locations: formatted.locations,
         extensions: { code: 'SERVICE_UNAVAILABLE' },
