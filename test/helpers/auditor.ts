@@ -128,10 +128,13 @@ export function startAuditor(db: Pool, everyMs = 200): { stop(): Promise<string[
 
   const loop = (async () => {
     while (!stopped) {
+      const t0 = Date.now();
       await tryPass();
       if (stopped) break;
+      // A pass over a large ledger takes a while: waiting four times its length keeps the auditor to a fifth of one connection.
+      const pause = Math.max(everyMs, 4 * (Date.now() - t0));
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, everyMs);
+        const t = setTimeout(resolve, pause);
         wake = () => {
           clearTimeout(t);
           resolve();

@@ -77,7 +77,7 @@ export class ApiProcess {
   /** Output of every process that ended, for diagnosis. */
   private past = '';
 
-  constructor(readonly port: number, private readonly env: Record<string, string>) {}
+  constructor(readonly port: number, private readonly env: Record<string, string>, private readonly opts: { compiled?: boolean } = {}) {}
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -86,7 +86,7 @@ export class ApiProcess {
   /** Starts the process without waiting for it to be ready. */
   spawn(): ServiceProcess {
     this.readyAt = 0;
-    this.svc = startService({ ...this.env, PORT: String(this.port), HOST: '127.0.0.1', JWT_SECRET: TEST_JWT_SECRET, NODE_ENV: 'test' });
+    this.svc = startService({ ...this.env, PORT: String(this.port), HOST: '127.0.0.1', JWT_SECRET: TEST_JWT_SECRET, NODE_ENV: 'test' }, this.opts);
     this.starts++;
     return this.svc;
   }

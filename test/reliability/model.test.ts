@@ -13,15 +13,14 @@
  * gives fast-check's counterexample path: SEED=<seed> FC_PATH=<path> replays just that case.
  * Each run uses fresh accounts (the database and the test clock are shared between runs).
  */
-import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { startAuditor } from '../helpers/auditor';
-import { assertLedgerInvariants } from '../helpers/invariants';
 import { scale, seedFor, STRESS } from '../helpers/scale';
 import { startTestApp, type TestApp } from '../helpers/test-app';
-import { ACCOUNTS, commandArbs, executed, outcomes, timings } from './model/commands';
-import { newModel, type Catalog, type Model } from './model/model';
-import { checkAll, cleanup, loadCatalog, Real } from './model/system';
+import { ACCOUNTS, executed, outcomes, timings } from './model/commands';
+import type { Catalog } from './model/model';
+import { modelProperty, totalExecuted } from './model/property';
+import { loadCatalog } from './model/system';
 
 // MODEL_RUNS / MODEL_COMMANDS override the counts (exploring, or replaying a long run's case).
 const RUNS = Number(process.env.MODEL_RUNS ?? scale(30, 600));
@@ -42,9 +41,6 @@ afterAll(async () => {
   await app?.stop();
 });
 
-const processTag = randomBytes(3).toString('hex');
-let runNo = 0;
-
 describe('model-based: the system never diverges from the model', () => {
   it(`holds over ${RUNS} runs of up to ${MAX_COMMANDS} commands on ${ACCOUNTS} accounts`, async () => {
     expect(catalog.tiers.find((t) => t.code === 'FREE')?.monthlyCredits).toBe(0); // the model covers FREE without monthly credits
@@ -52,26 +48,9 @@ describe('model-based: the system never diverges from the model', () => {
     const path = process.env.FC_PATH;
     const replayPath = process.env.FC_REPLAY;
     const auditor = startAuditor(app.audit, 500);
-    let commandsRun = 0;
     const started = Date.now();
-
-    const property = fc.asyncProperty(fc.commands(commandArbs(), { maxCommands: MAX_COMMANDS, size: 'max', replayPath }), async (cmds) => {
-      const tag = `${processTag}-${++runNo}`;
-      const ids = Array.from({ length: ACCOUNTS }, (_, i) => `model-${tag}-${i}`);
-      const real = new Real(app, tag);
-      // Open the accounts first (sign-up bonus), so that no later lot shares their millisecond.
-      for (const sub of ids) await real.data(`query { me { id } }`, undefined, { sub });
-      const model: Model = newModel(catalog, ids);
-      await checkAll(model, real, 'opening the accounts');
-      const before = [...executed.values()].reduce((s, n) => s + n, 0);
-      try {
-        await fc.asyncModelRun(() => ({ model, real }), cmds);
-      } finally {
-        commandsRun += [...executed.values()].reduce((s, n) => s + n, 0) - before;
-        await cleanup(real, ids);
-      }
-      await assertLedgerInvariants(app.audit);
-    });
+    const before = totalExecuted();
+    const property = modelProperty(app, catalog, { maxCommands: MAX_COMMANDS, replayPath });
 
     const details = await fc.check(property, {
       seed,
@@ -81,6 +60,7 @@ describe('model-based: the system never diverges from the model', () => {
       endOnFailure: process.env.FC_SHRINK !== '1' && STRESS,
     });
     const violations = await auditor.stop();
+    const commandsRun = totalExecuted() - before;
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const byName = [...executed.entries()].sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${n}`).join(', ');
     process.stdout.write(
