@@ -41,12 +41,22 @@ process.on('message', async (m: Start | { stop: true }) => {
       m.ids.slice(i, i + 200).map(async (id, k) => {
         const token = await signToken(m.secret, id, Role.USER);
         const port = m.ports[(m.offset + i + k) % m.ports.length];
-        const client = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${token}` } });
+        // Each batch waits for its sockets to be acknowledged before the next opens (no flood of connects).
+        let acknowledged!: () => void;
+        const connected = new Promise<void>((r) => (acknowledged = r));
+        const client = createClient({
+          url: `ws://127.0.0.1:${port}/graphql`,
+          webSocketImpl: WebSocket,
+          retryAttempts: 5,
+          connectionParams: { authorization: `Bearer ${token}` },
+          on: { connected: () => acknowledged(), closed: () => acknowledged() },
+        });
         clients.push(client);
         client.subscribe<{ balanceChanged: { available: number } }>(
           { query: 'subscription { balanceChanged { available } }' },
           { next: () => batch.push([id, now()]), error: () => errors++, complete: () => undefined },
         );
+        await connected;
       }),
     );
   }
