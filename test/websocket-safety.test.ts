@@ -4,10 +4,14 @@ import { openAccount } from './helpers/accounts';
 import { subscribe, untilLive } from './helpers/subscriptions';
 import { eventually, useTestApp } from './helpers/test-app';
 
-const t = useTestApp({ WS_INIT_TIMEOUT_MS: '300', WS_MAX_SUBSCRIPTIONS: '3', WS_MAX_BUFFERED_BYTES: '16384', WS_MAX_SOCKETS_PER_ACCOUNT: '2' });
+const t = useTestApp({ WS_KEEPALIVE_MS: '400', WS_INIT_TIMEOUT_MS: '300', WS_MAX_SUBSCRIPTIONS: '3', WS_MAX_BUFFERED_BYTES: '16384', WS_MAX_SOCKETS_PER_ACCOUNT: '2' });
 
-function raw(): Promise<WebSocket> {
-  const socket = new WebSocket(t.app.server.wsUrl, 'graphql-transport-ws');
+/** Pings each socket received, counted from its opening. */
+const pingsOf = new WeakMap<WebSocket, number>();
+
+function raw(options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
+  const socket = new WebSocket(t.app.server.wsUrl, 'graphql-transport-ws', options);
+  socket.on('ping', () => pingsOf.set(socket, (pingsOf.get(socket) ?? 0) + 1));
   return new Promise((resolve, reject) => {
     socket.on('open', () => resolve(socket));
     socket.on('error', reject);
@@ -18,14 +22,26 @@ function closed(socket: WebSocket): Promise<{ code: number; reason: string; at: 
   return new Promise((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() })));
 }
 
-async function initialised(sub: string): Promise<WebSocket> {
-  const socket = await raw();
+async function initialised(sub: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
+  const socket = await raw(options);
   socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await t.app.token(sub)}` } }));
   await new Promise((r) => socket.once('message', r));
   return socket;
 }
 
 describe('websocket safety', () => {
+  it('pings every socket each keep-alive period and drops one that stops answering, keeping one that answers', async () => {
+    const answering = await initialised('keepalive-a');
+    const silent = await initialised('keepalive-b', { autoPong: false });
+    const c = await closed(silent);
+    // Dropped when its next ping came due with the previous one unanswered (the socket is terminated: 1006 on this side).
+    expect(c.code).toBe(1006);
+    expect(pingsOf.get(silent)).toBe(1);
+    await eventually(() => (pingsOf.get(answering) ?? 0) >= 3);
+    expect(answering.readyState).toBe(WebSocket.OPEN);
+    answering.close();
+  });
+
   it('closes a socket that does not initialise in time with 4408', async () => {
     const socket = await raw();
     const opened = Date.now();

@@ -9,6 +9,7 @@ import type http from 'node:http';
 import { GraphQLError, getOperationAST, type ExecutionArgs, type GraphQLSchema, type GraphQLFormattedError } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
+import { keepSocketsAlive } from './keep-alive';
 import { sharedSubscribe } from './shared-subscribe';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -181,7 +182,17 @@ export function createWebSocketServer(deps: WebSocketDeps): { wsServer: WebSocke
       },
     },
     wsServer,
+    0, // keep-alive: one timer for all sockets (keep-alive.ts) instead of graphql-ws's one per socket
   );
+  const keepAlive = keepSocketsAlive(wsServer, config.wsKeepAliveMs);
   metrics.watchWebSockets(() => wsServer.clients.size, () => [...sockets].reduce((n, s) => n + (s.operations?.size ?? 0), 0));
-  return { wsServer, cleanup: wsCleanup };
+  return {
+    wsServer,
+    cleanup: {
+      dispose: () => {
+        keepAlive.stop();
+        return wsCleanup.dispose();
+      },
+    },
+  };
 }

@@ -1,0 +1,38 @@
+/**
+ * Keep-alive for every websocket with one timer: each socket is pinged once per `everyMs`, and
+ * one that has not answered its previous ping when the next comes due is terminated (a peer
+ * that vanished without closing). graphql-ws's own keep-alive holds an interval per socket and a
+ * timeout per ping; here the sockets are split into SLICES by arrival and one slice is visited
+ * per tick, so the pings of 50,000 sockets go out evenly rather than in one burst.
+ */
+import type { WebSocket, WebSocketServer } from 'ws';
+
+const SLICES = 12;
+
+export function keepSocketsAlive(wss: WebSocketServer, everyMs: number): { stop(): void } {
+  if (everyMs <= 0) return { stop: () => undefined };
+  /** Each socket's slice, and whether its last ping is still unanswered. */
+  const state = new WeakMap<WebSocket, { slice: number; waiting: boolean }>();
+  let arrivals = 0;
+  let tick = 0;
+  wss.on('connection', (socket) => {
+    const s = { slice: arrivals++ % SLICES, waiting: false };
+    state.set(socket, s);
+    socket.on('pong', () => (s.waiting = false));
+  });
+  const timer = setInterval(() => {
+    const slice = tick++ % SLICES;
+    for (const socket of wss.clients) {
+      const s = state.get(socket);
+      if (!s || s.slice !== slice || socket.readyState !== socket.OPEN) continue;
+      if (s.waiting) {
+        socket.terminate();
+        continue;
+      }
+      s.waiting = true;
+      socket.ping();
+    }
+  }, everyMs / SLICES);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
