@@ -113,7 +113,8 @@ async function run(n: number): Promise<string> {
     for (let i = 0; i < missing.length; i += 5000) {
       await pg.query(`SELECT count(*) FROM unnest($1::text[]) id, LATERAL ledger_grant(id, 1, 'ADJUSTMENT', 'ADJUSTMENT', 'probe ' || id, NULL, NULL, NULL, NULL, 'bench', now())`, [missing.slice(i, i + 5000)]);
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    // Pushes of 50,000 probes take a few seconds to drain: wait before probing the missing again.
+    await new Promise((r) => setTimeout(r, 5000));
   }
   await pg.end();
   if (live.size < n) throw new Error(`${n - live.size} of ${n} subscriptions never became live (${subscribeErrors} subscribe errors)`);
@@ -153,7 +154,7 @@ async function run(n: number): Promise<string> {
     await Promise.all(inflight);
   };
   await changes(Math.min(1000, Math.ceil(EVENTS / 4)));
-  await new Promise((r) => setTimeout(r, 3000));
+  await new Promise((r) => setTimeout(r, 5000));
   const warmLost = [...pending.values()].reduce((sum, l) => sum + l.length, 0);
   pending.clear();
   latencies.length = 0;

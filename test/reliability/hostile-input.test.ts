@@ -33,7 +33,7 @@ import {
   type ArgSite,
   type ValueContext,
 } from './schema-walk';
-import { findingsOf, LEAK, refusedIn, tableNamePattern } from './hostile-rules';
+import { findingsOf, LEAK, MONEY_STATE_SQL, refusedIn, tableNamePattern } from './hostile-rules';
 
 const t = useTestApp({ NODE_ENV: 'production' });
 const schema: GraphQLSchema = loadSchema();
@@ -171,13 +171,7 @@ interface Digest {
 
 /** The money state: ledger entries, lots, balances, jobs and purchases. */
 async function digest(): Promise<Digest> {
-  const { rows } = await t.app.audit.query(`
-    SELECT concat_ws('|',
-      (SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || coalesce(sum(amount), 0) FROM ledger_entries),
-      (SELECT md5(coalesce(string_agg(id || '=' || available, ',' ORDER BY id), '')) FROM accounts),
-      (SELECT md5(coalesce(string_agg(id || '=' || remaining, ',' ORDER BY id), '')) FROM credit_lots),
-      (SELECT md5(coalesce(string_agg(id || '=' || status || refunded, ',' ORDER BY id), '')) FROM generation_jobs),
-      (SELECT md5(coalesce(string_agg(id || '=' || status, ',' ORDER BY id), '')) FROM purchases)) AS d`);
+  const { rows } = await t.app.audit.query(MONEY_STATE_SQL);
   return { ledger: rows[0].d };
 }
 

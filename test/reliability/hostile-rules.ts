@@ -91,3 +91,12 @@ export function findingsOf(o: Answer, sent: string[], tables: RegExp, payloadByt
   }
   return [...new Set(reasons)];
 }
+
+/** The money state in one value (column d): ledger entries, balances, lots, jobs and purchases. A refusal must leave it as it was. */
+export const MONEY_STATE_SQL = `
+      SELECT concat_ws('|',
+        (SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || coalesce(sum(amount), 0) FROM ledger_entries),
+        (SELECT md5(coalesce(string_agg(id || '=' || available, ',' ORDER BY id), '')) FROM accounts),
+        (SELECT md5(coalesce(string_agg(id || '=' || remaining, ',' ORDER BY id), '')) FROM credit_lots),
+        (SELECT md5(coalesce(string_agg(id || '=' || status || refunded, ',' ORDER BY id), '')) FROM generation_jobs),
+        (SELECT md5(coalesce(string_agg(id || '=' || status, ',' ORDER BY id), '')) FROM purchases)) AS d`;

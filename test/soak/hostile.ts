@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Role } from '../../src/common/auth/role.enum';
-import { findingsOf, refusedIn, tableNamePattern, type Answer } from '../reliability/hostile-rules';
+import { findingsOf, MONEY_STATE_SQL, refusedIn, tableNamePattern, type Answer } from '../reliability/hostile-rules';
 import { argumentSites, documentFor, hostileValue, leafPaths, loadSchema, setAt, stringsIn, validValue, type ArgSite } from '../reliability/schema-walk';
 import type { TestApp } from '../helpers/test-app';
 
@@ -80,13 +80,7 @@ export class HostileStream {
 
   private async money(): Promise<string> {
     await this.topUpsSettled();
-    const { rows } = await this.app.audit.query(`
-      SELECT concat_ws('|',
-        (SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || coalesce(sum(amount), 0) FROM ledger_entries),
-        (SELECT md5(coalesce(string_agg(id || '=' || available, ',' ORDER BY id), '')) FROM accounts),
-        (SELECT md5(coalesce(string_agg(id || '=' || remaining, ',' ORDER BY id), '')) FROM credit_lots),
-        (SELECT md5(coalesce(string_agg(id || '=' || status || refunded, ',' ORDER BY id), '')) FROM generation_jobs),
-        (SELECT md5(coalesce(string_agg(id || '=' || status, ',' ORDER BY id), '')) FROM purchases)) AS d`);
+    const { rows } = await this.app.audit.query(MONEY_STATE_SQL);
     return rows[0].d;
   }
 
