@@ -175,9 +175,13 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
   // The storm, in rounds of one database restart each.
   const storm = new Storm(apis, cast, { seed, tag: `s${seed}`, clients: CLIENTS, giveUpMs: 180_000 });
   const windowMs = MINUTES * 60_000 - SETUP_AND_CLOSE_MS - (Date.now() - started);
-  const chaosEnd = Date.now() + windowMs;
+  const chaosStart = Date.now();
+  const chaosEnd = chaosStart + windowMs;
+  // Absolute schedules (the i-th kill and restart are due at i/N of the window, with a seeded
+  // jitter): the time a restart or a round's reconciliation takes is made up, not added.
   const killEvery = windowMs / PLANNED_KILLS;
   const restartEvery = windowMs / PLANNED_RESTARTS;
+  const killDue = (k: number) => chaosStart + (k + 0.5 + (r() - 0.5) * 0.6) * killEvery;
   let kills = 0;
   let startupKills = 0;
   let restarts = 0;
@@ -187,7 +191,7 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
   let autoGrants = 0;
   const pgDownMs: number[] = [];
   const readyAfterMs: number[] = [];
-  let nextKill = Date.now() + killEvery * (0.5 + r() * 0.5);
+  let nextKill = killDue(0);
   let prev: Snapshot = await snapshot(stormDb, holders, 0);
 
   const untilReady = async (a: ApiProcess) => {
@@ -200,9 +204,9 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
     return Date.now() - t0;
   };
 
-  while (Date.now() < chaosEnd && !modelFailure) {
+  while ((Date.now() < chaosEnd || restarts < PLANNED_RESTARTS) && !modelFailure) {
     storm.start();
-    const restartAt = Math.min(chaosEnd, Date.now() + restartEvery);
+    const restartAt = Math.min(chaosEnd, chaosStart + (restarts + 1) * restartEvery);
     while (Date.now() < restartAt) {
       if (storm.failure) throw storm.failure;
       if (Date.now() >= nextKill) {
@@ -218,11 +222,11 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
           startupKills++;
         }
         await victim.start();
-        nextKill = Date.now() + killEvery * (0.6 + r() * 0.8);
+        nextKill = killDue(kills);
       }
       await sleep(50);
     }
-    if (Date.now() < chaosEnd || restarts < PLANNED_RESTARTS) {
+    if (restarts < PLANNED_RESTARTS) {
       // The database goes away under the storm; the model and the hostile stream wait for it.
       await gate.close();
       const mode = restarts % 2 === 0 ? 'fast' : 'immediate';
