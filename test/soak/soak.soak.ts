@@ -77,7 +77,7 @@ async function must(base: string, query: string, variables: Record<string, unkno
 /** Users, four workspaces (owner, members), workers; every holder funded; auto top-up on for some. */
 async function openCast(base: string): Promise<Cast> {
   const users = Array.from({ length: 40 }, (_, i) => `soak-u${i}`);
-  const cast: Cast = { users, workspaces: [], workers: Array.from({ length: 4 }, (_, i) => `soak-gpu-${i}`) };
+  const cast: Cast = { users, workspaces: [], workers: Array.from({ length: 12 }, (_, i) => `soak-gpu-${i}`) };
   await post(base, '{ me { id } }', {}, ADMIN, Role.ADMIN);
   const fund = (a: string, n: number) => must(base, 'mutation($a: ID!, $n: Int!) { adjustCredits(input: { accountId: $a, amount: $n, reason: "soak float" }) { entry { id } userErrors { code } } }', { a, n }, ADMIN, Role.ADMIN);
   for (const u of users) {

@@ -142,10 +142,12 @@ export class Storm {
       const account = onWorkspace ? workspaces[Math.floor(r() * workspaces.length)].id : user;
       const y = r();
       // One adjustment in ten takes more than any balance holds: always refused.
-      const amount = y < 0.1 ? -IMPOSSIBLE_DEBIT : y < 0.4 ? -1 - Math.floor(r() * 3) : 1 + Math.floor(r() * 10);
+      const amount = y < 0.1 ? -IMPOSSIBLE_DEBIT : y < 0.5 ? -1 - Math.floor(r() * 3) : 1 + Math.floor(r() * 3);
       return op({ kind: 'adjust', sub: ADMIN, role: Role.ADMIN, account, amount });
     }
-    if (x < 0.8) return op({ kind: 'purchase', sub: user, account: user });
+    // Packs are rare: balances fall below the auto top-up level (150) and the automatic purchases run.
+    if (x < 0.76) return op({ kind: 'purchase', sub: user, account: user });
+    if (x < 0.8) return op({ kind: 'start', sub: user, account: user, amount: 1 });
     if (x < 0.92) {
       const jobs = this.recentJobs.get(user);
       const jobId = jobs?.length ? jobs.splice(Math.floor(r() * jobs.length), 1)[0] : undefined;
