@@ -11,20 +11,20 @@ const SLICES = 12;
 
 export function keepSocketsAlive(wss: WebSocketServer, everyMs: number): { stop(): void } {
   if (everyMs <= 0) return { stop: () => undefined };
-  /** Each socket's slice, and whether its last ping is still unanswered. */
-  const state = new WeakMap<WebSocket, { slice: number; waiting: boolean }>();
+  /** The sockets of each slice, with whether each one's last ping is still unanswered. */
+  const slices = Array.from({ length: SLICES }, () => new Map<WebSocket, { waiting: boolean }>());
   let arrivals = 0;
   let tick = 0;
   wss.on('connection', (socket) => {
-    const s = { slice: arrivals++ % SLICES, waiting: false };
-    state.set(socket, s);
+    const slice = slices[arrivals++ % SLICES];
+    const s = { waiting: false };
+    slice.set(socket, s);
     socket.on('pong', () => (s.waiting = false));
+    socket.once('close', () => slice.delete(socket));
   });
   const timer = setInterval(() => {
-    const slice = tick++ % SLICES;
-    for (const socket of wss.clients) {
-      const s = state.get(socket);
-      if (!s || s.slice !== slice || socket.readyState !== socket.OPEN) continue;
+    for (const [socket, s] of slices[tick++ % SLICES]) {
+      if (socket.readyState !== socket.OPEN) continue;
       if (s.waiting) {
         socket.terminate();
         continue;

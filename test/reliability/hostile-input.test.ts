@@ -33,7 +33,7 @@ import {
   type ArgSite,
   type ValueContext,
 } from './schema-walk';
-import { findingsOf, LEAK, MONEY_STATE_SQL, refusedIn, tableNamePattern } from './hostile-rules';
+import { findingsOf, intendedRole, LEAK, MONEY_STATE_SQL, refusedIn, tableNamePattern } from './hostile-rules';
 
 const t = useTestApp({ NODE_ENV: 'production' });
 const schema: GraphQLSchema = loadSchema();
@@ -263,15 +263,6 @@ afterEach(() => {
 
 // ------------------------------------------------------------------------------------------
 // Which role a field is meant for, read from its description ("Admin: …", "Worker: …").
-
-function intendedRole(site: { field: { description?: string | null } }, id: string): As {
-  const d = site.field.description ?? '';
-  if (id.startsWith('Query.') || id.startsWith('Mutation.') || id.startsWith('Subscription.')) {
-    if (/^Worker\b/.test(d)) return 'worker';
-    if (/\badmin\b/i.test(d)) return 'admin';
-  }
-  return 'user';
-}
 
 /** Domain-meaningful starting arguments where we know them; any other field starts from generated values. */
 function baseline(site: ArgSite, ctx: ValueContext, seed: number): Record<string, unknown> {

@@ -100,3 +100,13 @@ export const MONEY_STATE_SQL = `
         (SELECT md5(coalesce(string_agg(id || '=' || remaining, ',' ORDER BY id), '')) FROM credit_lots),
         (SELECT md5(coalesce(string_agg(id || '=' || status || refunded, ',' ORDER BY id), '')) FROM generation_jobs),
         (SELECT md5(coalesce(string_agg(id || '=' || status, ',' ORDER BY id), '')) FROM purchases)) AS d`;
+
+/** Which caller a field is meant for, read from a root field's description ("Worker: …", "… admin …"). */
+export function intendedRole(site: { field: { description?: string | null } }, id: string): 'user' | 'admin' | 'worker' {
+  const d = site.field.description ?? '';
+  if (id.startsWith('Query.') || id.startsWith('Mutation.') || id.startsWith('Subscription.')) {
+    if (/^Worker\b/.test(d)) return 'worker';
+    if (/\badmin\b/i.test(d)) return 'admin';
+  }
+  return 'user';
+}

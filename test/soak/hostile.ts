@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Role } from '../../src/common/auth/role.enum';
-import { findingsOf, MONEY_STATE_SQL, refusedIn, tableNamePattern, type Answer } from '../reliability/hostile-rules';
+import { findingsOf, intendedRole, MONEY_STATE_SQL, refusedIn, tableNamePattern, type Answer } from '../reliability/hostile-rules';
 import { argumentSites, documentFor, hostileValue, leafPaths, loadSchema, setAt, stringsIn, validValue, type ArgSite } from '../reliability/schema-walk';
 import type { TestApp } from '../helpers/test-app';
 
@@ -51,13 +51,6 @@ export class HostileStream {
       if (ids.some((x) => !x)) throw new Error(`hostile fixtures failed: ${JSON.stringify([job, buy, q])}`);
       this.ids.push(...(ids as string[]), s.sub);
     }
-  }
-
-  private roleFor(site: ArgSite): As {
-    const d = site.field.description ?? '';
-    if (site.via.length === 0 && /^Worker\b/.test(d)) return 'worker';
-    if (site.via.length === 0 && /\badmin\b/i.test(d)) return 'admin';
-    return 'user';
   }
 
   /** Waits until no automatic top-up is asked for or in flight (they land after the commit that asked, on their own). */
@@ -155,7 +148,7 @@ export class HostileStream {
     const site = this.sites[n % this.sites.length];
     const seed = this.seed + n;
     const ctx = { ids: this.ids };
-    const intended = this.roleFor(site);
+    const intended = intendedRole(site, site.id);
     const [as] = fc.sample(fc.oneof({ weight: 7, arbitrary: fc.constant(intended) }, { weight: 3, arbitrary: fc.constantFrom<As>('none', 'bad-token', 'other', 'admin', 'worker', 'user') }), { seed, numRuns: 1 });
     const base = fc.sample(fc.record(Object.fromEntries(site.args.map((a) => [a.name, validValue(a.type, ctx)]))), { seed: seed + 1, numRuns: 1 })[0] as Record<string, unknown>;
     const leaves = leafPaths(site.args);

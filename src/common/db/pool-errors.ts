@@ -13,14 +13,10 @@ import type { DataSource } from 'typeorm';
 
 export function guardPoolErrors(db: DataSource, log: Logger): void {
   const pool = (db.driver as unknown as { master: Pool & { _clients?: PoolClient[] } }).master;
-  const guarded = new WeakSet<PoolClient>();
   const guard = (client: PoolClient) => {
-    if (guarded.has(client)) return;
-    guarded.add(client);
     client.on('error', (err) => log.debug({ err: err.message }, 'a database connection was lost'));
   };
   pool.on('connect', guard);
   // The connection TypeORM opened while initialising is older than the listener.
-  pool.on('acquire', guard);
   for (const c of pool._clients ?? []) guard(c);
 }
