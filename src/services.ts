@@ -114,6 +114,8 @@ export function createServices(deps: { config: Config; db: DataSource; clock: Cl
   events.onEvent((e) => {
     if (e.type === 'autoTopUp') autoTopUps.drive(e.accountId).catch((err) => log.error({ err, account: e.accountId }, 'auto top-up failed to run'));
   });
+  // Falls told while the listener was away: claimed when it is back, not at the next sweep.
+  events.onReconnect(() => void autoTopUps.sweep().catch((err) => log.error({ err }, 'auto top-up sweep after a reconnect failed')));
   generations.buyFirst = (accountId, credits) => autoTopUps.buyForStart(accountId, credits);
   const workspaces = new WorkspaceService(db, clock, catalog, accounts);
   events.onEvent((e) => {

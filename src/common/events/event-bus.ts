@@ -8,7 +8,8 @@
  * dropped) are gone for good. So once it listens again, the bus tells every local balance
  * subscriber its account's current balance (a balance event that may repeat the last one);
  * notifications that arrive meanwhile are held and delivered after it, so the newest value
- * is the last one a subscriber sees.
+ * is the last one a subscriber sees. Internal consumers that act on events (auto top-up) are
+ * told it reconnected (onReconnect) and catch up on what they were not told meanwhile.
  */
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -206,10 +207,12 @@ export class EventBus {
       if (attempt > 0) this.log.info('event listener reconnected');
       // The current balances first (SQL on this connection), then the stream: the slot holds
       // what committed meanwhile, so nothing between them is lost, and nothing comes before them.
-      if (this.listened) await this.resync(client);
+      const again = this.listened;
+      if (again) await this.resync(client);
       if (slot) this.stream(client, slot);
       this.readyResolve?.();
       this.listened = true;
+      if (again) for (const l of this.reconnectListeners) l();
     } catch (e) {
       client.removeAllListeners('end');
       client.end().catch(() => undefined);
@@ -341,6 +344,14 @@ export class EventBus {
   onEvent(listener: (e: DomainEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  private readonly reconnectListeners = new Set<() => void>();
+
+  /** Told each time the listener is back after a loss (events committed while it was away were not received). */
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   /** Live local subscriptions to one kind of event of one account (tests wait on it instead of on time). */
