@@ -36,7 +36,11 @@ function isConnectionError(e: unknown): boolean {
   return /^(08|53|57)/.test(code) || /^E[A-Z]+$/.test(code);
 }
 
-export function startAuditor(db: Pool, everyMs = 200): { stop(): Promise<string[]>; passes(): number } {
+/**
+ * `share`: the part of the time the auditor may spend checking (0.2: it pauses four times the
+ * length of its last pass, so a large ledger does not take the machine).
+ */
+export function startAuditor(db: Pool, everyMs = 200, share = 0.2): { stop(): Promise<string[]>; passes(): number } {
   const seen = new Set<string>();
   const hashes = WATCHED.map(() => new Map<string, string>());
   let sinceXmin = 0n; // 32-bit xid of the previous pass's snapshot xmin (0: read everything)
@@ -131,8 +135,8 @@ export function startAuditor(db: Pool, everyMs = 200): { stop(): Promise<string[
       const t0 = Date.now();
       await tryPass();
       if (stopped) break;
-      // A pass over a large ledger takes a while: waiting four times its length keeps the auditor to a fifth of one connection.
-      const pause = Math.max(everyMs, 4 * (Date.now() - t0));
+      // A pass over a large ledger takes a while: the pause after it keeps the auditor to its share of one connection.
+      const pause = Math.max(everyMs, ((1 - share) / share) * (Date.now() - t0));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, pause);
         wake = () => {

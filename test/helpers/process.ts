@@ -14,7 +14,7 @@ export interface ServiceProcess {
 }
 
 /** `compiled`: run dist/src/main.js (built by `tsc -p tsconfig.build.json`), which starts in a fraction of the time. */
-export function startService(env: Record<string, string | undefined>, opts: { compiled?: boolean } = {}): ServiceProcess {
+export function startService(env: Record<string, string | undefined>, opts: { compiled?: boolean; nodeArgs?: string[] } = {}): ServiceProcess {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...env })) {
     if (v !== undefined && !k.startsWith('JEST') && k !== 'NODE_OPTIONS') clean[k] = v;
@@ -25,7 +25,7 @@ export function startService(env: Record<string, string | undefined>, opts: { co
     clean.DATABASE_OWNER_URL = clean.DATABASE_URL;
     clean.DATABASE_URL = asRuntimeRole(clean.DATABASE_URL);
   }
-  const child = spawn(process.execPath, opts.compiled ? ['dist/src/main.js'] : ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.compiled ? ['dist/src/main.js'] : ['-r', 'ts-node/register/transpile-only', 'src/main.ts'])], {
     cwd: ROOT,
     env: clean,
     stdio: ['ignore', 'pipe', 'pipe'],

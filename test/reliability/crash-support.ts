@@ -77,7 +77,7 @@ export class ApiProcess {
   /** Output of every process that ended, for diagnosis. */
   private past = '';
 
-  constructor(readonly port: number, private readonly env: Record<string, string>, private readonly opts: { compiled?: boolean } = {}) {}
+  constructor(readonly port: number, private readonly env: Record<string, string>, private readonly opts: { compiled?: boolean; nodeArgs?: string[] } = {}) {}
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;

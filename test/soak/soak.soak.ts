@@ -8,7 +8,7 @@
  *   retrying every unanswered request with its key on the other;
  * - PostgreSQL stopped and started under that load, fast and immediate (crash recovery) in turn;
  * - the model-based test (test/reliability/model) run after run on its own database;
- * - a stream of generated hostile inputs against a production-configured server.
+ * - streams of generated hostile inputs against production-configured servers.
  * Every round (one database restart) ends with the storm stopped and reconciled: every
  * acknowledged change in the ledger exactly once, nothing else but refunds and automatic
  * top-ups that the rules explain, each balance equal to what the answers and those give.
@@ -42,7 +42,12 @@ const TARGETS = { kills: 200, pgRestarts: 50, operations: 1_000_000, hostile: 10
 const PLANNED_KILLS = Math.ceil((TARGETS.kills * 1.06 * MINUTES) / 60);
 const PLANNED_RESTARTS = Math.max(1, Math.ceil((TARGETS.pgRestarts * 1.06 * MINUTES) / 60));
 const SETUP_AND_CLOSE_MS = 150_000;
-const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 48);
+const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 64);
+/** Hostile streams, each on a server and database of its own (a mutation has its server to itself), and inputs in flight on each. */
+const HOSTILE_STREAMS = 3;
+const HOSTILE_CONCURRENCY = 4;
+/** The part of the time each auditor spends checking (the rest of the machine is the soak's). */
+const AUDIT_SHARE = 0.08;
 
 const seed = process.env.SEED !== undefined ? Number(process.env.SEED) : Math.floor(Math.random() * 2 ** 31);
 
@@ -51,7 +56,7 @@ let pg: PgServer;
 let apis: ApiProcess[] = [];
 let stormDb: Pool;
 let model: TestApp;
-let hostileApp: TestApp;
+let hostileApps: TestApp[] = [];
 
 async function createDatabases(url: string, names: string[]): Promise<Record<string, string>> {
   const admin = new Client({ connectionString: url });
@@ -77,7 +82,7 @@ async function must(base: string, query: string, variables: Record<string, unkno
 /** Users, four workspaces (owner, members), workers; every holder funded; auto top-up on for some. */
 async function openCast(base: string): Promise<Cast> {
   const users = Array.from({ length: 40 }, (_, i) => `soak-u${i}`);
-  const cast: Cast = { users, workspaces: [], workers: Array.from({ length: 12 }, (_, i) => `soak-gpu-${i}`) };
+  const cast: Cast = { users, workspaces: [], workers: Array.from({ length: 16 }, (_, i) => `soak-gpu-${i}`) };
   await post(base, '{ me { id } }', {}, ADMIN, Role.ADMIN);
   const fund = (a: string, n: number) => must(base, 'mutation($a: ID!, $n: Int!) { adjustCredits(input: { accountId: $a, amount: $n, reason: "soak float" }) { entry { id } userErrors { code } } }', { a, n }, ADMIN, Role.ADMIN);
   for (const u of users) {
@@ -106,7 +111,7 @@ beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'credits-soak-'));
   pg = new PgServer(dataDir, await freePort());
   const url = await pg.start();
-  const dbs = await createDatabases(url, ['storm', 'model', 'hostile']);
+  const dbs = await createDatabases(url, ['storm', 'model', ...Array.from({ length: HOSTILE_STREAMS }, (_, k) => `hostile${k}`)]);
   stormDb = auditPool(dbs.storm);
   const env = {
     DATABASE_URL: dbs.storm, LOG_LEVEL: 'warn', SIMULATED_WORKER: '0', DB_POOL_SIZE: '16', JOB_SWEEP_INTERVAL_MS: '1000', JOB_LEASE_SECONDS: '5', ACCOUNT_QUEUE_MAX: '100000',
@@ -120,14 +125,14 @@ beforeAll(async () => {
   for (const a of apis) await a.start(); // one after the other: the first migrates
   const quiet = { JOB_SWEEP_INTERVAL_MS: '3600000', RATE_LIMIT_ACCOUNT_MUTATIONS: '100000000', RATE_LIMIT_ADDRESS_MUTATIONS: '100000000', RATE_LIMIT_ACCOUNT_SUBSCRIBES: '100000000', RATE_LIMIT_ADDRESS_SUBSCRIBES: '100000000' };
   model = await startTestApp({ ...quiet, TEST_CLOCK: '1', JOB_LEASE_SECONDS: '86400' }, dbs.model);
-  hostileApp = await startTestApp({ ...quiet, NODE_ENV: 'production' }, dbs.hostile);
+  for (let k = 0; k < HOSTILE_STREAMS; k++) hostileApps.push(await startTestApp({ ...quiet, NODE_ENV: 'production' }, dbs[`hostile${k}`]));
 }, 300_000);
 
 afterAll(async () => {
   for (const a of apis) await a.stop();
   await stormDb?.end();
   await model?.stop();
-  await hostileApp?.stop();
+  for (const h of hostileApps) await h.stop();
   await pg?.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
@@ -139,9 +144,9 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
   const cast = await openCast(apis[0].base);
   const holders = [...cast.users, ...cast.workspaces.map((w) => w.id)];
   const gate = new Gate();
-  const stormAudit = startAuditor(stormDb, 20_000);
-  const modelAudit = startAuditor(model.audit, 2_000);
-  const hostileAudit = startAuditor(hostileApp.audit, 5_000);
+  const stormAudit = startAuditor(stormDb, 20_000, AUDIT_SHARE);
+  const modelAudit = startAuditor(model.audit, 2_000, AUDIT_SHARE);
+  const hostileAudits = hostileApps.map((h) => startAuditor(h.audit, 5_000, AUDIT_SHARE));
   const problems: string[] = [];
 
   // The model, run after run on its own database (a database restart waits for the run in progress).
@@ -162,14 +167,17 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
     }
   })();
 
-  // Hostile inputs, one at a time.
-  const hostile = new HostileStream(hostileApp, seed);
-  await hostile.prepare();
+  // Hostile inputs, several at a time on each stream (a mutation alone).
+  const streams = hostileApps.map((h, k) => new HostileStream(h, seed + k * 1_000_003));
+  for (const h of streams) await h.prepare();
+  const hostile = { get sent() { return streams.reduce((n, h) => n + h.sent, 0); }, get refused() { return streams.reduce((n, h) => n + h.refused, 0); } };
   let hostileStop = false;
   const hostileLoop = Promise.all(
-    [0, 1, 2].map(async () => {
-      while (!hostileStop) await gate.during(() => hostile.one());
-    }),
+    streams.flatMap((h) =>
+      Array.from({ length: HOSTILE_CONCURRENCY }, async () => {
+        while (!hostileStop) await gate.during(() => h.one());
+      }),
+    ),
   );
 
   // The storm, in rounds of one database restart each.
@@ -254,7 +262,7 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
     problems.push(...fresh);
     const elapsed = ((Date.now() - started) / 60_000).toFixed(1);
     process.stdout.write(
-      `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + hostile.findings.length} problems\n`,
+      `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + streams.reduce((n, h) => n + h.findings.length, 0)} problems\n`,
     );
     if (problems.length > 100) break;
   }
@@ -262,14 +270,14 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
   modelStop = true;
   hostileStop = true;
   await Promise.all([modelLoop, hostileLoop]);
-  await hostile.close();
+  for (const h of streams) await h.close();
   if (modelFailure) problems.push(modelFailure);
-  problems.push(...hostile.findings);
+  for (const h of streams) problems.push(...h.findings);
   await topUpsSettled(stormDb, holders);
   const violations = [
     ...(await stormAudit.stop()).map((v) => `storm auditor: ${v}`),
     ...(await modelAudit.stop()).map((v) => `model auditor: ${v}`),
-    ...(await hostileAudit.stop()).map((v) => `hostile auditor: ${v}`),
+    ...(await Promise.all(hostileAudits.map((a) => a.stop()))).flat().map((v) => `hostile auditor: ${v}`),
   ];
   const modelCommands = totalExecuted() - modelBefore;
   const operations = storm.answered + modelCommands;
@@ -281,7 +289,7 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
     ledgerEntries: entries, refunds, autoTopUpGrants: autoGrants,
     pgDownMsP50: pct(pgDownMs, 50), pgDownMsMax: pct(pgDownMs, 100), readyAfterDbMsP50: pct(readyAfterMs, 50), readyAfterDbMsMax: pct(readyAfterMs, 100),
     apiRestartMsP50: pct(apis.flatMap((a) => a.startMs.slice(1)), 50),
-    auditPasses: { storm: stormAudit.passes(), model: modelAudit.passes(), hostile: hostileAudit.passes() },
+    auditPasses: { storm: stormAudit.passes(), model: modelAudit.passes(), hostile: hostileAudits.reduce((n, a) => n + a.passes(), 0) },
     violations: violations.length + problems.length,
     outcomesSeen: outcomes.size,
   };

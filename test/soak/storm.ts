@@ -146,7 +146,7 @@ export class Storm {
       return op({ kind: 'adjust', sub: ADMIN, role: Role.ADMIN, account, amount });
     }
     // Packs are rare: balances fall below the auto top-up level (150) and the automatic purchases run.
-    if (x < 0.76) return op({ kind: 'purchase', sub: user, account: user });
+    if (x < 0.745) return op({ kind: 'purchase', sub: user, account: user });
     if (x < 0.8) return op({ kind: 'start', sub: user, account: user, amount: 1 });
     if (x < 0.92) {
       const jobs = this.recentJobs.get(user);
@@ -247,7 +247,8 @@ export class Storm {
       }
       this.attemptsUnanswered++;
       if (Date.now() - sentAt > this.opts.giveUpMs) throw new Error(`operation ${op.kind} ${op.key ?? op.jobId} unanswered after ${op.attempts} attempts (${out})`);
-      await sleep(20 + Math.random() * 80);
+      // Backing off (20 ms doubling to 1 s, jittered): a database restart is not hammered by every client.
+      await sleep(Math.min(1000, 20 * 2 ** Math.min(op.attempts - 1, 6)) * (0.5 + Math.random()));
     }
   }
 
