@@ -115,6 +115,8 @@ beforeAll(async () => {
   stormDb = auditPool(dbs.storm);
   const env = {
     DATABASE_URL: dbs.storm, LOG_LEVEL: 'warn', SIMULATED_WORKER: '0', DB_POOL_SIZE: '16', JOB_SWEEP_INTERVAL_MS: '1000', JOB_LEASE_SECONDS: '5', ACCOUNT_QUEUE_MAX: '100000',
+    // A payment a kill interrupted is taken over after 10 s (120 by default), so a round's automatic purchases settle in it.
+    INTENT_RECONCILE_AFTER_SECONDS: '10',
     // The limits are off (0): every client here is one operator's load, from one address.
     RATE_LIMIT_ACCOUNT_MUTATIONS: '0', RATE_LIMIT_ADDRESS_MUTATIONS: '0', RATE_LIMIT_ACCOUNT_CANCELS_PER_DAY: '0',
   };
@@ -212,59 +214,67 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
     return Date.now() - t0;
   };
 
-  while ((Date.now() < chaosEnd || restarts < PLANNED_RESTARTS) && !modelFailure) {
-    storm.start();
-    const restartAt = Math.min(chaosEnd, chaosStart + (restarts + 1) * restartEvery);
-    while (Date.now() < restartAt) {
-      if (storm.failure) throw storm.failure;
-      if (Date.now() >= nextKill) {
-        const victim = apis[kills % 2];
-        await victim.kill9();
-        kills++;
-        if (r() < 0.15) {
-          // Killed again while starting (loading, connecting, migrating).
-          victim.spawn();
-          await sleep(300 + Math.floor(r() * 2500));
+  try {
+    while ((Date.now() < chaosEnd || restarts < PLANNED_RESTARTS) && !modelFailure) {
+      storm.start();
+      const restartAt = Math.min(chaosEnd, chaosStart + (restarts + 1) * restartEvery);
+      while (Date.now() < restartAt) {
+        if (storm.failure) throw storm.failure;
+        if (Date.now() >= nextKill) {
+          const victim = apis[kills % 2];
           await victim.kill9();
           kills++;
-          startupKills++;
+          if (r() < 0.15) {
+            // Killed again while starting (loading, connecting, migrating).
+            victim.spawn();
+            await sleep(300 + Math.floor(r() * 2500));
+            await victim.kill9();
+            kills++;
+            startupKills++;
+          }
+          await victim.start();
+          nextKill = killDue(kills);
         }
-        await victim.start();
-        nextKill = killDue(kills);
+        await sleep(50);
       }
-      await sleep(50);
+      if (restarts < PLANNED_RESTARTS) {
+        // The database goes away under the storm; the model and the hostile stream wait for it.
+        await gate.close();
+        const mode = restarts % 2 === 0 ? 'fast' : 'immediate';
+        const t0 = Date.now();
+        await pg.stop(mode);
+        await sleep(500 + Math.floor(r() * 2000));
+        await pg.start();
+        pgDownMs.push(Date.now() - t0);
+        restarts++;
+        for (const a of apis) readyAfterMs.push(await untilReady(a));
+        gate.open();
+        await sleep(3000); // keyed writes resume under the storm
+      }
+      await storm.stop();
+      await topUpsSettled(stormDb, holders);
+      const cur = await snapshot(stormDb, holders, prev.maxId - 10_000);
+      const rec = reconcileRound(storm.takeRound(), prev, cur);
+      prev = cur;
+      rounds++;
+      entries += rec.entries;
+      refunds += rec.refunds;
+      autoGrants += rec.autoGrants;
+      const fresh = [...rec.problems, ...storm.findings.splice(0)].map((p) => `round ${rounds}: ${p}`);
+      for (const p of fresh.slice(0, 8)) process.stdout.write(`[soak] PROBLEM ${p}\n`);
+      problems.push(...fresh);
+      const elapsed = ((Date.now() - started) / 60_000).toFixed(1);
+      process.stdout.write(
+        `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + streams.reduce((n, h) => n + h.findings.length, 0)} problems\n`,
+      );
+      if (problems.length > 100) break;
     }
-    if (restarts < PLANNED_RESTARTS) {
-      // The database goes away under the storm; the model and the hostile stream wait for it.
-      await gate.close();
-      const mode = restarts % 2 === 0 ? 'fast' : 'immediate';
-      const t0 = Date.now();
-      await pg.stop(mode);
-      await sleep(500 + Math.floor(r() * 2000));
-      await pg.start();
-      pgDownMs.push(Date.now() - t0);
-      restarts++;
-      for (const a of apis) readyAfterMs.push(await untilReady(a));
-      gate.open();
-      await sleep(3000); // keyed writes resume under the storm
-    }
-    await storm.stop();
-    await topUpsSettled(stormDb, holders);
-    const cur = await snapshot(stormDb, holders, prev.maxId - 10_000);
-    const rec = reconcileRound(storm.takeRound(), prev, cur);
-    prev = cur;
-    rounds++;
-    entries += rec.entries;
-    refunds += rec.refunds;
-    autoGrants += rec.autoGrants;
-    const fresh = [...rec.problems, ...storm.findings.splice(0)].map((p) => `round ${rounds}: ${p}`);
-    for (const p of fresh.slice(0, 8)) process.stdout.write(`[soak] PROBLEM ${p}\n`);
-    problems.push(...fresh);
-    const elapsed = ((Date.now() - started) / 60_000).toFixed(1);
-    process.stdout.write(
-      `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + streams.reduce((n, h) => n + h.findings.length, 0)} problems\n`,
-    );
-    if (problems.length > 100) break;
+  } catch (e) {
+    // Stopped by a failure: the model and the hostile streams end before the servers do.
+    modelStop = true;
+    hostileStop = true;
+    await Promise.allSettled([modelLoop, hostileLoop]);
+    throw e;
   }
 
   modelStop = true;

@@ -362,9 +362,14 @@ export async function snapshot(db: Pool, accounts: string[], fromId: number): Pr
 export async function topUpsSettled(db: Pool, accounts: string[], ms = 60000): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
-    const { rows } = await db.query(`SELECT count(*)::int AS n FROM auto_top_ups WHERE account_id = ANY($1) AND (requested_at IS NOT NULL OR purchase_id IS NOT NULL)`, [accounts]);
-    if (rows[0].n === 0) return;
-    if (Date.now() > until) throw new Error(`${rows[0].n} auto top-ups still asked for or in flight after ${ms / 1000} s`);
+    const { rows } = await db.query(
+      `SELECT t.account_id, t.requested_at, t.purchase_id, p.status AS purchase, (SELECT string_agg(i.kind || ':' || i.status || ' lease ' || coalesce(i.lease_until::text, '-') || ' updated ' || i.updated_at::text, ', ') FROM payment_intents i WHERE i.account_id = t.account_id AND i.status = 'OPEN') AS intents
+         FROM auto_top_ups t LEFT JOIN purchases p ON p.id = t.purchase_id
+        WHERE t.account_id = ANY($1) AND (t.requested_at IS NOT NULL OR t.purchase_id IS NOT NULL)`,
+      [accounts],
+    );
+    if (rows.length === 0) return;
+    if (Date.now() > until) throw new Error(`${rows.length} auto top-ups still asked for or in flight after ${ms / 1000} s: ${JSON.stringify(rows)}`);
     await sleep(100);
   }
 }
