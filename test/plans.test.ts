@@ -115,6 +115,20 @@ describe('plans', () => {
     expect(cancelled.data!.cancelPlan).toMatchObject({ plan: { tier: { code: 'FREE' }, status: 'CANCELED' }, userErrors: [] });
   });
 
+  it('a new plan asked for over an unpaid (PAST_DUE) one replaces it at the ask: when its first payment is declined too, the account is left on FREE', async () => {
+    await changePlan(t.app, 'replaced', 'CREATOR');
+    const provider = t.app.server.services.payments as SandboxProvider;
+    provider.failNext(2, 'card declined', 'replaced'); // the renewal, then the new plan's first payment
+    await advanceDays(t.app, 32);
+    expect((await plan('replaced')).plan).toMatchObject({ tier: { code: 'CREATOR' }, status: 'PAST_DUE' });
+    const out = (await changePlan(t.app, 'replaced', 'CREATOR')).data!.changePlan;
+    expect(out.userErrors.map((e) => e.code)).toEqual(['PAYMENT_FAILED']);
+    expect(out.purchase).toMatchObject({ kind: 'PLAN', status: 'FAILED', tier: 'CREATOR', amountCents: 1200 });
+    expect((await plan('replaced')).plan).toMatchObject({ tier: { code: 'FREE' }, status: 'CANCELED', currentPeriodStart: null, currentPeriodEnd: null });
+    const subs = await t.app.rows<{ status: string }>('SELECT status FROM sandbox_subscriptions WHERE account_id = $1', ['replaced']);
+    expect(subs.map((r) => r.status)).toEqual(['CANCELED']); // the unpaid one stopped collecting; the declined one never started
+  });
+
   it('renews once per account and period even when two instances run the renewals at once', async () => {
     await changePlan(t.app, 'twice', 'PRO');
     const other = await startTestApp({ TEST_CLOCK: '1', JOB_SWEEP_INTERVAL_MS: '3600000' }, t.app.databaseUrl);

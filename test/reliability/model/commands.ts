@@ -704,8 +704,14 @@ class ChangePlan extends Cmd {
     if (a.tier === 'FREE' || a.status !== 'ACTIVE') {
       // A new period at full price, starting now, with its first month's allowance.
       if (a.declines > 0) {
-        // Declined: the attempt is kept as a FAILED purchase (as a declined pack is), nothing else changes.
+        // Declined: the attempt is kept as a FAILED purchase (as a declined pack is), nothing else
+        // changes — except that an unpaid (PAST_DUE) plan was replaced at the ask (docs/BILLING.md):
+        // it ended then, whatever the new plan's first payment does.
         a.declines--;
+        if (a.tier !== 'FREE' && a.status === 'PAST_DUE') {
+          note('changePlan: replaces an unpaid plan, declined');
+          endPlan(a);
+        }
         expectEq(`${what} userErrors`, codes(out.userErrors), ['PAYMENT_FAILED']);
         expectEq(`${what} purchase`, out.purchase && { status: out.purchase.status, credits: out.purchase.credits, amountCents: out.purchase.amountCents },
           { status: 'FAILED', credits: target.monthlyCredits, amountCents: target.monthlyPriceCents });
