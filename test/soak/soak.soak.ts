@@ -172,7 +172,11 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
   // Hostile inputs, several at a time on each stream (a mutation alone).
   const streams = hostileApps.map((h, k) => new HostileStream(h, seed + k * 1_000_003));
   for (const h of streams) await h.prepare();
-  const hostile = { get sent() { return streams.reduce((n, h) => n + h.sent, 0); }, get refused() { return streams.reduce((n, h) => n + h.refused, 0); } };
+  const hostile = {
+    get sent() { return streams.reduce((n, h) => n + h.sent, 0); },
+    get refused() { return streams.reduce((n, h) => n + h.refused, 0); },
+    get findings() { return streams.flatMap((h) => h.findings); },
+  };
   let hostileStop = false;
   const hostileLoop = Promise.all(
     streams.flatMap((h) =>
@@ -265,24 +269,20 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
       problems.push(...fresh);
       const elapsed = ((Date.now() - started) / 60_000).toFixed(1);
       process.stdout.write(
-        `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + streams.reduce((n, h) => n + h.findings.length, 0)} problems\n`,
+        `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + hostile.findings.length} problems\n`,
       );
       if (problems.length > 100) break;
     }
-  } catch (e) {
-    // Stopped by a failure: the model and the hostile streams end before the servers do.
+  } finally {
+    // Also when a failure stops the chaos: the model and the hostile streams end before the servers do.
     modelStop = true;
     hostileStop = true;
     await Promise.allSettled([modelLoop, hostileLoop]);
-    throw e;
   }
-
-  modelStop = true;
-  hostileStop = true;
-  await Promise.all([modelLoop, hostileLoop]);
+  await Promise.all([modelLoop, hostileLoop]); // a stream that failed fails the soak
   for (const h of streams) await h.close();
   if (modelFailure) problems.push(modelFailure);
-  for (const h of streams) problems.push(...h.findings);
+  problems.push(...hostile.findings);
   await topUpsSettled(stormDb, holders);
   const violations = [
     ...(await stormAudit.stop()).map((v) => `storm auditor: ${v}`),
