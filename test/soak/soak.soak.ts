@@ -45,7 +45,7 @@ const SETUP_AND_CLOSE_MS = 150_000;
 const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 64);
 /** Hostile streams, each on a server and database of its own (a mutation has its server to itself), and inputs in flight on each. */
 const HOSTILE_STREAMS = 3;
-const HOSTILE_CONCURRENCY = 4;
+const HOSTILE_CONCURRENCY = 5;
 /** The part of the time each auditor spends checking (the rest of the machine is the soak's). */
 const AUDIT_SHARE = 0.08;
 
@@ -255,10 +255,19 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
         gate.open();
         await sleep(3000); // keyed writes resume under the storm
       }
+      const tStop = Date.now();
       await storm.stop();
-      await topUpsSettled(stormDb, holders);
+      const tSnap = Date.now();
+      // An automatic purchase still in flight is not waited for: its grant is reconciled in the
+      // round it lands in (one a kill interrupted waits out its 60 s lease before the reconciler
+      // takes it over, and waiting for it here left the storm idle). The soak waits for all at the end.
       const cur = await snapshot(stormDb, holders, prev.maxId - 10_000);
       const rec = reconcileRound(storm.takeRound(), prev, cur);
+      const tEnd = Date.now();
+      const [{ queued }] = (await stormDb.query(`SELECT count(*)::int AS queued FROM generation_jobs WHERE status = 'QUEUED'`)).rows;
+      const low = [...cur.balances.values()].filter((b) => b < 10).length;
+      const slow = storm.slowest;
+      storm.slowest = undefined;
       prev = cur;
       rounds++;
       entries += rec.entries;
@@ -269,7 +278,7 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
       problems.push(...fresh);
       const elapsed = ((Date.now() - started) / 60_000).toFixed(1);
       process.stdout.write(
-        `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + hostile.findings.length} problems\n`,
+        `[soak] ${elapsed} min, round ${rounds}: ${kills} kills, ${restarts} restarts, ${storm.answered} storm operations, ${totalExecuted() - modelBefore} model commands (${modelRuns} runs), ${hostile.sent} hostile inputs, ${problems.length + hostile.findings.length} problems; round end: stop ${tSnap - tStop} ms, snapshot+reconcile ${tEnd - tSnap} ms; ${queued} jobs queued, ${low} holders below 10 credits; slowest ${slow ? `${slow.kind} ${slow.ms} ms in ${slow.attempts} (${slow.last ?? '-'})` : '-'}\n`,
       );
       if (problems.length > 100) break;
     }
@@ -283,7 +292,16 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
   for (const h of streams) await h.close();
   if (modelFailure) problems.push(modelFailure);
   problems.push(...hostile.findings);
-  await topUpsSettled(stormDb, holders);
+  // Every automatic purchase settles (one a kill interrupted: after its lease, by the reconciler), and the last round's are reconciled too.
+  await topUpsSettled(stormDb, holders, 180_000);
+  {
+    const cur = await snapshot(stormDb, holders, prev.maxId - 10_000);
+    const rec = reconcileRound([], prev, cur);
+    entries += rec.entries;
+    autoGrants += rec.autoGrants;
+    refunds += rec.refunds;
+    problems.push(...rec.problems.map((p) => `after the storm: ${p}`));
+  }
   const violations = [
     ...(await stormAudit.stop()).map((v) => `storm auditor: ${v}`),
     ...(await modelAudit.stop()).map((v) => `model auditor: ${v}`),

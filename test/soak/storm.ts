@@ -112,6 +112,8 @@ export class Storm {
   /** Jobs started (per user) in this process, for cancels. */
   private recentJobs = new Map<string, string[]>();
   readonly byKind = new Map<Kind, number>();
+  /** This round's slowest operation (sent to answered), for the round's log line. */
+  slowest?: { kind: Kind; ms: number; attempts: number; last?: string };
 
   constructor(
     private readonly apis: ApiProcess[],
@@ -237,14 +239,18 @@ export class Storm {
     this.ops.push(op);
     this.byKind.set(op.kind, (this.byKind.get(op.kind) ?? 0) + 1);
     const sentAt = Date.now();
+    let last: string | undefined;
     for (let i = prefer; ; i++) {
       op.attempts++;
       const out = await this.attempt(this.base(i), op);
       if (typeof out !== 'string') {
         op.outcome = out;
         this.answered++;
+        const ms = Date.now() - sentAt;
+        if (!this.slowest || ms > this.slowest.ms) this.slowest = { kind: op.kind, ms, attempts: op.attempts, last };
         return op;
       }
+      last = out;
       this.attemptsUnanswered++;
       if (Date.now() - sentAt > this.opts.giveUpMs) throw new Error(`operation ${op.kind} ${op.key ?? op.jobId} unanswered after ${op.attempts} attempts (${out})`);
       // Backing off (20 ms doubling to 1 s, jittered): a database restart is not hammered by every client.

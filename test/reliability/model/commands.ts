@@ -287,7 +287,8 @@ class StartGeneration extends Cmd {
       expectEq(`${what} job`, out.job, null);
     };
     if (held && held.owner !== a) refuse('NOT_FOUND');
-    else if (held && m.hour - held.q.hour >= 25) refuse('NOT_FOUND'); // expired over QUOTE_RETENTION_HOURS (24) ago: deleted by the sweep
+    // Expired over QUOTE_RETENTION_HOURS (24) ago and no job started from it: deleted by the sweep.
+    else if (held && m.hour - held.q.hour >= 25 && !held.q.started) refuse('NOT_FOUND');
     else if (held && m.hour > held.q.hour) refuse('QUOTE_EXPIRED');
     else if (held && JSON.stringify(settings) !== JSON.stringify(held.q.settings)) refuse('QUOTE_MISMATCH');
     else if (!tierAllows(m.catalog, tier, settings)) refuse('FEATURE_NOT_IN_TIER');
@@ -299,6 +300,7 @@ class StartGeneration extends Cmd {
       const takes = take(a, price);
       note(`${this.name}: ok ${tier.queueClass}${takes.length > 1 ? ' (several lots)' : ''}`);
       a.jobs.push({ id: out.job!.id, account: a.id, credits: price, status: 'QUEUED', refunded: false, returned: 0, progress: 0, cancelRequested: false, queueClass: tier.queueClass, createdAt: out.job!.createdAt, seq: ++m.seq, takes });
+      if (held) held.q.started = true;
       expectEq(`${what} balance`, out.balance?.available, available(a));
       fell(m, a, before);
     }

@@ -149,7 +149,8 @@ export interface MAccount {
   /** Charges of this account that the payment provider will decline next. */
   declines: number;
   /** Prices held by `quote` (10 minutes: any clock step ends them). */
-  quotes: { id: string; settings: Settings; credits: number; hour: number }[];
+  /** Quotes asked for; `started`: a job was started from it (the retention sweep keeps it with the job). */
+  quotes: { id: string; settings: Settings; credits: number; hour: number; started?: boolean }[];
   autoTopUp: MAutoTopUp | null;
 }
 
