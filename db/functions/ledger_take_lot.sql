@@ -7,7 +7,7 @@ AS $function$
 #variable_conflict use_column
 DECLARE v_left int; v_avail int; v_thr int; v_entry bigint;
 BEGIN
-  PERFORM 1 FROM accounts a WHERE a.id = p_account FOR UPDATE;
+  PERFORM 1 FROM accounts a WHERE a.id = p_account FOR NO KEY UPDATE;
   SELECT l.remaining INTO v_left FROM credit_lots l WHERE l.id = p_lot AND l.account_id = p_account AND l.remaining > 0;
   IF NOT FOUND THEN RETURN; END IF;
   UPDATE accounts a SET available = a.available - v_left, updated_at = p_now WHERE a.id = p_account

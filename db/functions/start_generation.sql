@@ -16,9 +16,9 @@ AS $function$
 DECLARE c start_command := p_cmd; a record; d record; m record;
 BEGIN
   IF p_wait THEN
-    SELECT x.tier, x.plan_status INTO a FROM accounts x WHERE x.id = c.account FOR UPDATE;
+    SELECT x.tier, x.plan_status INTO a FROM accounts x WHERE x.id = c.account FOR NO KEY UPDATE;
   ELSE
-    SELECT x.tier, x.plan_status INTO a FROM accounts x WHERE x.id = c.account FOR UPDATE SKIP LOCKED;
+    SELECT x.tier, x.plan_status INTO a FROM accounts x WHERE x.id = c.account FOR NO KEY UPDATE SKIP LOCKED;
   END IF;
   IF NOT FOUND THEN
     IF EXISTS (SELECT 1 FROM accounts x WHERE x.id = c.account) THEN

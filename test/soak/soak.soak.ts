@@ -44,7 +44,7 @@ const PLANNED_RESTARTS = Math.max(1, Math.ceil((TARGETS.pgRestarts * 1.06 * MINU
 const SETUP_AND_CLOSE_MS = 150_000;
 const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 64);
 /** Hostile streams, each on a server and database of its own (a mutation has its server to itself), and inputs in flight on each. */
-const HOSTILE_STREAMS = 3;
+const HOSTILE_STREAMS = 4;
 const HOSTILE_CONCURRENCY = 5;
 /** The part of the time each auditor spends checking (the rest of the machine is the soak's). */
 const AUDIT_SHARE = 0.08;

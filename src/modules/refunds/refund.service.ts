@@ -64,7 +64,7 @@ export class RefundService {
     let group: string | null = null;
     const out = await transaction(this.db, async (tx): Promise<RefundOutcome> => {
       // The account row lock orders this against every ledger change of the account.
-      await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+      await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [accountId]);
       const [purchase] = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1 AND account_id = $2 FOR UPDATE', [purchaseId, accountId]);
       if (!purchase) return notFound;
       const now = this.clock.now();
@@ -116,7 +116,7 @@ export class RefundService {
       group = null;
       const [found] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE id = $1', [id]);
       if (!found) return notFound;
-      await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [found.account_id]);
+      await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [found.account_id]);
       const [r] = await tx.query<RefundRequestRow>('SELECT * FROM refund_requests WHERE id = $1 FOR UPDATE', [id]);
       if (r.status !== 'PENDING_REVIEW') {
         return { request: r, error: { code: UserErrorCode.INVALID_STATE, message: `The request was already decided: ${r.status}`, field: ['input', 'id'] } };

@@ -104,7 +104,7 @@ export class ReversalService {
       await tx.query(`UPDATE payment_reversals SET outcome = 'LOST', closed_at = $2 WHERE id = $1`, [r.id, now]);
       return group;
     }
-    await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [r.account_id]);
+    await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [r.account_id]);
     const [purchase] = await tx.query<{ status: PurchaseStatus }>('SELECT status FROM purchases WHERE id = $1 FOR UPDATE', [r.purchase_id]);
     let restored = 0;
     // Refunded meanwhile (no longer DISPUTED): the money went back after all, the credits stay withdrawn.
@@ -145,7 +145,7 @@ export class ReversalService {
       [this.providerName, refs, ref.invoice],
     );
     if (!found) return undefined;
-    await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [found.account_id]);
+    await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [found.account_id]);
     const [p] = await tx.query<PurchaseRow>('SELECT * FROM purchases WHERE id = $1 FOR UPDATE', [found.id]);
     return PAID.includes(p.status) ? p : undefined; // never paid here: nothing to take back
   }

@@ -141,7 +141,7 @@ export class AutoTopUpService {
 
   /** The account row lock first (as every ledger change takes it, then this row), then the settings. */
   private async lock(tx: Tx, accountId: string): Promise<(AutoTopUpRow & { available: number }) | undefined> {
-    const [a] = await tx.query<{ available: number }>('SELECT available FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+    const [a] = await tx.query<{ available: number }>('SELECT available FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [accountId]);
     if (!a) return undefined;
     const [t] = await tx.query<AutoTopUpRow>('SELECT * FROM auto_top_ups WHERE account_id = $1 FOR UPDATE', [accountId]);
     return t && { ...t, available: a.available };

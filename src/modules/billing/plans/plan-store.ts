@@ -33,7 +33,7 @@ export class PlanStore {
   /** The account's plan, its row locked until the transaction ends (unless `lock` is false: a preview); undefined when there is no such account. */
   async load(tx: Tx, accountId: string, lock = true): Promise<PlanState | undefined> {
     // The lock alone first: a read in the same statement would see what committed before the lock was waited for.
-    if (lock && !(await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId])).length) return undefined;
+    if (lock && !(await tx.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [accountId])).length) return undefined;
     const [a] = await tx.query<AccountPlanRow>(`SELECT a.*, ${IN_FLIGHT} FROM accounts a WHERE a.id = $1`, [accountId]);
     return a ? stateOf(a) : undefined;
   }

@@ -74,7 +74,7 @@ export class PlanSweep {
         try {
           // One account per transaction: a failure stays with its account.
           const stepped = await transaction(this.db, async (tx) => {
-            const [a] = await tx.query<AccountPlanRow>(`SELECT * FROM accounts WHERE id = $2 AND ${DUE} FOR UPDATE SKIP LOCKED`, [now, id]);
+            const [a] = await tx.query<AccountPlanRow>(`SELECT * FROM accounts WHERE id = $2 AND ${DUE} FOR NO KEY UPDATE SKIP LOCKED`, [now, id]);
             if (!a) return undefined;
             const s = stateOf(a);
             const d = decide(s, { type: 'timePassed', periodPurchaseId: await this.store.periodPurchase(tx, id, s.periodStart) }, now, tiers);
