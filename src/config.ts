@@ -285,7 +285,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
     wsInitTimeoutMs: int(env, 'WS_INIT_TIMEOUT_MS', 3000, 100, 60000),
-    wsKeepAliveMs: int(env, 'WS_KEEPALIVE_MS', 12000, 0, 600_000),
+    wsKeepAliveMs: int(env, 'WS_KEEPALIVE_MS', 30000, 0, 600_000),
     wsMaxSubscriptions: int(env, 'WS_MAX_SUBSCRIPTIONS', 25, 1, 1000),
     wsMaxSocketsPerAccount: int(env, 'WS_MAX_SOCKETS_PER_ACCOUNT', 50, 1, 100_000),
     wsMaxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 256 * 1024 * 1024),
