@@ -20,6 +20,8 @@ interface Start {
 
 const now = () => performance.timeOrigin + performance.now();
 const clients: WsClient[] = [];
+/** Sockets opened again after their first (the server closed one, e.g. for a missed keep-alive pong). */
+let reconnects = 0;
 let batch: [string, number][] = [];
 
 function flush(): void {
@@ -32,7 +34,7 @@ process.on('message', async (m: Start | { stop: true }) => {
   if ('stop' in m) {
     flush();
     await Promise.all(clients.map((c) => c.dispose()));
-    process.send!({ stopped: true }, () => process.exit(0));
+    process.send!({ stopped: true, reconnects }, () => process.exit(0));
     return;
   }
   let errors = 0;
@@ -44,12 +46,13 @@ process.on('message', async (m: Start | { stop: true }) => {
         // Each batch waits for its sockets to be acknowledged before the next opens (no flood of connects).
         let acknowledged!: () => void;
         const connected = new Promise<void>((r) => (acknowledged = r));
+        let opened = 0;
         const client = createClient({
           url: `ws://127.0.0.1:${port}/graphql`,
           webSocketImpl: WebSocket,
           retryAttempts: 5,
           connectionParams: { authorization: `Bearer ${token}` },
-          on: { connected: () => acknowledged(), closed: () => acknowledged() },
+          on: { connected: () => (opened++ > 0 ? reconnects++ : acknowledged()), closed: () => acknowledged() },
         });
         clients.push(client);
         client.subscribe<{ balanceChanged: { available: number } }>(

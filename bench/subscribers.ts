@@ -165,10 +165,12 @@ async function run(n: number): Promise<string> {
   const lost = warmLost + [...pending.values()].reduce((sum, l) => sum + l.length, 0);
   latencies.sort((x, y) => x - y);
   answers.sort((x, y) => x - y);
+  let reconnects = 0;
   await Promise.all(
     generators.map(
       (g) =>
         new Promise<void>((resolve) => {
+          g.child.on('message', (m: { reconnects?: number }) => (reconnects += m.reconnects ?? 0));
           g.child.once('exit', () => resolve());
           g.child.send({ stop: true });
           setTimeout(() => (g.child.kill('SIGKILL'), resolve()), 30_000).unref();
@@ -180,7 +182,7 @@ async function run(n: number): Promise<string> {
   const perInstance = n / INSTANCES;
   const kib = rssAfter.map((a, i) => (a - rssBefore[i]) / perInstance / 1024);
   const kibAll = kib.reduce((s, x) => s + x, 0) / kib.length;
-  return `| ${n} | ${INSTANCES} | ${generators.length} | ${latencies.length} | ${percentile(latencies, 50).toFixed(1)} | ${percentile(latencies, 99).toFixed(1)} | ${kibAll.toFixed(1)} (${kib.map((k) => k.toFixed(1)).join(' / ')}) | ${lost} | ${received} | ${percentile(answers, 50).toFixed(1)} / ${percentile(answers, 99).toFixed(1)} |`;
+  return `| ${n} | ${INSTANCES} | ${generators.length} | ${latencies.length} | ${percentile(latencies, 50).toFixed(1)} | ${percentile(latencies, 99).toFixed(1)} | ${kibAll.toFixed(1)} (${kib.map((k) => k.toFixed(1)).join(' / ')}) | ${lost} | ${reconnects} | ${received} | ${percentile(answers, 50).toFixed(1)} / ${percentile(answers, 99).toFixed(1)} |`;
 }
 
 async function main(): Promise<void> {
@@ -193,7 +195,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${rows[rows.length - 1]}\n`);
   }
   process.stdout.write(
-    '\n| subscribers | instances | generator processes | pushes timed | p50 ms | p99 ms | server KiB per connection (each instance) | events lost | pushes received | change answered p50 / p99 ms |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n',
+    '\n| subscribers | instances | generator processes | pushes timed | p50 ms | p99 ms | server KiB per connection (each instance) | events lost | sockets reconnected | pushes received | change answered p50 / p99 ms |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n',
   );
   for (const r of rows) process.stdout.write(`${r}\n`);
 }

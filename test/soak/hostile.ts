@@ -62,11 +62,11 @@ export class HostileStream {
     }
   }
 
-  /** The money state once it stopped moving (two reads 20 ms apart agree): nothing of an earlier input is still landing. */
+  /** The money state once it stopped moving (two reads 10 ms apart agree): nothing of an earlier input is still landing. */
   private async settledMoney(): Promise<string> {
     let last = await this.money();
-    for (let i = 0; i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 10));
       const now = await this.money();
       if (now === last) return now;
       last = now;
