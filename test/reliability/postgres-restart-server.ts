@@ -32,7 +32,28 @@ function alive(pid: number): boolean {
 
 async function main(): Promise<void> {
   const [dataDir, port] = process.argv.slice(2);
-  const log = pino({ level: 'warn' }, pino.destination(2));
+  // The server's own log is dropped (debug), except a deadlock's report: PostgreSQL names the
+  // locks and statements of every process in the cycle only there. It goes to deadlocks.log
+  // beside the data (the soak prints it), with what the server logs in the second after it.
+  const deadlocks = path.join(dataDir, 'deadlocks.log');
+  let keepUntil = 0;
+  const log = pino(
+    {
+      level: 'debug',
+      hooks: {
+        logMethod(args, method, level) {
+          const line = typeof args[0] === 'object' && args[0] && 'pg' in args[0] ? String((args[0] as { pg: unknown }).pg) : undefined;
+          if (line !== undefined && level < 40) {
+            if (line.includes('deadlock detected')) keepUntil = Date.now() + 1000;
+            if (Date.now() < keepUntil) void fs.appendFile(deadlocks, `${new Date().toISOString()} ${line}\n`);
+            return;
+          }
+          if (level >= 40) method.apply(this, args);
+        },
+      },
+    },
+    pino.destination(2),
+  );
   const pg = await startEmbeddedPostgres({ dataDir, port: Number(port), database: 'credits', log });
   let stopping = false;
   process.on('SIGTERM', () => {

@@ -18,7 +18,7 @@
  * SOAK_MINUTES=<m> runs a shorter soak (the targets are asserted only at full length).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -323,7 +323,10 @@ it(`soak: ${MINUTES} minutes of kills, database restarts, storm, model and hosti
     outcomesSeen: outcomes.size,
   };
   process.stdout.write(`[soak] figures ${JSON.stringify(figures)}\n`);
-  await writeFile(path.join(os.tmpdir(), `soak-${seed}.json`), JSON.stringify({ figures, problems, violations }, null, 2));
+  // A deadlock's own report (PostgreSQL's log: the locks and statements of each process in the cycle).
+  const deadlocks = await readFile(path.join(dataDir, 'deadlocks.log'), 'utf8').catch(() => '');
+  if (deadlocks) process.stdout.write(`[soak] PostgreSQL's deadlock reports:\n${deadlocks.slice(0, 20_000)}\n`);
+  await writeFile(path.join(os.tmpdir(), `soak-${seed}.json`), JSON.stringify({ figures, problems, violations, deadlocks }, null, 2));
   expect(problems).toEqual([]);
   expect(violations).toEqual([]);
   if (FULL) {
