@@ -215,10 +215,16 @@ export class WorkspaceService {
     return r.n;
   }
 
-  /** The caller's membership, with the workspace row locked (membership changes of one workspace, one at a time). */
+  /**
+   * The caller's membership, with the workspace row locked (membership changes of one workspace,
+   * one at a time). FOR NO KEY UPDATE, not FOR UPDATE: every foreign key naming the workspace (a
+   * member's spending row, a notification) takes KEY SHARE on this row, and a FOR UPDATE waiting
+   * here made those wait behind it — a cycle with a refund holding one and a batch of starts
+   * (test/workspace-start-locks.test.ts).
+   */
   private async locked(tx: Tx, caller: string, workspaceId: string): Promise<MemberRow | undefined> {
     if (!isWorkspaceId(workspaceId)) return undefined;
-    const [w] = await tx.query('SELECT id FROM workspaces WHERE id = $1 FOR UPDATE', [workspaceId]);
+    const [w] = await tx.query('SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE', [workspaceId]);
     if (!w) return undefined;
     return this.membership(caller, workspaceId, tx);
   }
