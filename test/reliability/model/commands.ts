@@ -692,6 +692,9 @@ class ChangePlan extends Cmd {
   }
   protected async act(m: Model, r: Real) {
     const a = m.accounts[this.acct];
+    // The system's clock runs on from the model's whole hours: an upgrade is prorated at some
+    // instant between these two readings.
+    const sentAt = r.app.server.services.clock.now().getTime();
     const d = await r.data<PlanPayload>(
       `mutation($t: TierCode!) { changePlan(input: { tier: $t, interval: MONTHLY }) {
          plan { tier { code } status currentPeriodStart currentPeriodEnd } purchase { id status credits amountCents } balance { available } userErrors { code } } }`,
@@ -746,14 +749,31 @@ class ChangePlan extends Cmd {
     } else if (target.rank > tierOf(m.catalog, a.tier).rank) {
       // Upgrade now. Charge: price difference × share of the period left, rounded up; credits:
       // allowance difference × share of the month left, rounded down. The system's clock is a
-      // little past the model's whole hours, so "left" is a little under the model's count.
+      // little past the model's whole hours, so "left" is a little under the model's count: by
+      // how much, the system's clock read before and after the request bounds. A charge just
+      // above a whole cent at the model's hour can be that cent at the system's instant (seed
+      // 1488479082: 6,580 in whole hours, 6,579 at the system's).
+      const answeredAt = r.app.server.services.clock.now().getTime();
       const plan = a.plan!;
       const current = tierOf(m.catalog, a.tier);
       const left = hourOf(plan, plan.periodEnd) - m.hour;
       const total = hourOf(plan, plan.periodEnd) - hourOf(plan, plan.periodStart);
       const priceDiff = target.monthlyPriceCents - current.monthlyPriceCents;
-      const amount = Math.max(0, Math.ceil((priceDiff * left) / total));
-      const credits = Math.max(0, floorJustBelow((target.monthlyCredits - current.monthlyCredits) * left, total));
+      const creditDiff = target.monthlyCredits - current.monthlyCredits;
+      let amount = Math.max(0, Math.ceil((priceDiff * left) / total));
+      let credits = Math.max(0, floorJustBelow(creditDiff * left, total));
+      if (out.plan?.currentPeriodStart && out.plan.currentPeriodEnd) {
+        // Between the readings: what the share left gives at each end (an upgrade keeps the period).
+        const start = Date.parse(out.plan.currentPeriodStart);
+        const end = Date.parse(out.plan.currentPeriodEnd);
+        const share = (t: number) => Math.max(0, end - t) / (end - start);
+        const charged = out.purchase?.amountCents ?? -1;
+        const given = out.purchase?.credits ?? -1;
+        const [amountLo, amountHi] = [Math.ceil(priceDiff * share(answeredAt) - 1e-9), Math.ceil(priceDiff * share(sentAt) + 1e-9)].map((x) => Math.max(0, x));
+        const [creditsLo, creditsHi] = [Math.floor(creditDiff * share(answeredAt) - 1e-9), Math.floor(creditDiff * share(sentAt) + 1e-9)].map((x) => Math.max(0, x));
+        if (charged >= amountLo && charged <= amountHi) amount = charged;
+        if (given >= creditsLo && given <= creditsHi) credits = given;
+      }
       if (amount > 0 && a.declines > 0) {
         // Declined: kept as a FAILED purchase that charged nothing.
         a.declines--;
