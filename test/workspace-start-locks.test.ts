@@ -29,6 +29,18 @@ async function must<T>(p: Promise<{ data?: T | null; errors?: unknown }>): Promi
   return r.data!;
 }
 
+/** A start as the service hands it to start_generation: the fields of `job` (a start made through the API), for `account` and `member`. */
+async function startCommand(job: Record<string, unknown>, account: string, member: string | null): Promise<string> {
+  const s = await app.one<{ tier: string; plan_status: string }>('SELECT tier, plan_status FROM accounts WHERE id = $1', [account]);
+  return JSON.stringify({
+    account, credits: job.credits, description: 'lock order', job: randomUUID(), type: job.type, settings: job.settings, prompt: 'p', cost_class: job.cost_class,
+    price_book_version: job.price_book_version, quote: null, tier: s.tier, plan_status: s.plan_status, queue_class: job.queue_class, queue_rank: job.queue_rank,
+    key: null, request_hash: null, response: null, now: job.created_at, member,
+  });
+}
+/** One start, waiting for its account row (as a start that found it busy runs again). */
+const START = `SELECT r.outcome FROM start_generation(json_populate_record(NULL::start_command, $1::json), true) r`;
+
 describe('starts on a workspace and on its member’s own account', () => {
   it('never deadlock: a start holding the member’s own row and a member start holding the workspace’s both commit', async () => {
     await openAccount(app, 'lock-owner');
@@ -42,16 +54,7 @@ describe('starts on a workspace and on its member’s own account', () => {
       app.raw<{ startGeneration: { job: { id: string } } }>('mutation { startGeneration(input: { settings: { type: IMAGE, imageQuality: STANDARD }, prompt: "p" }) { job { id } userErrors { code } } }', undefined, { sub: 'lock-member' }),
     );
     const job = await app.one<Record<string, unknown>>('SELECT * FROM generation_jobs WHERE id = $1', [first.startGeneration.job.id]);
-    const standing = async (id: string) => app.one<{ tier: string; plan_status: string }>('SELECT tier, plan_status FROM accounts WHERE id = $1', [id]);
-    const command = async (account: string, member: string | null) => {
-      const s = await standing(account);
-      return JSON.stringify({
-        account, credits: job.credits, description: 'lock order', job: randomUUID(), type: job.type, settings: job.settings, prompt: 'p', cost_class: job.cost_class,
-        price_book_version: job.price_book_version, quote: null, tier: s.tier, plan_status: s.plan_status, queue_class: job.queue_class, queue_rank: job.queue_rank,
-        key: null, request_hash: null, response: null, now: job.created_at, member,
-      });
-    };
-    const START = `SELECT r.outcome FROM start_generation(json_populate_record(NULL::start_command, $1::json), true) r`;
+    const command = (account: string, member: string | null) => startCommand(job, account, member);
     const own = await command('lock-member', null);
     const memberStart = await command(w, 'lock-member');
     const ownerStart = await command(w, 'lock-owner');
@@ -98,15 +101,7 @@ describe('starts on a workspace and on its member’s own account', () => {
       app.raw<{ startGeneration: { job: { id: string } } }>(`mutation { startGeneration(input: { settings: { type: IMAGE, imageQuality: STANDARD }, prompt: "p", workspaceId: "${w}" }) { job { id } userErrors { code } } }`, undefined, { sub: 'lock2-owner' }),
     );
     const job = await app.one<Record<string, unknown>>('SELECT * FROM generation_jobs WHERE id = $1', [first.startGeneration.job.id]);
-    const command = async (account: string, member: string) => {
-      const s = await app.one<{ tier: string; plan_status: string }>('SELECT tier, plan_status FROM accounts WHERE id = $1', [account]);
-      return JSON.stringify({
-        account, credits: job.credits, description: 'lock order', job: randomUUID(), type: job.type, settings: job.settings, prompt: 'p', cost_class: job.cost_class,
-        price_book_version: job.price_book_version, quote: null, tier: s.tier, plan_status: s.plan_status, queue_class: job.queue_class, queue_rank: job.queue_rank,
-        key: null, request_hash: null, response: null, now: job.created_at, member,
-      });
-    };
-    const START = `SELECT r.outcome FROM start_generation(json_populate_record(NULL::start_command, $1::json), true) r`;
+    const command = (account: string, member: string) => startCommand(job, account, member);
     const ownerStart = await command(w, 'lock2-owner');
     const memberStart = await command(w, 'lock2-member');
 
