@@ -8,7 +8,7 @@
  * terminated, the data is checkpointed), then exit 0. SIGUSR2: an immediate shutdown
  * (SIGQUIT to the postmaster: no checkpoint, crash recovery at the next start), then exit 0.
  */
-import { promises as fs } from 'node:fs';
+import { appendFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { startEmbeddedPostgres } from '../../src/common/db/embedded-postgres';
@@ -42,13 +42,11 @@ async function main(): Promise<void> {
       level: 'debug',
       hooks: {
         logMethod(args, method, level) {
-          const line = typeof args[0] === 'object' && args[0] && 'pg' in args[0] ? String((args[0] as { pg: unknown }).pg) : undefined;
-          if (line !== undefined && level < 40) {
-            if (line.includes('deadlock detected')) keepUntil = Date.now() + 1000;
-            if (Date.now() < keepUntil) void fs.appendFile(deadlocks, `${new Date().toISOString()} ${line}\n`);
-            return;
-          }
-          if (level >= 40) method.apply(this, args);
+          if (level >= 40) return method.apply(this, args); // warnings and errors, as before
+          const pgLine = typeof args[0] === 'object' && args[0] && 'pg' in args[0] ? String(args[0].pg) : undefined;
+          if (pgLine === undefined) return;
+          if (pgLine.includes('deadlock detected')) keepUntil = Date.now() + 1000;
+          if (Date.now() < keepUntil) appendFileSync(deadlocks, `${new Date().toISOString()} ${pgLine}\n`); // in order
         },
       },
     },
